@@ -1,0 +1,221 @@
+//! The in-memory form of a dataset that kernels work on: ids, one contiguous
+//! row-major f32 matrix, and labels and predictions as codes into one shared
+//! class vocabulary. Also the change set that refreshes it incrementally.
+
+use std::collections::HashMap;
+
+use super::dataset::Dataset;
+use super::record::Record;
+
+/// Class names interned to dense codes, shared by labels and predictions so
+/// that a label code and a prediction code compare directly.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassVocabulary {
+    names: Vec<String>,
+    codes: HashMap<String, u32>,
+}
+
+impl ClassVocabulary {
+    /// The code of `name`, adding it when new.
+    ///
+    /// ```
+    /// # use mutant_core::model::ClassVocabulary;
+    /// let mut classes = ClassVocabulary::default();
+    /// let cat = classes.intern("cat");
+    /// assert_eq!(classes.intern("dog"), cat + 1);
+    /// assert_eq!(classes.intern("cat"), cat);
+    /// assert_eq!(classes.name(cat), Some("cat"));
+    /// ```
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&code) = self.codes.get(name) {
+            return code;
+        }
+        let code = u32::try_from(self.names.len()).expect("fewer than 2^32 classes");
+        self.names.push(name.to_owned());
+        self.codes.insert(name.to_owned(), code);
+        code
+    }
+
+    /// The name behind a code.
+    pub fn name(&self, code: u32) -> Option<&str> {
+        self.names.get(code as usize).map(String::as_str)
+    }
+
+    /// The code of a known name.
+    pub fn code(&self, name: &str) -> Option<u32> {
+        self.codes.get(name).copied()
+    }
+
+    /// How many classes are known.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when no class is known.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// A whole dataset in memory. Row `i` is `ids[i]`, `row(i)`, `labels[i]`,
+/// `predictions[i]`. Row order is unspecified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedDataset {
+    /// The catalogue entry.
+    pub dataset: Dataset,
+    /// Record ids, one per row.
+    pub ids: Vec<String>,
+    /// Row-major, `ids.len() * dataset.dimension` values.
+    pub vectors: Vec<f32>,
+    /// Label codes into `classes`.
+    pub labels: Vec<Option<u32>>,
+    /// Prediction codes into `classes`.
+    pub predictions: Vec<Option<u32>>,
+    /// The shared class vocabulary.
+    pub classes: ClassVocabulary,
+    /// The highest write version reflected here; pass it to
+    /// `Store::load_changes` to fetch what changed since.
+    pub watermark: u64,
+}
+
+/// What changed in a dataset since a watermark: the latest state of every
+/// record written after it, and the ids deleted after it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DatasetChanges {
+    /// Records written (inserted or replaced), vectors included.
+    pub upserts: Vec<Record>,
+    /// Records deleted.
+    pub deleted_ids: Vec<String>,
+    /// The highest write version among these changes (or the one asked for
+    /// when there are none).
+    pub watermark: u64,
+}
+
+impl LoadedDataset {
+    /// An empty dataset in memory.
+    pub fn empty(dataset: Dataset) -> Self {
+        LoadedDataset {
+            dataset,
+            ids: Vec::new(),
+            vectors: Vec::new(),
+            labels: Vec::new(),
+            predictions: Vec::new(),
+            classes: ClassVocabulary::default(),
+            watermark: 0,
+        }
+    }
+
+    /// The number of records.
+    pub fn n_records(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The vector of row `row_idx`.
+    pub fn row(&self, row_idx: usize) -> &[f32] {
+        let dimension = self.dataset.dimension;
+        &self.vectors[row_idx * dimension..(row_idx + 1) * dimension]
+    }
+
+    /// Bytes held by the in-memory form, roughly: what a cache charges for it.
+    pub fn size_bytes(&self) -> usize {
+        let ids: usize = self.ids.iter().map(|id| id.len() + size_of::<String>()).sum();
+        ids + self.vectors.len() * size_of::<f32>() + (self.labels.len() + self.predictions.len()) * size_of::<Option<u32>>()
+    }
+
+    /// Appends one record as a new row; the caller guarantees its id is new
+    /// and its vector has the dataset's dimension.
+    pub fn push(&mut self, record: &Record) {
+        self.ids.push(record.id.clone());
+        self.vectors.extend_from_slice(&record.vector);
+        let label = record.label.as_deref().map(|name| self.classes.intern(name));
+        let prediction = record.prediction.as_deref().map(|name| self.classes.intern(name));
+        self.labels.push(label);
+        self.predictions.push(prediction);
+    }
+
+    /// Applies a change set: replaces or appends upserted rows, removes
+    /// deleted ones, and advances the watermark. Applying the same changes
+    /// twice is harmless.
+    pub fn apply_changes(&mut self, changes: &DatasetChanges) {
+        let mut row_of: HashMap<String, usize> =
+            self.ids.iter().enumerate().map(|(row_idx, id)| (id.clone(), row_idx)).collect();
+        let dimension = self.dataset.dimension;
+        for record in &changes.upserts {
+            match row_of.get(&record.id) {
+                Some(&row_idx) => {
+                    self.vectors[row_idx * dimension..(row_idx + 1) * dimension].copy_from_slice(&record.vector);
+                    self.labels[row_idx] = record.label.as_deref().map(|name| self.classes.intern(name));
+                    self.predictions[row_idx] = record.prediction.as_deref().map(|name| self.classes.intern(name));
+                }
+                None => {
+                    row_of.insert(record.id.clone(), self.ids.len());
+                    self.push(record);
+                }
+            }
+        }
+        for id in &changes.deleted_ids {
+            if let Some(row_idx) = row_of.remove(id) {
+                let last = self.ids.len() - 1;
+                if row_idx != last {
+                    let moved_id = self.ids[last].clone();
+                    row_of.insert(moved_id, row_idx);
+                    self.vectors.copy_within(last * dimension..(last + 1) * dimension, row_idx * dimension);
+                }
+                self.ids.swap_remove(row_idx);
+                self.labels.swap_remove(row_idx);
+                self.predictions.swap_remove(row_idx);
+                self.vectors.truncate(last * dimension);
+            }
+        }
+        self.watermark = self.watermark.max(changes.watermark);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Metric;
+
+    fn dataset() -> Dataset {
+        Dataset {
+            id: uuid::Uuid::nil(),
+            name: "d".into(),
+            dimension: 2,
+            metric: Metric::L2,
+            metadata: Default::default(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn apply_changes_replaces_appends_and_removes() {
+        let mut loaded = LoadedDataset::empty(dataset());
+        loaded.push(&Record::new("a", vec![1.0, 1.0]).with_label("cat"));
+        loaded.push(&Record::new("b", vec![2.0, 2.0]));
+        loaded.push(&Record::new("c", vec![3.0, 3.0]));
+        let changes = DatasetChanges {
+            upserts: vec![Record::new("b", vec![5.0, 5.0]).with_prediction("dog"), Record::new("d", vec![4.0, 4.0])],
+            deleted_ids: vec!["a".into(), "zz".into()],
+            watermark: 7,
+        };
+        loaded.apply_changes(&changes);
+        loaded.apply_changes(&changes);
+        let mut rows: Vec<(String, Vec<f32>, Option<&str>)> = (0..loaded.n_records())
+            .map(|row_idx| {
+                let prediction = loaded.predictions[row_idx].and_then(|code| loaded.classes.name(code));
+                (loaded.ids[row_idx].clone(), loaded.row(row_idx).to_vec(), prediction)
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            rows,
+            vec![
+                ("b".into(), vec![5.0, 5.0], Some("dog")),
+                ("c".into(), vec![3.0, 3.0], None),
+                ("d".into(), vec![4.0, 4.0], None),
+            ]
+        );
+        assert_eq!(loaded.watermark, 7);
+    }
+}

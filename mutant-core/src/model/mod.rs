@@ -1,0 +1,16 @@
+//! The data model: datasets, records, filters and the in-memory form of a
+//! loaded dataset. Everything here is plain data with validation rules; it
+//! knows nothing of ClickHouse, HTTP or faer.
+
+mod dataset;
+mod filter;
+mod loaded;
+mod record;
+
+pub use dataset::{
+    Dataset, DatasetRef, MAX_DATASET_NAME_LEN, MAX_DIMENSION, MetadataUpdate, Metric, NewDataset,
+    validate_dataset_name, validate_dimension,
+};
+pub use filter::{Condition, Field, Filter, FilterValue};
+pub use loaded::{ClassVocabulary, DatasetChanges, LoadedDataset};
+pub use record::{MetadataValue, Record, RecordMetadata};

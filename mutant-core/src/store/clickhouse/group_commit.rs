@@ -1,0 +1,120 @@
+//! Group commit: concurrent upserts (and tombstones) are coalesced into one
+//! INSERT, because ClickHouse punishes tiny INSERTs with "Too many parts".
+//!
+//! Callers encode their rows themselves (in parallel) and hand the bytes to
+//! one committer task. The committer gathers writes until the group reaches
+//! its row or byte bound or the window closes, then sends one INSERT; up to
+//! `max_inserts_in_flight` INSERTs run at once, and while they run the next
+//! group keeps filling. Every caller is answered only once the INSERT holding
+//! its rows has succeeded, or gets that INSERT's error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{StoreFailure, insert_rows};
+
+/// Bounds of one coalesced INSERT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommitConfig {
+    /// A group closes once it holds this many rows. Default 100,000.
+    pub max_rows: usize,
+    /// A group closes once it holds this many bytes. Default 32 MiB.
+    pub max_bytes: usize,
+    /// A group closes this long after its first write arrived. Default 5 ms.
+    pub max_delay: Duration,
+    /// How many INSERTs may run at once. Default 2.
+    pub max_inserts_in_flight: usize,
+}
+
+impl Default for GroupCommitConfig {
+    fn default() -> Self {
+        GroupCommitConfig {
+            max_rows: 100_000,
+            max_bytes: 32 << 20,
+            max_delay: Duration::from_millis(5),
+            max_inserts_in_flight: 2,
+        }
+    }
+}
+
+/// Rows already encoded in RowBinary, waiting for their INSERT.
+pub(super) struct PendingWrite {
+    pub(super) encoded_rows: Vec<u8>,
+    pub(super) n_rows: usize,
+    pub(super) reply: oneshot::Sender<Result<(), StoreFailure>>,
+}
+
+/// The handle writers use; the committer task ends when it is dropped.
+#[derive(Debug, Clone)]
+pub(super) struct GroupCommitter {
+    sender: mpsc::Sender<PendingWrite>,
+}
+
+impl GroupCommitter {
+    pub(super) fn start(client: clickhouse::Client, insert_settings: Vec<(String, String)>, config: GroupCommitConfig) -> Self {
+        let (sender, receiver) = mpsc::channel(4096);
+        tokio::spawn(run_committer(client, Arc::new(insert_settings), config, receiver));
+        GroupCommitter { sender }
+    }
+
+    /// Queues encoded rows; the receiver answers once they are inserted.
+    pub(super) async fn submit(
+        &self,
+        encoded_rows: Vec<u8>,
+        n_rows: usize,
+    ) -> Result<oneshot::Receiver<Result<(), StoreFailure>>, StoreFailure> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(PendingWrite { encoded_rows, n_rows, reply })
+            .await
+            .map_err(|_| StoreFailure::Failed("the group commit task has stopped".into()))?;
+        Ok(answer)
+    }
+}
+
+async fn run_committer(
+    client: clickhouse::Client,
+    insert_settings: Arc<Vec<(String, String)>>,
+    config: GroupCommitConfig,
+    mut receiver: mpsc::Receiver<PendingWrite>,
+) {
+    let in_flight = Arc::new(Semaphore::new(config.max_inserts_in_flight.max(1)));
+    while let Some(first) = receiver.recv().await {
+        let deadline = Instant::now() + config.max_delay;
+        let mut n_rows = first.n_rows;
+        let mut n_bytes = first.encoded_rows.len();
+        let mut group = vec![first];
+        while n_rows < config.max_rows && n_bytes < config.max_bytes {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(write)) => {
+                    n_rows += write.n_rows;
+                    n_bytes += write.encoded_rows.len();
+                    group.push(write);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Waiting for a free INSERT slot lets more writes queue up for the next group.
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            return;
+        };
+        let client = client.clone();
+        let insert_settings = Arc::clone(&insert_settings);
+        tokio::spawn(async move {
+            let mut body = Vec::with_capacity(n_bytes);
+            for write in &group {
+                body.extend_from_slice(&write.encoded_rows);
+            }
+            let outcome = insert_rows(&client, &insert_settings, Bytes::from(body)).await;
+            drop(permit);
+            for write in group {
+                // A caller that gave up waiting no longer needs its answer.
+                let _ = write.reply.send(outcome.clone());
+            }
+        });
+    }
+}

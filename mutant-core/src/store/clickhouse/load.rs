@@ -1,0 +1,205 @@
+//! Loading a whole dataset into its in-memory form, and what changed since a
+//! watermark.
+//!
+//! A full load streams `FORMAT RowBinary` and decodes it straight into one
+//! contiguous matrix, resolving versions as it goes: a plain SELECT (no
+//! `FINAL`, no `GROUP BY`) runs at raw fetch speed, and the few superseded
+//! rows and tombstones are settled in memory.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::ClickHouseStore;
+use super::rowbinary::{RowReader, decode_f32s};
+use crate::model::{Dataset, DatasetChanges, LoadedDataset, Record, RecordMetadata};
+use crate::{Error, Result};
+
+/// Rows decoded so far, with what version resolution needs.
+struct Loader {
+    loaded: LoadedDataset,
+    row_of: HashMap<String, usize>,
+    versions: Vec<u64>,
+    deleted: Vec<bool>,
+}
+
+impl Loader {
+    fn new(dataset: Dataset) -> Self {
+        Loader { loaded: LoadedDataset::empty(dataset), row_of: HashMap::new(), versions: Vec::new(), deleted: Vec::new() }
+    }
+
+    /// Decodes every complete row of `buffer`; returns the bytes consumed.
+    fn decode(&mut self, buffer: &[u8]) -> Result<usize> {
+        let mut reader = RowReader::new(buffer);
+        let mut consumed = 0;
+        while !reader.is_at_end() {
+            match self.decode_row(&mut reader)? {
+                Some(()) => consumed = reader.position(),
+                None => break,
+            }
+        }
+        Ok(consumed)
+    }
+
+    /// One row `id, version, deleted, vector, label, prediction`; `None`
+    /// when the buffer ends inside it.
+    fn decode_row(&mut self, reader: &mut RowReader<'_>) -> Result<Option<()>> {
+        let Some(id) = reader.bytes() else { return Ok(None) };
+        let Some(version) = reader.u64() else { return Ok(None) };
+        let Some(deleted) = reader.u8() else { return Ok(None) };
+        let Some(vector) = reader.f32_array_bytes() else { return Ok(None) };
+        let Some(label) = reader.nullable_bytes() else { return Ok(None) };
+        let Some(prediction) = reader.nullable_bytes() else { return Ok(None) };
+        self.loaded.watermark = self.loaded.watermark.max(version);
+        let id = std::str::from_utf8(id).map_err(|_| corrupt("a record id is not UTF-8"))?;
+        let dimension = self.loaded.dataset.dimension;
+        let deleted = deleted != 0;
+        if !deleted && vector.len() != dimension * 4 {
+            return Err(corrupt(&format!("record {id:?} has {} values, not {dimension}", vector.len() / 4)));
+        }
+        let row_idx = match self.row_of.get(id) {
+            Some(&row_idx) if self.versions[row_idx] >= version => return Ok(Some(())),
+            Some(&row_idx) => row_idx,
+            None => {
+                let row_idx = self.loaded.ids.len();
+                self.row_of.insert(id.to_owned(), row_idx);
+                self.loaded.ids.push(id.to_owned());
+                self.loaded.vectors.resize(self.loaded.vectors.len() + dimension, 0.0);
+                self.loaded.labels.push(None);
+                self.loaded.predictions.push(None);
+                self.versions.push(0);
+                self.deleted.push(false);
+                row_idx
+            }
+        };
+        self.versions[row_idx] = version;
+        self.deleted[row_idx] = deleted;
+        if !deleted {
+            decode_f32s(vector, &mut self.loaded.vectors[row_idx * dimension..(row_idx + 1) * dimension]);
+            self.loaded.labels[row_idx] = self.intern(label)?;
+            self.loaded.predictions[row_idx] = self.intern(prediction)?;
+        }
+        Ok(Some(()))
+    }
+
+    fn intern(&mut self, class: Option<&[u8]>) -> Result<Option<u32>> {
+        class
+            .map(|bytes| {
+                let name = std::str::from_utf8(bytes).map_err(|_| corrupt("a class name is not UTF-8"))?;
+                Ok(self.loaded.classes.intern(name))
+            })
+            .transpose()
+    }
+
+    /// Drops rows whose latest version is a tombstone, keeping order.
+    fn finish(self) -> LoadedDataset {
+        let Loader { mut loaded, deleted, .. } = self;
+        if !deleted.iter().any(|&is_deleted| is_deleted) {
+            return loaded;
+        }
+        let dimension = loaded.dataset.dimension;
+        let mut kept = 0;
+        for (row_idx, &is_deleted) in deleted.iter().enumerate() {
+            if is_deleted {
+                continue;
+            }
+            if kept != row_idx {
+                loaded.ids.swap(kept, row_idx);
+                loaded.labels[kept] = loaded.labels[row_idx];
+                loaded.predictions[kept] = loaded.predictions[row_idx];
+                loaded.vectors.copy_within(row_idx * dimension..(row_idx + 1) * dimension, kept * dimension);
+            }
+            kept += 1;
+        }
+        loaded.ids.truncate(kept);
+        loaded.labels.truncate(kept);
+        loaded.predictions.truncate(kept);
+        loaded.vectors.truncate(kept * dimension);
+        loaded
+    }
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Store { message: format!("unexpected data in the records table: {what}") }
+}
+
+/// The statement a full load sends; benchmarks fetch the same bytes raw.
+pub(super) fn load_statement(dataset: &Dataset) -> String {
+    format!(
+        "SELECT id, version, deleted, vector, label, prediction FROM records WHERE dataset = toUUID('{}')",
+        dataset.id
+    )
+}
+
+pub(super) async fn load(store: &ClickHouseStore, dataset: Dataset) -> Result<LoadedDataset> {
+    let statement = load_statement(&dataset);
+    let mut cursor = store.client.query(&statement).fetch_bytes("RowBinary").map_err(|error| store.error(error))?;
+    let mut loader = Loader::new(dataset);
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(chunk) = cursor.next().await.map_err(|error| store.error(error))? {
+        if pending.is_empty() {
+            let consumed = loader.decode(&chunk)?;
+            pending.extend_from_slice(&chunk[consumed..]);
+        } else {
+            pending.extend_from_slice(&chunk);
+            let consumed = loader.decode(&pending)?;
+            pending.drain(..consumed);
+        }
+    }
+    if !pending.is_empty() {
+        return Err(corrupt("the answer ended inside a row"));
+    }
+    Ok(loader.finish())
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct ChangedRow {
+    id: String,
+    version: u64,
+    deleted: u8,
+    vector: Vec<f32>,
+    label: Option<String>,
+    prediction: Option<String>,
+    uri: Option<String>,
+    metadata: String,
+}
+
+pub(super) async fn load_changes(store: &ClickHouseStore, dataset: &Dataset, watermark: u64) -> Result<DatasetChanges> {
+    let rows: Vec<ChangedRow> = store
+        .client
+        .query(
+            "SELECT id, version, deleted, vector, label, prediction, uri, metadata FROM records \
+             WHERE dataset = toUUID(?) AND version > ?",
+        )
+        .bind(dataset.id.to_string())
+        .bind(watermark)
+        .fetch_all()
+        .await
+        .map_err(|error| store.error(error))?;
+    let mut latest: HashMap<String, ChangedRow> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        match latest.get(&row.id) {
+            Some(current) if current.version >= row.version => {}
+            Some(_) | None => {
+                latest.insert(row.id.clone(), row);
+            }
+        }
+    }
+    let mut changes = DatasetChanges { watermark, ..DatasetChanges::default() };
+    for row in latest.into_values() {
+        changes.watermark = changes.watermark.max(row.version);
+        if row.deleted != 0 {
+            changes.deleted_ids.push(row.id);
+        } else {
+            changes.upserts.push(Record {
+                id: row.id,
+                vector: row.vector,
+                label: row.label,
+                prediction: row.prediction,
+                uri: row.uri,
+                metadata: RecordMetadata::from_json_str(&row.metadata)?,
+            });
+        }
+    }
+    Ok(changes)
+}

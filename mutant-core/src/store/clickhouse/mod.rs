@@ -1,0 +1,261 @@
+//! [`ClickHouseStore`]: the [`Store`] on ClickHouse, the only persistence.
+//!
+//! It creates its database and tables itself, reads the server version once
+//! and gates settings on it, coalesces concurrent writes into one INSERT
+//! (`group_commit`), resolves versions on read, and keeps user values out of
+//! SQL text (`sql`). Works against 18.16.1 (Debian's, the floor) and current
+//! releases.
+
+mod catalogue;
+mod group_commit;
+mod load;
+mod records;
+mod rowbinary;
+mod schema;
+mod sql;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use clickhouse::Client;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub use self::group_commit::GroupCommitConfig;
+use self::group_commit::GroupCommitter;
+pub use self::schema::ServerVersion;
+use super::{FetchQuery, Store, VersionClock};
+use crate::model::{Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate, NewDataset, Record};
+use crate::{Error, Result};
+
+/// Where and how to reach ClickHouse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClickHouseConfig {
+    /// The HTTP interface, e.g. `http://127.0.0.1:8123` (the convention is the
+    /// `MUTANT_CLICKHOUSE_URL` environment variable).
+    pub url: String,
+    /// The user; `default` when empty.
+    pub user: String,
+    /// The password; none when empty.
+    pub password: String,
+    /// The database Mutant creates and uses. Default `mutant`.
+    pub database: String,
+    /// How concurrent writes are coalesced.
+    pub group_commit: GroupCommitConfig,
+    /// Tombstones younger than this survive [`Store::compact`], so that a
+    /// cache refreshing from a watermark up to this old still sees the
+    /// deletes. Default 10 minutes.
+    pub tombstone_grace: Duration,
+}
+
+impl ClickHouseConfig {
+    /// The default user, no password, database `mutant`.
+    pub fn new(url: impl Into<String>) -> Self {
+        ClickHouseConfig {
+            url: url.into(),
+            user: String::new(),
+            password: String::new(),
+            database: "mutant".into(),
+            group_commit: GroupCommitConfig::default(),
+            tombstone_grace: Duration::from_secs(600),
+        }
+    }
+
+    /// Uses another database.
+    pub fn with_database(mut self, database: impl Into<String>) -> Self {
+        self.database = database.into();
+        self
+    }
+
+    /// Sets how long tombstones survive compaction.
+    pub fn with_tombstone_grace(mut self, grace: Duration) -> Self {
+        self.tombstone_grace = grace;
+        self
+    }
+}
+
+/// Why a ClickHouse call failed, cheap to clone so that one failed INSERT can
+/// answer every writer whose rows it held.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum StoreFailure {
+    /// Not reachable: connection refused, reset or timed out.
+    Unavailable(String),
+    /// ClickHouse answered with an error.
+    Failed(String),
+}
+
+impl From<clickhouse::error::Error> for StoreFailure {
+    fn from(error: clickhouse::error::Error) -> Self {
+        match error {
+            clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => {
+                StoreFailure::Unavailable(error.to_string())
+            }
+            other => StoreFailure::Failed(other.to_string()),
+        }
+    }
+}
+
+/// The ClickHouse [`Store`].
+///
+/// ```no_run
+/// # async fn example() -> mutant_core::Result<()> {
+/// use mutant_core::model::{DatasetRef, NewDataset, Record};
+/// use mutant_core::store::{ClickHouseConfig, ClickHouseStore, Store};
+///
+/// let store = ClickHouseStore::connect(ClickHouseConfig::new("http://127.0.0.1:8123")).await?;
+/// store.create_dataset(NewDataset::new("train", 3)).await?;
+/// store.upsert(&DatasetRef::parse("train"), vec![Record::new("a", vec![0.1, 0.2, 0.3])]).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ClickHouseStore {
+    client: Client,
+    url: String,
+    server_version: ServerVersion,
+    insert_settings: Vec<(String, String)>,
+    committer: GroupCommitter,
+    clock: VersionClock,
+    max_insert_bytes: usize,
+    tombstone_grace: Duration,
+}
+
+impl ClickHouseStore {
+    /// Connects, reads the server version, and creates the database and
+    /// tables if they do not exist. Must run inside a tokio runtime.
+    pub async fn connect(config: ClickHouseConfig) -> Result<Self> {
+        schema::validate_database_name(&config.database)?;
+        let mut client = Client::default()
+            .with_url(&config.url)
+            .with_validation(false)
+            .with_compression(clickhouse::Compression::None);
+        if !config.user.is_empty() {
+            client = client.with_user(&config.user);
+        }
+        if !config.password.is_empty() {
+            client = client.with_password(&config.password);
+        }
+        let failure = |error: clickhouse::error::Error| into_error(&config.url, error.into());
+        let version_text: String = client.query("SELECT version()").fetch_one().await.map_err(failure)?;
+        let server_version = ServerVersion::parse(&version_text)?;
+        client
+            .query(&format!("CREATE DATABASE IF NOT EXISTS `{}`", config.database))
+            .execute()
+            .await
+            .map_err(failure)?;
+        let client = client.with_database(&config.database);
+        for statement in [schema::CREATE_DATASETS, schema::CREATE_RECORDS] {
+            client.query(statement).execute().await.map_err(failure)?;
+        }
+        let mut insert_settings = Vec::new();
+        if server_version.has_async_insert() {
+            insert_settings.push(("async_insert".to_owned(), "0".to_owned()));
+        }
+        let committer = GroupCommitter::start(client.clone(), insert_settings.clone(), config.group_commit);
+        Ok(ClickHouseStore {
+            client,
+            url: config.url,
+            server_version,
+            insert_settings,
+            committer,
+            clock: VersionClock::default(),
+            max_insert_bytes: config.group_commit.max_bytes,
+            tombstone_grace: config.tombstone_grace,
+        })
+    }
+
+    /// The ClickHouse release this store talks to.
+    pub fn server_version(&self) -> ServerVersion {
+        self.server_version
+    }
+
+    /// The driver client, bound to Mutant's database (for tools and benchmarks).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn error(&self, failure: impl Into<StoreFailure>) -> Error {
+        into_error(&self.url, failure.into())
+    }
+}
+
+fn into_error(url: &str, failure: StoreFailure) -> Error {
+    match failure {
+        StoreFailure::Unavailable(reason) => Error::StoreUnavailable { url: url.to_owned(), reason },
+        StoreFailure::Failed(message) => Error::Store { message },
+    }
+}
+
+/// Sends one INSERT of pre-encoded `records` rows.
+async fn insert_rows(client: &Client, settings: &[(String, String)], body: Bytes) -> Result<(), StoreFailure> {
+    let mut insert =
+        client.insert_formatted_with(format!("INSERT INTO records ({}) FORMAT RowBinary", schema::RECORD_COLUMNS));
+    for (name, value) in settings {
+        insert = insert.with_setting(name, value);
+    }
+    insert.send(body).await?;
+    insert.end().await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for ClickHouseStore {
+    async fn create_dataset(&self, new_dataset: NewDataset) -> Result<Dataset> {
+        catalogue::create(self, new_dataset).await
+    }
+
+    async fn get_dataset(&self, dataset: &DatasetRef) -> Result<Dataset> {
+        catalogue::resolve(self, dataset).await
+    }
+
+    async fn list_datasets(&self, metadata_pattern: Option<&Map<String, Value>>) -> Result<Vec<Dataset>> {
+        let datasets = catalogue::live_datasets(self).await?;
+        Ok(super::select_datasets(datasets, metadata_pattern))
+    }
+
+    async fn rename_dataset(&self, dataset: &DatasetRef, new_name: &str) -> Result<Dataset> {
+        catalogue::rename(self, dataset, new_name).await
+    }
+
+    async fn update_dataset_metadata(&self, dataset: &DatasetRef, update: MetadataUpdate) -> Result<Dataset> {
+        catalogue::update_metadata(self, dataset, update).await
+    }
+
+    async fn delete_dataset(&self, dataset: &DatasetRef) -> Result<()> {
+        catalogue::delete(self, dataset).await
+    }
+
+    async fn upsert(&self, dataset: &DatasetRef, records: Vec<Record>) -> Result<usize> {
+        let dataset = catalogue::resolve(self, dataset).await?;
+        records::upsert(self, &dataset, records).await
+    }
+
+    async fn delete_records(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
+        let dataset = catalogue::resolve(self, dataset).await?;
+        records::delete(self, &dataset, filter).await
+    }
+
+    async fn fetch(&self, dataset: &DatasetRef, query: &FetchQuery) -> Result<Vec<Record>> {
+        let dataset = catalogue::resolve(self, dataset).await?;
+        records::fetch(self, &dataset, query).await
+    }
+
+    async fn count(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
+        let dataset = catalogue::resolve(self, dataset).await?;
+        records::count(self, &dataset, filter).await
+    }
+
+    async fn load(&self, dataset: &DatasetRef) -> Result<LoadedDataset> {
+        let dataset = catalogue::resolve(self, dataset).await?;
+        load::load(self, dataset).await
+    }
+
+    async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges> {
+        let dataset = catalogue::resolve(self, &DatasetRef::Id(dataset_id)).await?;
+        load::load_changes(self, &dataset, watermark).await
+    }
+
+    async fn compact(&self) -> Result<()> {
+        records::compact(self).await
+    }
+}

@@ -1,0 +1,230 @@
+//! Record reads and writes on the `records` table: upserts and tombstones go
+//! through group commit; fetch and count resolve each id to its latest version
+//! with `argMax(..., version)` before filtering, so a filter never matches a
+//! superseded version; compaction reclaims what deletes left behind.
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::rowbinary::encode_record_row;
+use super::sql::{Sql, render_filter};
+use super::{ClickHouseStore, StoreFailure, catalogue};
+use crate::ingest::validate_batch;
+use crate::model::{Dataset, Filter, Record, RecordMetadata};
+use crate::store::FetchQuery;
+use crate::{Error, Result};
+
+/// The most id bytes one query's id list carries (well under 18.16's
+/// 262,144-byte query limit once escaped).
+const ID_CHUNK_BYTES: usize = 96 * 1024;
+
+/// Encodes rows in INSERT-sized pieces, queues them all for group commit,
+/// then waits for every piece.
+async fn write_rows<'a>(
+    store: &ClickHouseStore,
+    dataset_id: Uuid,
+    rows: impl Iterator<Item = (&'a str, Option<&'a Record>)>,
+) -> Result<()> {
+    let piece_bytes = (store.max_insert_bytes / 2).max(1);
+    let mut answers = Vec::new();
+    let mut buffer = Vec::new();
+    let mut n_rows = 0;
+    let version = store.clock.next();
+    for (id, record) in rows {
+        encode_record_row(&mut buffer, dataset_id, id, version, record);
+        n_rows += 1;
+        if buffer.len() >= piece_bytes {
+            answers.push(store.committer.submit(std::mem::take(&mut buffer), n_rows).await);
+            n_rows = 0;
+        }
+    }
+    if n_rows > 0 {
+        answers.push(store.committer.submit(buffer, n_rows).await);
+    }
+    for answer in answers {
+        let outcome = match answer {
+            Ok(receiver) => receiver
+                .await
+                .unwrap_or_else(|_| Err(StoreFailure::Failed("the group commit task dropped a write".into()))),
+            Err(failure) => Err(failure),
+        };
+        outcome.map_err(|failure| store.error(failure))?;
+    }
+    Ok(())
+}
+
+pub(super) async fn upsert(store: &ClickHouseStore, dataset: &Dataset, records: Vec<Record>) -> Result<usize> {
+    validate_batch(dataset, &records)?;
+    write_rows(store, dataset.id, records.iter().map(|record| (record.id.as_str(), Some(record)))).await?;
+    Ok(records.len())
+}
+
+/// The latest version of every record of a dataset, one row per id, as a
+/// subquery with columns `id, r_deleted, r_vector, r_label, r_prediction,
+/// r_uri, r_metadata`. `id_subset` restricts it through the primary key.
+fn resolved_records(dataset_id: Uuid, with_vectors: bool, id_subset: Option<&[&str]>) -> Sql {
+    // One argMax over a tuple: argMax over a Nullable column alone would skip
+    // NULLs and resurrect an older label when the latest version has none.
+    let mut sql = Sql::new(
+        "SELECT id, tupleElement(latest, 1) AS r_deleted, tupleElement(latest, 2) AS r_label, \
+         tupleElement(latest, 3) AS r_prediction, tupleElement(latest, 4) AS r_uri, \
+         tupleElement(latest, 5) AS r_metadata, tupleElement(latest, 6) AS r_vector FROM (\
+         SELECT id, argMax(tuple(deleted, label, prediction, uri, metadata, ",
+    );
+    sql.push(if with_vectors { "vector" } else { "emptyArrayFloat32()" });
+    sql.push("), version) AS latest FROM records WHERE dataset = toUUID(").text_arg(&dataset_id.to_string()).push(")");
+    if let Some(ids) = id_subset {
+        sql.push(" AND id IN (");
+        for (index, id) in ids.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.text_arg(id);
+        }
+        sql.push(")");
+    }
+    sql.push(" GROUP BY id)");
+    sql
+}
+
+/// `SELECT <columns> FROM (resolved) WHERE live AND filter`.
+fn select_live(columns: &str, dataset_id: Uuid, with_vectors: bool, id_subset: Option<&[&str]>, filter: &Filter) -> Result<Sql> {
+    let mut sql = Sql::new("SELECT ");
+    sql.push(columns).push(" FROM (");
+    sql.append(resolved_records(dataset_id, with_vectors, id_subset));
+    sql.push(") WHERE r_deleted = 0 AND ");
+    sql.append(render_filter(filter));
+    if sql.too_large() {
+        return Err(Error::QueryTooLarge { len: sql.approximate_len(), max: super::sql::MAX_QUERY_SIZE });
+    }
+    Ok(sql)
+}
+
+/// Splits a long id list into pieces that keep each query under the limit.
+fn id_chunks<'a>(ids: &[&'a str]) -> Vec<Vec<&'a str>> {
+    let mut chunks = vec![Vec::new()];
+    let mut chunk_bytes = 0;
+    for id in ids {
+        if chunk_bytes + id.len() + 8 > ID_CHUNK_BYTES && chunk_bytes > 0 {
+            chunks.push(Vec::new());
+            chunk_bytes = 0;
+        }
+        chunk_bytes += id.len() + 8;
+        if let Some(chunk) = chunks.last_mut() {
+            chunk.push(*id);
+        }
+    }
+    chunks
+}
+
+/// Runs `plan` once per id chunk when the filter is a plain id set (any
+/// length), or once with the filter otherwise.
+fn plan_queries(
+    columns: &str,
+    dataset_id: Uuid,
+    with_vectors: bool,
+    filter: &Filter,
+) -> Result<Vec<Sql>> {
+    match filter.as_id_set() {
+        Some(ids) => id_chunks(&ids)
+            .iter()
+            .map(|chunk| select_live(columns, dataset_id, with_vectors, Some(chunk), &Filter::all()))
+            .collect(),
+        None => Ok(vec![select_live(columns, dataset_id, with_vectors, None, filter)?]),
+    }
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct FetchedRow {
+    id: String,
+    r_vector: Vec<f32>,
+    r_label: Option<String>,
+    r_prediction: Option<String>,
+    r_uri: Option<String>,
+    r_metadata: String,
+}
+
+const FETCH_COLUMNS: &str = "id, r_vector, r_label, r_prediction, r_uri, r_metadata";
+
+pub(super) async fn fetch(store: &ClickHouseStore, dataset: &Dataset, query: &FetchQuery) -> Result<Vec<Record>> {
+    let plans = plan_queries(FETCH_COLUMNS, dataset.id, query.with_vectors, &query.filter)?;
+    let single_query = plans.len() == 1;
+    let mut rows: Vec<FetchedRow> = Vec::new();
+    for mut sql in plans {
+        if single_query {
+            sql.push(" ORDER BY id LIMIT ").unsigned_arg(query.limit as u64).push(" OFFSET ").unsigned_arg(query.offset as u64);
+        }
+        let driver_query = sql.bind_into(&store.client);
+        rows.extend(driver_query.fetch_all::<FetchedRow>().await.map_err(|error| store.error(error))?);
+    }
+    if !single_query {
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        rows = rows.into_iter().skip(query.offset).take(query.limit).collect();
+    }
+    rows.into_iter()
+        .map(|row| {
+            Ok(Record {
+                id: row.id,
+                vector: row.r_vector,
+                label: row.r_label,
+                prediction: row.r_prediction,
+                uri: row.r_uri,
+                metadata: RecordMetadata::from_json_str(&row.r_metadata)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn count(store: &ClickHouseStore, dataset: &Dataset, filter: &Filter) -> Result<usize> {
+    let mut total = 0u64;
+    for sql in plan_queries("count()", dataset.id, false, filter)? {
+        let count: u64 = sql.bind_into(&store.client).fetch_one().await.map_err(|error| store.error(error))?;
+        total += count;
+    }
+    Ok(usize::try_from(total).unwrap_or(usize::MAX))
+}
+
+pub(super) async fn delete(store: &ClickHouseStore, dataset: &Dataset, filter: &Filter) -> Result<usize> {
+    let mut doomed: Vec<String> = Vec::new();
+    for sql in plan_queries("id", dataset.id, false, filter)? {
+        let ids: Vec<String> = sql.bind_into(&store.client).fetch_all().await.map_err(|error| store.error(error))?;
+        doomed.extend(ids);
+    }
+    if !doomed.is_empty() {
+        write_rows(store, dataset.id, doomed.iter().map(|id| (id.as_str(), None))).await?;
+    }
+    Ok(doomed.len())
+}
+
+/// Reclaims the rows of deleted datasets, collapses replaced versions, and
+/// drops tombstones older than the grace period. ClickHouse applies the
+/// deletions as background mutations.
+pub(super) async fn compact(store: &ClickHouseStore) -> Result<()> {
+    let deleted_datasets: Vec<String> = catalogue::deleted_dataset_ids(store).await?.iter().map(Uuid::to_string).collect();
+    let deleted_refs: Vec<&str> = deleted_datasets.iter().map(String::as_str).collect();
+    for chunk in id_chunks(&deleted_refs).into_iter().filter(|chunk| !chunk.is_empty()) {
+        for (table, column) in [("records", "dataset"), ("datasets", "id")] {
+            let mut sql = Sql::new(&format!("ALTER TABLE {table} DELETE WHERE {column} IN ("));
+            for (index, id) in chunk.iter().enumerate() {
+                if index > 0 {
+                    sql.push(", ");
+                }
+                sql.push("toUUID(").text_arg(id).push(")");
+            }
+            sql.push(")");
+            sql.bind_into(&store.client).execute().await.map_err(|error| store.error(error))?;
+        }
+    }
+    // A record whose latest version is an old tombstone goes entirely: all its
+    // versions at once, so no older version can come back to life. Replaced
+    // versions are collapsed by ClickHouse's own background merges.
+    let grace_nanos = u64::try_from(store.tombstone_grace.as_nanos()).unwrap_or(u64::MAX);
+    let cutoff = store.clock.next().saturating_sub(grace_nanos);
+    let mut sql = Sql::new(
+        "ALTER TABLE records DELETE WHERE (dataset, id) IN (SELECT dataset, id FROM records \
+         GROUP BY dataset, id HAVING argMax(deleted, version) = 1 AND max(version) < ",
+    );
+    sql.unsigned_arg(cutoff).push(")");
+    sql.bind_into(&store.client).execute().await.map_err(|error| store.error(error))?;
+    Ok(())
+}

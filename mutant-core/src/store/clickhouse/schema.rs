@@ -1,0 +1,81 @@
+//! The ClickHouse schema Mutant creates for itself, idempotently, and the
+//! server version that decides which settings may be sent.
+//!
+//! Both tables are `ReplacingMergeTree(version)`: every write is a new row
+//! with a higher version, and reads resolve each key to its highest version
+//! (see ARCHITECTURE.md). The engines and types exist in 18.16.1, the floor.
+
+use crate::{Error, Result};
+
+/// The columns of `records`, in the order RowBinary rows are encoded.
+pub(super) const RECORD_COLUMNS: &str = "dataset, id, version, deleted, vector, label, prediction, uri, metadata";
+
+pub(super) const CREATE_DATASETS: &str = "CREATE TABLE IF NOT EXISTS datasets (
+    id UUID,
+    version UInt64,
+    deleted UInt8,
+    name String,
+    dimension UInt32,
+    metric String,
+    metadata String,
+    created_at_ms UInt64,
+    updated_at_ms UInt64
+) ENGINE = ReplacingMergeTree(version) ORDER BY id";
+
+pub(super) const CREATE_RECORDS: &str = "CREATE TABLE IF NOT EXISTS records (
+    dataset UUID,
+    id String,
+    version UInt64,
+    deleted UInt8,
+    vector Array(Float32),
+    label Nullable(String),
+    prediction Nullable(String),
+    uri Nullable(String),
+    metadata String
+) ENGINE = ReplacingMergeTree(version) ORDER BY (dataset, id)";
+
+/// A ClickHouse release, as `SELECT version()` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServerVersion {
+    /// The year-based major number (18 for 18.16.1).
+    pub major: u32,
+    /// The minor number (16 for 18.16.1).
+    pub minor: u32,
+}
+
+impl ServerVersion {
+    /// Reads `"18.16.1"` or `"24.8.4.13"`.
+    ///
+    /// ```
+    /// # use mutant_core::store::clickhouse::ServerVersion;
+    /// let version = ServerVersion::parse("18.16.1")?;
+    /// assert!(!version.has_async_insert());
+    /// assert!(ServerVersion::parse("24.8.4.13")?.has_async_insert());
+    /// # Ok::<(), mutant_core::Error>(())
+    /// ```
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut parts = text.trim().split('.').map(str::parse::<u32>);
+        match (parts.next(), parts.next()) {
+            (Some(Ok(major)), Some(Ok(minor))) => Ok(ServerVersion { major, minor }),
+            _ => Err(Error::Store { message: format!("cannot read the ClickHouse version {text:?}") }),
+        }
+    }
+
+    /// `async_insert` appeared in 21.11; recent releases turn it on by
+    /// default, and then an acknowledged INSERT is not yet an inserted one.
+    pub fn has_async_insert(self) -> bool {
+        self >= ServerVersion { major: 21, minor: 11 }
+    }
+}
+
+/// Checks a database name before it is quoted into DDL.
+pub(super) fn validate_database_name(name: &str) -> Result<()> {
+    let starts_with_letter = name.as_bytes().first().is_some_and(|byte| byte.is_ascii_alphabetic() || *byte == b'_');
+    if !starts_with_letter || name.len() > 128 || !name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_') {
+        return Err(Error::InvalidParameter {
+            name: "database",
+            reason: format!("{name:?} is not a simple identifier; use ASCII letters, digits and '_'"),
+        });
+    }
+    Ok(())
+}

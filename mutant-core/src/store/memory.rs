@@ -1,0 +1,245 @@
+//! [`MemoryStore`]: the [`Store`] contract held in process memory, for
+//! embedding Mutant in a program and for kernel tests. Nothing survives the
+//! process; ClickHouse is the real persistence.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{FetchQuery, Store, VersionClock, now_ms, select_datasets};
+use crate::ingest::validate_batch;
+use crate::model::{
+    Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate, NewDataset, Record,
+    validate_dataset_name,
+};
+use crate::{Error, Result};
+
+/// A record's latest version, or its tombstone.
+#[derive(Debug, Clone)]
+struct Versioned {
+    version: u64,
+    record: Option<Record>,
+}
+
+#[derive(Debug)]
+struct DatasetEntry {
+    dataset: Dataset,
+    records: BTreeMap<String, Versioned>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    datasets: HashMap<Uuid, DatasetEntry>,
+}
+
+impl State {
+    fn resolve(&self, dataset: &DatasetRef) -> Result<Uuid> {
+        let found = match dataset {
+            DatasetRef::Id(id) => self.datasets.contains_key(id).then_some(*id),
+            DatasetRef::Name(name) => {
+                self.datasets.iter().find(|(_, entry)| &entry.dataset.name == name).map(|(id, _)| *id)
+            }
+        };
+        found.ok_or_else(|| Error::UnknownDataset { dataset: dataset.to_string() })
+    }
+
+    fn entry_mut(&mut self, dataset: &DatasetRef) -> Result<&mut DatasetEntry> {
+        let id = self.resolve(dataset)?;
+        self.datasets.get_mut(&id).ok_or_else(|| Error::UnknownDataset { dataset: dataset.to_string() })
+    }
+
+    fn entry(&self, dataset: &DatasetRef) -> Result<&DatasetEntry> {
+        let id = self.resolve(dataset)?;
+        self.datasets.get(&id).ok_or_else(|| Error::UnknownDataset { dataset: dataset.to_string() })
+    }
+
+    fn name_taken(&self, name: &str) -> bool {
+        self.datasets.values().any(|entry| entry.dataset.name == name)
+    }
+}
+
+impl DatasetEntry {
+    fn live(&self) -> impl Iterator<Item = &Record> {
+        self.records.values().filter_map(|versioned| versioned.record.as_ref())
+    }
+}
+
+/// The in-memory [`Store`].
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use mutant_core::model::{DatasetRef, Filter, NewDataset, Record};
+/// use mutant_core::store::{MemoryStore, Store};
+///
+/// let store = MemoryStore::new();
+/// store.create_dataset(NewDataset::new("train", 2)).await?;
+/// let train = DatasetRef::parse("train");
+/// store.upsert(&train, vec![Record::new("a", vec![0.0, 1.0]).with_label("cat")]).await?;
+/// assert_eq!(store.count(&train, &Filter::all()).await?, 1);
+/// # Ok::<(), mutant_core::Error>(()) });
+/// # fn tokio_test_block_on<F: std::future::Future>(future: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future)
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    clock: VersionClock,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data behind: every
+        // mutation below is applied in one step after validation.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_dataset(&self, new_dataset: NewDataset) -> Result<Dataset> {
+        new_dataset.validate()?;
+        let mut state = self.state();
+        if state.name_taken(&new_dataset.name) {
+            return Err(Error::DatasetExists { name: new_dataset.name });
+        }
+        let now = now_ms();
+        let dataset = Dataset {
+            id: Uuid::new_v4(),
+            name: new_dataset.name,
+            dimension: new_dataset.dimension,
+            metric: new_dataset.metric,
+            metadata: new_dataset.metadata,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        state.datasets.insert(dataset.id, DatasetEntry { dataset: dataset.clone(), records: BTreeMap::new() });
+        Ok(dataset)
+    }
+
+    async fn get_dataset(&self, dataset: &DatasetRef) -> Result<Dataset> {
+        Ok(self.state().entry(dataset)?.dataset.clone())
+    }
+
+    async fn list_datasets(&self, metadata_pattern: Option<&Map<String, Value>>) -> Result<Vec<Dataset>> {
+        let datasets = self.state().datasets.values().map(|entry| entry.dataset.clone()).collect();
+        Ok(select_datasets(datasets, metadata_pattern))
+    }
+
+    async fn rename_dataset(&self, dataset: &DatasetRef, new_name: &str) -> Result<Dataset> {
+        validate_dataset_name(new_name)?;
+        let mut state = self.state();
+        let id = state.resolve(dataset)?;
+        if state.datasets.get(&id).is_some_and(|entry| entry.dataset.name == new_name) {
+            return Ok(state.entry(dataset)?.dataset.clone());
+        }
+        if state.name_taken(new_name) {
+            return Err(Error::DatasetExists { name: new_name.to_owned() });
+        }
+        let entry = state.entry_mut(&DatasetRef::Id(id))?;
+        entry.dataset.name = new_name.to_owned();
+        entry.dataset.updated_at_ms = now_ms();
+        Ok(entry.dataset.clone())
+    }
+
+    async fn update_dataset_metadata(&self, dataset: &DatasetRef, update: MetadataUpdate) -> Result<Dataset> {
+        let mut state = self.state();
+        let entry = state.entry_mut(dataset)?;
+        update.apply(&mut entry.dataset.metadata);
+        entry.dataset.updated_at_ms = now_ms();
+        Ok(entry.dataset.clone())
+    }
+
+    async fn delete_dataset(&self, dataset: &DatasetRef) -> Result<()> {
+        let mut state = self.state();
+        let id = state.resolve(dataset)?;
+        state.datasets.remove(&id);
+        Ok(())
+    }
+
+    async fn upsert(&self, dataset: &DatasetRef, records: Vec<Record>) -> Result<usize> {
+        let mut state = self.state();
+        let entry = state.entry_mut(dataset)?;
+        validate_batch(&entry.dataset, &records)?;
+        let version = self.clock.next();
+        let n_records = records.len();
+        for record in records {
+            entry.records.insert(record.id.clone(), Versioned { version, record: Some(record) });
+        }
+        Ok(n_records)
+    }
+
+    async fn delete_records(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
+        let mut state = self.state();
+        let entry = state.entry_mut(dataset)?;
+        let doomed: Vec<String> = entry.live().filter(|record| filter.matches(record)).map(|record| record.id.clone()).collect();
+        let version = self.clock.next();
+        for id in &doomed {
+            entry.records.insert(id.clone(), Versioned { version, record: None });
+        }
+        Ok(doomed.len())
+    }
+
+    async fn fetch(&self, dataset: &DatasetRef, query: &FetchQuery) -> Result<Vec<Record>> {
+        let state = self.state();
+        let entry = state.entry(dataset)?;
+        Ok(entry
+            .live()
+            .filter(|record| query.filter.matches(record))
+            .skip(query.offset)
+            .take(query.limit)
+            .map(|record| {
+                let mut record = record.clone();
+                if !query.with_vectors {
+                    record.vector = Vec::new();
+                }
+                record
+            })
+            .collect())
+    }
+
+    async fn count(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
+        let state = self.state();
+        Ok(state.entry(dataset)?.live().filter(|record| filter.matches(record)).count())
+    }
+
+    async fn load(&self, dataset: &DatasetRef) -> Result<LoadedDataset> {
+        let state = self.state();
+        let entry = state.entry(dataset)?;
+        let mut loaded = LoadedDataset::empty(entry.dataset.clone());
+        for record in entry.live() {
+            loaded.push(record);
+        }
+        loaded.watermark = entry.records.values().map(|versioned| versioned.version).max().unwrap_or(0);
+        Ok(loaded)
+    }
+
+    async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges> {
+        let state = self.state();
+        let entry = state.entry(&DatasetRef::Id(dataset_id))?;
+        let mut changes = DatasetChanges { watermark, ..DatasetChanges::default() };
+        for (id, versioned) in entry.records.iter().filter(|(_, versioned)| versioned.version > watermark) {
+            match &versioned.record {
+                Some(record) => changes.upserts.push(record.clone()),
+                None => changes.deleted_ids.push(id.clone()),
+            }
+            changes.watermark = changes.watermark.max(versioned.version);
+        }
+        Ok(changes)
+    }
+
+    async fn compact(&self) -> Result<()> {
+        for entry in self.state().datasets.values_mut() {
+            entry.records.retain(|_, versioned| versioned.record.is_some());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! Persistence: the [`Store`] trait, its ClickHouse implementation (the only
+//! real persistence) and an in-memory one for embedding and kernel tests.
+//!
+//! Every write is a versioned row: an upsert writes the record with a new
+//! version, a delete writes a tombstone with a new version, and reads resolve
+//! each id to its highest version. Retried writes are therefore harmless.
+
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
+pub mod memory;
+mod version;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::Result;
+use crate::model::{Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate, NewDataset, Record};
+
+#[cfg(feature = "clickhouse")]
+pub use self::clickhouse::{ClickHouseConfig, ClickHouseStore, GroupCommitConfig};
+pub use self::memory::MemoryStore;
+pub use self::version::VersionClock;
+
+/// What [`Store::fetch`] returns and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchQuery {
+    /// Which records; [`Filter::all`] for every record.
+    pub filter: Filter,
+    /// At most this many records.
+    pub limit: usize,
+    /// Skip this many records of the ordered result first.
+    pub offset: usize,
+    /// Whether to return vectors (they dominate the size of an answer).
+    pub with_vectors: bool,
+}
+
+impl FetchQuery {
+    /// Every record matching `filter`, vectors included, first page of `limit`.
+    pub fn new(filter: Filter, limit: usize) -> Self {
+        FetchQuery { filter, limit, offset: 0, with_vectors: true }
+    }
+}
+
+/// A dataset catalogue plus record storage.
+///
+/// Implementations validate what they are given ([`crate::ingest`]) and leave
+/// stored data untouched when they refuse it.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a dataset; fails with `DatasetExists` if the name is taken.
+    async fn create_dataset(&self, new_dataset: NewDataset) -> Result<Dataset>;
+
+    /// The live dataset with this name or id.
+    async fn get_dataset(&self, dataset: &DatasetRef) -> Result<Dataset>;
+
+    /// Live datasets, ordered by name; with a pattern, only those whose
+    /// metadata contains it (see [`Dataset::metadata_contains`]).
+    async fn list_datasets(&self, metadata_pattern: Option<&Map<String, Value>>) -> Result<Vec<Dataset>>;
+
+    /// Gives a dataset a new, unused name.
+    async fn rename_dataset(&self, dataset: &DatasetRef, new_name: &str) -> Result<Dataset>;
+
+    /// Replaces or patches a dataset's metadata.
+    async fn update_dataset_metadata(&self, dataset: &DatasetRef, update: MetadataUpdate) -> Result<Dataset>;
+
+    /// Deletes a dataset and all its records: they stop being visible at once
+    /// and their rows are reclaimed by [`Store::compact`].
+    async fn delete_dataset(&self, dataset: &DatasetRef) -> Result<()>;
+
+    /// Inserts or replaces a batch of records; returns how many were written.
+    /// Returns only once the batch is stored.
+    async fn upsert(&self, dataset: &DatasetRef, records: Vec<Record>) -> Result<usize>;
+
+    /// Deletes the live records matching `filter`; returns how many.
+    async fn delete_records(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize>;
+
+    /// Live records matching the query, ordered by id.
+    async fn fetch(&self, dataset: &DatasetRef, query: &FetchQuery) -> Result<Vec<Record>>;
+
+    /// How many live records match `filter`.
+    async fn count(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize>;
+
+    /// The whole dataset in its in-memory form.
+    async fn load(&self, dataset: &DatasetRef) -> Result<LoadedDataset>;
+
+    /// What changed in the dataset since `watermark` (a `LoadedDataset`'s or a
+    /// previous `DatasetChanges`' watermark). `UnknownDataset` once the
+    /// dataset is deleted, so a re-created dataset of the same name is never
+    /// mistaken for the old one.
+    async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges>;
+
+    /// Physically reclaims deleted datasets, deleted records and replaced
+    /// versions. Safe to run at any time, from any server.
+    async fn compact(&self) -> Result<()>;
+}
+
+/// Sorts datasets by name and keeps those matching the pattern.
+fn select_datasets(mut datasets: Vec<Dataset>, metadata_pattern: Option<&Map<String, Value>>) -> Vec<Dataset> {
+    if let Some(pattern) = metadata_pattern {
+        datasets.retain(|dataset| dataset.metadata_contains(pattern));
+    }
+    datasets.sort_by(|a, b| a.name.cmp(&b.name));
+    datasets
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,3 @@
+//! The Mutant server binary; routes arrive with the server issue.
+
+fn main() {}

@@ -1,0 +1,8 @@
+//! Integration tests of `mutant-core` against a real ClickHouse (started by
+//! `scripts/clickhouse.sh`, reached through `MUTANT_CLICKHOUSE_URL`) and
+//! against `MemoryStore`: one conformance suite, a model-based proptest, and
+//! the ClickHouse-only properties (streaming, compaction, large id lists).
+
+mod clickhouse_store;
+mod conformance;
+mod model_based;
