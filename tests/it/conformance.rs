@@ -16,74 +16,221 @@ fn filter(value: Value) -> Filter {
 
 fn sample_records() -> Vec<Record> {
     vec![
-        Record::new("a", vec![1.0, 0.0]).with_label("cat").with_prediction("cat").with_metadata("n", 1).with_metadata("camera", "front"),
-        Record::new("b", vec![0.0, 1.0]).with_label("dog").with_prediction("cat").with_metadata("n", 5).with_uri("s3://x/b.png"),
-        Record::new("c", vec![0.5, 0.5]).with_label("cat").with_metadata("ok", true),
+        Record::new("a", vec![1.0, 0.0])
+            .with_label("cat")
+            .with_prediction("cat")
+            .with_metadata("n", 1)
+            .with_metadata("camera", "front"),
+        Record::new("b", vec![0.0, 1.0])
+            .with_label("dog")
+            .with_prediction("cat")
+            .with_metadata("n", 5)
+            .with_uri("s3://x/b.png"),
+        Record::new("c", vec![0.5, 0.5])
+            .with_label("cat")
+            .with_metadata("ok", true),
         Record::new("d", vec![-1.0, 2.5]),
     ]
 }
 
 async fn ids_matching(store: &dyn Store, dataset: &DatasetRef, filter: Filter) -> Vec<String> {
-    let records = store.fetch(dataset, &FetchQuery { with_vectors: false, ..FetchQuery::new(filter, 1000) }).await.unwrap();
+    let records = store
+        .fetch(
+            dataset,
+            &FetchQuery {
+                with_vectors: false,
+                ..FetchQuery::new(filter, 1000)
+            },
+        )
+        .await
+        .unwrap();
     records.into_iter().map(|record| record.id).collect()
 }
 
 pub(crate) async fn dataset_catalogue(store: &dyn Store) {
     let created = store
-        .create_dataset(NewDataset::new("train", 4).with_metric(Metric::Cosine).with_metadata(object(json!({"team": "vision", "split": {"kind": "train"}}))))
+        .create_dataset(
+            NewDataset::new("train", 4)
+                .with_metric(Metric::Cosine)
+                .with_metadata(object(
+                    json!({"team": "vision", "split": {"kind": "train"}}),
+                )),
+        )
         .await
         .unwrap();
     assert_eq!((created.dimension, created.metric), (4, Metric::Cosine));
-    assert_eq!(store.get_dataset(&DatasetRef::Id(created.id)).await.unwrap(), created);
-    assert_eq!(store.get_dataset(&DatasetRef::parse("train")).await.unwrap().id, created.id);
-    assert!(matches!(store.create_dataset(NewDataset::new("train", 8)).await, Err(Error::DatasetExists { .. })));
-    assert!(matches!(store.create_dataset(NewDataset::new("bad name", 8)).await, Err(Error::InvalidDatasetName { .. })));
-    assert!(matches!(store.create_dataset(NewDataset::new("zero", 0)).await, Err(Error::InvalidDimension { .. })));
-    store.create_dataset(NewDataset::new("prod", 4).with_metadata(object(json!({"team": "audio"})))).await.unwrap();
-
-    let names = |datasets: Vec<mutant_core::model::Dataset>| datasets.into_iter().map(|d| d.name).collect::<Vec<_>>();
-    assert_eq!(names(store.list_datasets(None).await.unwrap()), ["prod", "train"]);
-    let pattern = object(json!({"split": {"kind": "train"}}));
-    assert_eq!(names(store.list_datasets(Some(&pattern)).await.unwrap()), ["train"]);
-
-    assert!(matches!(store.rename_dataset(&DatasetRef::parse("train"), "prod").await, Err(Error::DatasetExists { .. })));
-    let renamed = store.rename_dataset(&DatasetRef::parse("train"), "train-v2").await.unwrap();
-    assert_eq!(renamed.id, created.id);
-    assert!(matches!(store.get_dataset(&DatasetRef::parse("train")).await, Err(Error::UnknownDataset { .. })));
-
-    let patched = store
-        .update_dataset_metadata(&DatasetRef::Id(created.id), MetadataUpdate::Patch(object(json!({"team": null, "owner": "ana"}))))
+    assert_eq!(
+        store
+            .get_dataset(&DatasetRef::Id(created.id))
+            .await
+            .unwrap(),
+        created
+    );
+    assert_eq!(
+        store
+            .get_dataset(&DatasetRef::parse("train"))
+            .await
+            .unwrap()
+            .id,
+        created.id
+    );
+    assert!(matches!(
+        store.create_dataset(NewDataset::new("train", 8)).await,
+        Err(Error::DatasetExists { .. })
+    ));
+    assert!(matches!(
+        store.create_dataset(NewDataset::new("bad name", 8)).await,
+        Err(Error::InvalidDatasetName { .. })
+    ));
+    assert!(matches!(
+        store.create_dataset(NewDataset::new("zero", 0)).await,
+        Err(Error::InvalidDimension { .. })
+    ));
+    store
+        .create_dataset(NewDataset::new("prod", 4).with_metadata(object(json!({"team": "audio"}))))
         .await
         .unwrap();
-    assert_eq!(Value::Object(patched.metadata.clone()), json!({"split": {"kind": "train"}, "owner": "ana"}));
-    let replaced = store.update_dataset_metadata(&DatasetRef::Id(created.id), MetadataUpdate::Replace(object(json!({"v": 2})))).await.unwrap();
-    assert_eq!(store.get_dataset(&DatasetRef::Id(created.id)).await.unwrap().metadata, replaced.metadata);
 
-    store.upsert(&DatasetRef::parse("train-v2"), vec![Record::new("x", vec![0.0; 4])]).await.unwrap();
-    store.delete_dataset(&DatasetRef::parse("train-v2")).await.unwrap();
-    assert!(matches!(store.get_dataset(&DatasetRef::Id(created.id)).await, Err(Error::UnknownDataset { .. })));
-    assert!(matches!(store.delete_dataset(&DatasetRef::parse("train-v2")).await, Err(Error::UnknownDataset { .. })));
-    let recreated = store.create_dataset(NewDataset::new("train-v2", 4)).await.unwrap();
+    let names = |datasets: Vec<mutant_core::model::Dataset>| {
+        datasets.into_iter().map(|d| d.name).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(store.list_datasets(None).await.unwrap()),
+        ["prod", "train"]
+    );
+    let pattern = object(json!({"split": {"kind": "train"}}));
+    assert_eq!(
+        names(store.list_datasets(Some(&pattern)).await.unwrap()),
+        ["train"]
+    );
+
+    assert!(matches!(
+        store
+            .rename_dataset(&DatasetRef::parse("train"), "prod")
+            .await,
+        Err(Error::DatasetExists { .. })
+    ));
+    let renamed = store
+        .rename_dataset(&DatasetRef::parse("train"), "train-v2")
+        .await
+        .unwrap();
+    assert_eq!(renamed.id, created.id);
+    assert!(matches!(
+        store.get_dataset(&DatasetRef::parse("train")).await,
+        Err(Error::UnknownDataset { .. })
+    ));
+
+    let patched = store
+        .update_dataset_metadata(
+            &DatasetRef::Id(created.id),
+            MetadataUpdate::Patch(object(json!({"team": null, "owner": "ana"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        Value::Object(patched.metadata.clone()),
+        json!({"split": {"kind": "train"}, "owner": "ana"})
+    );
+    let replaced = store
+        .update_dataset_metadata(
+            &DatasetRef::Id(created.id),
+            MetadataUpdate::Replace(object(json!({"v": 2}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_dataset(&DatasetRef::Id(created.id))
+            .await
+            .unwrap()
+            .metadata,
+        replaced.metadata
+    );
+
+    store
+        .upsert(
+            &DatasetRef::parse("train-v2"),
+            vec![Record::new("x", vec![0.0; 4])],
+        )
+        .await
+        .unwrap();
+    store
+        .delete_dataset(&DatasetRef::parse("train-v2"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_dataset(&DatasetRef::Id(created.id)).await,
+        Err(Error::UnknownDataset { .. })
+    ));
+    assert!(matches!(
+        store.delete_dataset(&DatasetRef::parse("train-v2")).await,
+        Err(Error::UnknownDataset { .. })
+    ));
+    let recreated = store
+        .create_dataset(NewDataset::new("train-v2", 4))
+        .await
+        .unwrap();
     assert_ne!(recreated.id, created.id);
-    assert_eq!(store.count(&DatasetRef::parse("train-v2"), &Filter::all()).await.unwrap(), 0, "a re-created dataset starts empty");
+    assert_eq!(
+        store
+            .count(&DatasetRef::parse("train-v2"), &Filter::all())
+            .await
+            .unwrap(),
+        0,
+        "a re-created dataset starts empty"
+    );
 }
 
 pub(crate) async fn upsert_fetch_and_count(store: &dyn Store) {
-    store.create_dataset(NewDataset::new("items", 2)).await.unwrap();
+    store
+        .create_dataset(NewDataset::new("items", 2))
+        .await
+        .unwrap();
     let items = DatasetRef::parse("items");
     assert_eq!(store.upsert(&items, sample_records()).await.unwrap(), 4);
 
-    let all = store.fetch(&items, &FetchQuery::new(Filter::all(), 100)).await.unwrap();
-    assert_eq!(all, sample_records(), "records come back whole, ordered by id");
-    let page = store.fetch(&items, &FetchQuery { offset: 1, ..FetchQuery::new(Filter::all(), 2) }).await.unwrap();
-    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "c"]);
-    let without_vectors = store.fetch(&items, &FetchQuery { with_vectors: false, ..FetchQuery::new(Filter::all(), 1) }).await.unwrap();
+    let all = store
+        .fetch(&items, &FetchQuery::new(Filter::all(), 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        sample_records(),
+        "records come back whole, ordered by id"
+    );
+    let page = store
+        .fetch(
+            &items,
+            &FetchQuery {
+                offset: 1,
+                ..FetchQuery::new(Filter::all(), 2)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["b", "c"]
+    );
+    let without_vectors = store
+        .fetch(
+            &items,
+            &FetchQuery {
+                with_vectors: false,
+                ..FetchQuery::new(Filter::all(), 1)
+            },
+        )
+        .await
+        .unwrap();
     assert!(without_vectors[0].vector.is_empty());
     assert_eq!(without_vectors[0].label.as_deref(), Some("cat"));
 
     for (query, expected) in [
         (json!({"label": "cat"}), vec!["a", "c"]),
-        (json!({"prediction": {"$in": ["cat", "dog"]}}), vec!["a", "b"]),
+        (
+            json!({"prediction": {"$in": ["cat", "dog"]}}),
+            vec!["a", "b"],
+        ),
         (json!({"prediction": null}), vec!["c", "d"]),
         (json!({"label": {"$ne": "cat"}}), vec!["b", "d"]),
         (json!({"metadata.n": {"$gte": 2}}), vec!["b"]),
@@ -93,109 +240,284 @@ pub(crate) async fn upsert_fetch_and_count(store: &dyn Store) {
         (json!({"metadata.ok": true}), vec!["c"]),
         (json!({"metadata.n": {"$nin": [1]}}), vec!["b", "c", "d"]),
         (json!({"uri": {"$ne": null}}), vec!["b"]),
-        (json!({"$or": [{"id": "d"}, {"$and": [{"label": "cat"}, {"metadata.ok": {"$ne": true}}]}]}), vec!["a", "d"]),
+        (
+            json!({"$or": [{"id": "d"}, {"$and": [{"label": "cat"}, {"metadata.ok": {"$ne": true}}]}]}),
+            vec!["a", "d"],
+        ),
         (json!({"id": {"$in": ["b", "zz", "d"]}}), vec!["b", "d"]),
         (json!({"id": {"$gte": "b", "$lt": "d"}}), vec!["b", "c"]),
     ] {
-        assert_eq!(ids_matching(store, &items, filter(query.clone())).await, expected, "filter {query}");
-        assert_eq!(store.count(&items, &filter(query.clone())).await.unwrap(), expected.len(), "count {query}");
+        assert_eq!(
+            ids_matching(store, &items, filter(query.clone())).await,
+            expected,
+            "filter {query}"
+        );
+        assert_eq!(
+            store.count(&items, &filter(query.clone())).await.unwrap(),
+            expected.len(),
+            "count {query}"
+        );
     }
 
     let replacement = Record::new("b", vec![9.0, 9.0]).with_label("bird");
-    store.upsert(&items, vec![replacement.clone()]).await.unwrap();
-    let fetched = store.fetch(&items, &FetchQuery::new(Filter::ids(["b"]), 10)).await.unwrap();
-    assert_eq!(fetched, vec![replacement], "an upsert replaces the whole record");
-    assert_eq!(store.count(&items, &filter(json!({"label": "dog"}))).await.unwrap(), 0, "a replaced version never matches");
+    store
+        .upsert(&items, vec![replacement.clone()])
+        .await
+        .unwrap();
+    let fetched = store
+        .fetch(&items, &FetchQuery::new(Filter::ids(["b"]), 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        fetched,
+        vec![replacement],
+        "an upsert replaces the whole record"
+    );
+    assert_eq!(
+        store
+            .count(&items, &filter(json!({"label": "dog"})))
+            .await
+            .unwrap(),
+        0,
+        "a replaced version never matches"
+    );
     assert_eq!(store.count(&items, &Filter::all()).await.unwrap(), 4);
 }
 
 pub(crate) async fn deletes_by_ids_and_filter(store: &dyn Store) {
-    store.create_dataset(NewDataset::new("items", 2)).await.unwrap();
+    store
+        .create_dataset(NewDataset::new("items", 2))
+        .await
+        .unwrap();
     let items = DatasetRef::parse("items");
     store.upsert(&items, sample_records()).await.unwrap();
-    assert_eq!(store.delete_records(&items, &Filter::ids(["a", "missing"])).await.unwrap(), 1);
-    assert_eq!(store.delete_records(&items, &Filter::ids(["a"])).await.unwrap(), 0, "deleting twice deletes nothing more");
-    assert_eq!(store.delete_records(&items, &filter(json!({"label": "cat"}))).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .delete_records(&items, &Filter::ids(["a", "missing"]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .delete_records(&items, &Filter::ids(["a"]))
+            .await
+            .unwrap(),
+        0,
+        "deleting twice deletes nothing more"
+    );
+    assert_eq!(
+        store
+            .delete_records(&items, &filter(json!({"label": "cat"})))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(ids_matching(store, &items, Filter::all()).await, ["b", "d"]);
-    store.upsert(&items, vec![Record::new("a", vec![3.0, 3.0])]).await.unwrap();
-    assert_eq!(ids_matching(store, &items, Filter::all()).await, ["a", "b", "d"], "a deleted id can be written again");
+    store
+        .upsert(&items, vec![Record::new("a", vec![3.0, 3.0])])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_matching(store, &items, Filter::all()).await,
+        ["a", "b", "d"],
+        "a deleted id can be written again"
+    );
 }
 
 pub(crate) async fn load_and_incremental_changes(store: &dyn Store) {
-    store.create_dataset(NewDataset::new("items", 2)).await.unwrap();
+    store
+        .create_dataset(NewDataset::new("items", 2))
+        .await
+        .unwrap();
     let items = DatasetRef::parse("items");
     store.upsert(&items, sample_records()).await.unwrap();
-    store.delete_records(&items, &Filter::ids(["d"])).await.unwrap();
+    store
+        .delete_records(&items, &Filter::ids(["d"]))
+        .await
+        .unwrap();
     let mut loaded = store.load(&items).await.unwrap();
-    assert_eq!(rows_of(&loaded), vec![
-        ("a".into(), vec![1.0, 0.0], Some("cat".into()), Some("cat".into())),
-        ("b".into(), vec![0.0, 1.0], Some("dog".into()), Some("cat".into())),
-        ("c".into(), vec![0.5, 0.5], Some("cat".into()), None),
-    ]);
-    let nothing = store.load_changes(loaded.dataset.id, loaded.watermark).await.unwrap();
+    assert_eq!(
+        rows_of(&loaded),
+        vec![
+            (
+                "a".into(),
+                vec![1.0, 0.0],
+                Some("cat".into()),
+                Some("cat".into())
+            ),
+            (
+                "b".into(),
+                vec![0.0, 1.0],
+                Some("dog".into()),
+                Some("cat".into())
+            ),
+            ("c".into(), vec![0.5, 0.5], Some("cat".into()), None),
+        ]
+    );
+    let nothing = store
+        .load_changes(loaded.dataset.id, loaded.watermark)
+        .await
+        .unwrap();
     assert!(nothing.upserts.is_empty() && nothing.deleted_ids.is_empty());
 
-    store.upsert(&items, vec![Record::new("b", vec![7.0, 7.0]).with_label("bird"), Record::new("e", vec![1.0, 1.0])]).await.unwrap();
-    store.delete_records(&items, &Filter::ids(["a"])).await.unwrap();
-    let changes = store.load_changes(loaded.dataset.id, loaded.watermark).await.unwrap();
+    store
+        .upsert(
+            &items,
+            vec![
+                Record::new("b", vec![7.0, 7.0]).with_label("bird"),
+                Record::new("e", vec![1.0, 1.0]),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .delete_records(&items, &Filter::ids(["a"]))
+        .await
+        .unwrap();
+    let changes = store
+        .load_changes(loaded.dataset.id, loaded.watermark)
+        .await
+        .unwrap();
     assert_eq!(changes.deleted_ids, ["a"]);
     assert_eq!(changes.upserts.len(), 2);
     assert!(changes.watermark > loaded.watermark);
     loaded.apply_changes(&changes);
     let fresh = store.load(&items).await.unwrap();
-    assert_eq!(rows_of(&loaded), rows_of(&fresh), "a refreshed load equals a fresh one");
+    assert_eq!(
+        rows_of(&loaded),
+        rows_of(&fresh),
+        "a refreshed load equals a fresh one"
+    );
 
     let id = fresh.dataset.id;
     store.delete_dataset(&items).await.unwrap();
-    assert!(matches!(store.load_changes(id, 0).await, Err(Error::UnknownDataset { .. })));
+    assert!(matches!(
+        store.load_changes(id, 0).await,
+        Err(Error::UnknownDataset { .. })
+    ));
 }
 
 /// A loaded dataset's rows, sorted by id, with class names.
-pub(crate) fn rows_of(loaded: &mutant_core::model::LoadedDataset) -> Vec<(String, Vec<f32>, Option<String>, Option<String>)> {
-    let name = |code: Option<u32>| code.and_then(|code| loaded.classes.name(code)).map(str::to_owned);
+pub(crate) fn rows_of(
+    loaded: &mutant_core::model::LoadedDataset,
+) -> Vec<(String, Vec<f32>, Option<String>, Option<String>)> {
+    let name = |code: Option<u32>| {
+        code.and_then(|code| loaded.classes.name(code))
+            .map(str::to_owned)
+    };
     let mut rows: Vec<_> = (0..loaded.n_records())
-        .map(|row_idx| (loaded.ids[row_idx].clone(), loaded.row(row_idx).to_vec(), name(loaded.labels[row_idx]), name(loaded.predictions[row_idx])))
+        .map(|row_idx| {
+            (
+                loaded.ids[row_idx].clone(),
+                loaded.row(row_idx).to_vec(),
+                name(loaded.labels[row_idx]),
+                name(loaded.predictions[row_idx]),
+            )
+        })
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     rows
 }
 
 pub(crate) async fn bad_input_leaves_data_unchanged(store: &dyn Store) {
-    store.create_dataset(NewDataset::new("items", 2)).await.unwrap();
+    store
+        .create_dataset(NewDataset::new("items", 2))
+        .await
+        .unwrap();
     let items = DatasetRef::parse("items");
     store.upsert(&items, sample_records()).await.unwrap();
-    let before = store.fetch(&items, &FetchQuery::new(Filter::all(), 100)).await.unwrap();
+    let before = store
+        .fetch(&items, &FetchQuery::new(Filter::all(), 100))
+        .await
+        .unwrap();
 
     let good = || Record::new("a", vec![5.0, 5.0]);
     let bad_batches: Vec<(Vec<Record>, fn(&Error) -> bool)> = vec![
-        (vec![good(), Record::new("z", vec![1.0, 2.0, 3.0])], |e| matches!(e, Error::DimensionMismatch { expected: 2, got: 3, .. })),
-        (vec![good(), Record::new("z", vec![f32::NAN, 0.0])], |e| matches!(e, Error::NonFiniteValue { .. })),
-        (vec![good(), Record::new("z", vec![0.0, f32::NEG_INFINITY])], |e| matches!(e, Error::NonFiniteValue { .. })),
-        (vec![good(), Record::new("", vec![0.0, 0.0])], |e| matches!(e, Error::EmptyRecordId { index: 1 })),
-        (vec![good(), good()], |e| matches!(e, Error::DuplicateRecordId { .. })),
+        (vec![good(), Record::new("z", vec![1.0, 2.0, 3.0])], |e| {
+            matches!(
+                e,
+                Error::DimensionMismatch {
+                    expected: 2,
+                    got: 3,
+                    ..
+                }
+            )
+        }),
+        (vec![good(), Record::new("z", vec![f32::NAN, 0.0])], |e| {
+            matches!(e, Error::NonFiniteValue { .. })
+        }),
+        (
+            vec![good(), Record::new("z", vec![0.0, f32::NEG_INFINITY])],
+            |e| matches!(e, Error::NonFiniteValue { .. }),
+        ),
+        (vec![good(), Record::new("", vec![0.0, 0.0])], |e| {
+            matches!(e, Error::EmptyRecordId { index: 1 })
+        }),
+        (vec![good(), good()], |e| {
+            matches!(e, Error::DuplicateRecordId { .. })
+        }),
         (vec![], |e| matches!(e, Error::EmptyBatch)),
-        (vec![good().with_metadata("bad key!", 1)], |e| matches!(e, Error::InvalidMetadata { .. })),
+        (vec![good().with_metadata("bad key!", 1)], |e| {
+            matches!(e, Error::InvalidMetadata { .. })
+        }),
     ];
     for (batch, expected) in bad_batches {
         let error = store.upsert(&items, batch).await.unwrap_err();
         assert!(expected(&error), "unexpected error {error:?}");
     }
-    let missing = store.upsert(&DatasetRef::parse("nope"), vec![good()]).await.unwrap_err();
+    let missing = store
+        .upsert(&DatasetRef::parse("nope"), vec![good()])
+        .await
+        .unwrap_err();
     assert!(matches!(missing, Error::UnknownDataset { .. }));
-    assert!(matches!(store.count(&DatasetRef::parse("nope"), &Filter::all()).await, Err(Error::UnknownDataset { .. })));
-    assert!(matches!(store.rename_dataset(&items, "no spaces allowed").await, Err(Error::InvalidDatasetName { .. })));
-    assert_eq!(store.fetch(&items, &FetchQuery::new(Filter::all(), 100)).await.unwrap(), before, "refused input changed nothing");
+    assert!(matches!(
+        store
+            .count(&DatasetRef::parse("nope"), &Filter::all())
+            .await,
+        Err(Error::UnknownDataset { .. })
+    ));
+    assert!(matches!(
+        store.rename_dataset(&items, "no spaces allowed").await,
+        Err(Error::InvalidDatasetName { .. })
+    ));
+    assert_eq!(
+        store
+            .fetch(&items, &FetchQuery::new(Filter::all(), 100))
+            .await
+            .unwrap(),
+        before,
+        "refused input changed nothing"
+    );
 }
 
 pub(crate) async fn hostile_strings_are_stored_and_matched_literally(store: &dyn Store) {
-    store.create_dataset(NewDataset::new("x-1", 1)).await.unwrap();
+    store
+        .create_dataset(NewDataset::new("x-1", 1))
+        .await
+        .unwrap();
     let dataset = DatasetRef::parse("x-1");
-    let nasty = ["'; DROP TABLE records; --", "a\\'b", "?", "??", "\\", "tab\there", "new\nline", "`x`", "é\u{0}z", "%_"];
+    let nasty = [
+        "'; DROP TABLE records; --",
+        "a\\'b",
+        "?",
+        "??",
+        "\\",
+        "tab\there",
+        "new\nline",
+        "`x`",
+        "é\u{0}z",
+        "%_",
+    ];
     let records: Vec<Record> = nasty
         .iter()
         .enumerate()
         .map(|(index, text)| {
-            Record::new(*text, vec![index as f32]).with_label(*text).with_prediction(*text).with_uri(*text).with_metadata("k", *text)
+            Record::new(*text, vec![index as f32])
+                .with_label(*text)
+                .with_prediction(*text)
+                .with_uri(*text)
+                .with_metadata("k", *text)
         })
         .collect();
     store.upsert(&dataset, records.clone()).await.unwrap();
@@ -207,22 +529,74 @@ pub(crate) async fn hostile_strings_are_stored_and_matched_literally(store: &dyn
     }
     let mut sorted = records.clone();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(store.fetch(&dataset, &FetchQuery::new(Filter::all(), 100)).await.unwrap(), sorted);
-    assert_eq!(store.delete_records(&dataset, &Filter::ids(nasty)).await.unwrap(), nasty.len());
+    assert_eq!(
+        store
+            .fetch(&dataset, &FetchQuery::new(Filter::all(), 100))
+            .await
+            .unwrap(),
+        sorted
+    );
+    assert_eq!(
+        store
+            .delete_records(&dataset, &Filter::ids(nasty))
+            .await
+            .unwrap(),
+        nasty.len()
+    );
 }
 
 pub(crate) async fn long_id_lists(store: &dyn Store) {
-    store.create_dataset(NewDataset::new("many", 1)).await.unwrap();
+    store
+        .create_dataset(NewDataset::new("many", 1))
+        .await
+        .unwrap();
     let dataset = DatasetRef::parse("many");
-    let ids: Vec<String> = (0..20_000).map(|index| format!("record-with-a-rather-long-identifier-{index:06}")).collect();
-    let records: Vec<Record> = ids.iter().enumerate().map(|(index, id)| Record::new(id.clone(), vec![index as f32])).collect();
+    let ids: Vec<String> = (0..20_000)
+        .map(|index| format!("record-with-a-rather-long-identifier-{index:06}"))
+        .collect();
+    let records: Vec<Record> = ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| Record::new(id.clone(), vec![index as f32]))
+        .collect();
     store.upsert(&dataset, records).await.unwrap();
     // 20,000 ids of 44 bytes: far over 18.16's 262,144-byte query limit in one list.
     let every_other: Vec<&String> = ids.iter().step_by(2).collect();
-    assert_eq!(store.count(&dataset, &Filter::ids(every_other.iter().map(|id| id.as_str()))).await.unwrap(), 10_000);
-    let page = store.fetch(&dataset, &FetchQuery { offset: 5, with_vectors: true, ..FetchQuery::new(Filter::ids(every_other.iter().map(|id| id.as_str())), 3) }).await.unwrap();
-    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [&ids[10], &ids[12], &ids[14]]);
-    assert_eq!(store.delete_records(&dataset, &Filter::ids(every_other.iter().map(|id| id.as_str()))).await.unwrap(), 10_000);
+    assert_eq!(
+        store
+            .count(
+                &dataset,
+                &Filter::ids(every_other.iter().map(|id| id.as_str()))
+            )
+            .await
+            .unwrap(),
+        10_000
+    );
+    let page = store
+        .fetch(
+            &dataset,
+            &FetchQuery {
+                offset: 5,
+                with_vectors: true,
+                ..FetchQuery::new(Filter::ids(every_other.iter().map(|id| id.as_str())), 3)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [&ids[10], &ids[12], &ids[14]]
+    );
+    assert_eq!(
+        store
+            .delete_records(
+                &dataset,
+                &Filter::ids(every_other.iter().map(|id| id.as_str()))
+            )
+            .await
+            .unwrap(),
+        10_000
+    );
     assert_eq!(store.count(&dataset, &Filter::all()).await.unwrap(), 10_000);
 }
 

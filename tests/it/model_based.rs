@@ -40,8 +40,15 @@ fn filters() -> Vec<Filter> {
 
 fn record() -> impl Strategy<Value = Record> {
     let class = prop_oneof![Just(None), Just(Some("cat")), Just(Some("dog"))];
-    (0..8usize, -4i32..4, -4i32..4, class.clone(), class, proptest::option::of(0i64..4)).prop_map(
-        |(id, x, y, label, prediction, n)| {
+    (
+        0..8usize,
+        -4i32..4,
+        -4i32..4,
+        class.clone(),
+        class,
+        proptest::option::of(0i64..4),
+    )
+        .prop_map(|(id, x, y, label, prediction, n)| {
             let mut record = Record::new(format!("r{id}"), vec![x as f32, y as f32 * 0.5]);
             record.label = label.map(str::to_owned);
             record.prediction = prediction.map(str::to_owned);
@@ -49,8 +56,7 @@ fn record() -> impl Strategy<Value = Record> {
                 record = record.with_metadata("n", n);
             }
             record
-        },
-    )
+        })
 }
 
 fn operation() -> impl Strategy<Value = Operation> {
@@ -78,20 +84,32 @@ async fn apply(store: &dyn Store, model: &mut Model, names: &[String], operation
             let name = &names[*dataset];
             let outcome = store.create_dataset(NewDataset::new(name.clone(), 2)).await;
             if model.contains_key(name) {
-                assert!(matches!(outcome, Err(Error::DatasetExists { .. })), "{outcome:?}");
+                assert!(
+                    matches!(outcome, Err(Error::DatasetExists { .. })),
+                    "{outcome:?}"
+                );
             } else {
                 outcome.unwrap();
                 model.insert(name.clone(), BTreeMap::new());
             }
         }
         Operation::Upsert(dataset, records) => {
-            let outcome = store.upsert(&DatasetRef::parse(&names[*dataset]), records.clone()).await;
+            let outcome = store
+                .upsert(&DatasetRef::parse(&names[*dataset]), records.clone())
+                .await;
             match model.get_mut(&names[*dataset]) {
                 Some(stored) => {
                     assert_eq!(outcome.unwrap(), records.len());
-                    stored.extend(records.iter().map(|record| (record.id.clone(), record.clone())));
+                    stored.extend(
+                        records
+                            .iter()
+                            .map(|record| (record.id.clone(), record.clone())),
+                    );
                 }
-                None => assert!(matches!(outcome, Err(Error::UnknownDataset { .. })), "{outcome:?}"),
+                None => assert!(
+                    matches!(outcome, Err(Error::UnknownDataset { .. })),
+                    "{outcome:?}"
+                ),
             }
         }
         Operation::DeleteIds(dataset, ids) => {
@@ -102,10 +120,15 @@ async fn apply(store: &dyn Store, model: &mut Model, names: &[String], operation
             delete_matching(store, model, &names[*dataset], &filters()[*filter]).await;
         }
         Operation::DeleteDataset(dataset) => {
-            let outcome = store.delete_dataset(&DatasetRef::parse(&names[*dataset])).await;
+            let outcome = store
+                .delete_dataset(&DatasetRef::parse(&names[*dataset]))
+                .await;
             match model.remove(&names[*dataset]) {
                 Some(_) => outcome.unwrap(),
-                None => assert!(matches!(outcome, Err(Error::UnknownDataset { .. })), "{outcome:?}"),
+                None => assert!(
+                    matches!(outcome, Err(Error::UnknownDataset { .. })),
+                    "{outcome:?}"
+                ),
             }
         }
     }
@@ -119,7 +142,10 @@ async fn delete_matching(store: &dyn Store, model: &mut Model, name: &str, filte
             stored.retain(|_, record| !filter.matches(record));
             assert_eq!(outcome.unwrap(), before - stored.len());
         }
-        None => assert!(matches!(outcome, Err(Error::UnknownDataset { .. })), "{outcome:?}"),
+        None => assert!(
+            matches!(outcome, Err(Error::UnknownDataset { .. })),
+            "{outcome:?}"
+        ),
     }
 }
 
@@ -127,17 +153,37 @@ async fn check(store: &dyn Store, model: &Model) {
     for (name, stored) in model {
         let dataset = DatasetRef::parse(name);
         let expected: Vec<Record> = stored.values().cloned().collect();
-        let fetched = store.fetch(&dataset, &FetchQuery::new(Filter::all(), 1000)).await.unwrap();
+        let fetched = store
+            .fetch(&dataset, &FetchQuery::new(Filter::all(), 1000))
+            .await
+            .unwrap();
         assert_eq!(fetched, expected, "fetch of {name}");
-        assert_eq!(store.count(&dataset, &Filter::all()).await.unwrap(), expected.len());
+        assert_eq!(
+            store.count(&dataset, &Filter::all()).await.unwrap(),
+            expected.len()
+        );
         for filter in filters() {
-            let wanted = expected.iter().filter(|record| filter.matches(record)).count();
-            assert_eq!(store.count(&dataset, &filter).await.unwrap(), wanted, "count of {name} with {filter:?}");
+            let wanted = expected
+                .iter()
+                .filter(|record| filter.matches(record))
+                .count();
+            assert_eq!(
+                store.count(&dataset, &filter).await.unwrap(),
+                wanted,
+                "count of {name} with {filter:?}"
+            );
         }
         let loaded = store.load(&dataset).await.unwrap();
         let expected_rows: Vec<_> = expected
             .iter()
-            .map(|record| (record.id.clone(), record.vector.clone(), record.label.clone(), record.prediction.clone()))
+            .map(|record| {
+                (
+                    record.id.clone(),
+                    record.vector.clone(),
+                    record.label.clone(),
+                    record.prediction.clone(),
+                )
+            })
             .collect();
         assert_eq!(rows_of(&loaded), expected_rows, "load of {name}");
     }
@@ -145,28 +191,44 @@ async fn check(store: &dyn Store, model: &Model) {
 
 fn run_model_test(store: &dyn Store, runtime: &tokio::runtime::Runtime, cases: u32) {
     let case_counter = AtomicUsize::new(0);
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
     runner
-        .run(&proptest::collection::vec(operation(), 1..16), |operations| {
-            let case = case_counter.fetch_add(1, Ordering::Relaxed);
-            let names: Vec<String> = (0..N_DATASETS).map(|dataset| format!("case{case}-d{dataset}")).collect();
-            runtime.block_on(async {
-                let mut model = Model::new();
-                for operation in &operations {
-                    apply(store, &mut model, &names, operation).await;
-                    check(store, &model).await;
-                }
-                for name in model.keys() {
-                    store.delete_dataset(&DatasetRef::parse(name)).await.unwrap();
-                }
-            });
-            Ok(())
-        })
+        .run(
+            &proptest::collection::vec(operation(), 1..16),
+            |operations| {
+                let case = case_counter.fetch_add(1, Ordering::Relaxed);
+                let names: Vec<String> = (0..N_DATASETS)
+                    .map(|dataset| format!("case{case}-d{dataset}"))
+                    .collect();
+                runtime.block_on(async {
+                    let mut model = Model::new();
+                    for operation in &operations {
+                        apply(store, &mut model, &names, operation).await;
+                        check(store, &model).await;
+                    }
+                    for name in model.keys() {
+                        store
+                            .delete_dataset(&DatasetRef::parse(name))
+                            .await
+                            .unwrap();
+                    }
+                });
+                Ok(())
+            },
+        )
         .unwrap();
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]

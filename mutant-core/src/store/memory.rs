@@ -39,31 +39,45 @@ impl State {
     fn resolve(&self, dataset: &DatasetRef) -> Result<Uuid> {
         let found = match dataset {
             DatasetRef::Id(id) => self.datasets.contains_key(id).then_some(*id),
-            DatasetRef::Name(name) => {
-                self.datasets.iter().find(|(_, entry)| &entry.dataset.name == name).map(|(id, _)| *id)
-            }
+            DatasetRef::Name(name) => self
+                .datasets
+                .iter()
+                .find(|(_, entry)| &entry.dataset.name == name)
+                .map(|(id, _)| *id),
         };
-        found.ok_or_else(|| Error::UnknownDataset { dataset: dataset.to_string() })
+        found.ok_or_else(|| Error::UnknownDataset {
+            dataset: dataset.to_string(),
+        })
     }
 
     fn entry_mut(&mut self, dataset: &DatasetRef) -> Result<&mut DatasetEntry> {
         let id = self.resolve(dataset)?;
-        self.datasets.get_mut(&id).ok_or_else(|| Error::UnknownDataset { dataset: dataset.to_string() })
+        self.datasets
+            .get_mut(&id)
+            .ok_or_else(|| Error::UnknownDataset {
+                dataset: dataset.to_string(),
+            })
     }
 
     fn entry(&self, dataset: &DatasetRef) -> Result<&DatasetEntry> {
         let id = self.resolve(dataset)?;
-        self.datasets.get(&id).ok_or_else(|| Error::UnknownDataset { dataset: dataset.to_string() })
+        self.datasets.get(&id).ok_or_else(|| Error::UnknownDataset {
+            dataset: dataset.to_string(),
+        })
     }
 
     fn name_taken(&self, name: &str) -> bool {
-        self.datasets.values().any(|entry| entry.dataset.name == name)
+        self.datasets
+            .values()
+            .any(|entry| entry.dataset.name == name)
     }
 }
 
 impl DatasetEntry {
     fn live(&self) -> impl Iterator<Item = &Record> {
-        self.records.values().filter_map(|versioned| versioned.record.as_ref())
+        self.records
+            .values()
+            .filter_map(|versioned| versioned.record.as_ref())
     }
 }
 
@@ -99,7 +113,9 @@ impl MemoryStore {
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent data behind: every
         // mutation below is applied in one step after validation.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -109,7 +125,9 @@ impl Store for MemoryStore {
         new_dataset.validate()?;
         let mut state = self.state();
         if state.name_taken(&new_dataset.name) {
-            return Err(Error::DatasetExists { name: new_dataset.name });
+            return Err(Error::DatasetExists {
+                name: new_dataset.name,
+            });
         }
         let now = now_ms();
         let dataset = Dataset {
@@ -121,7 +139,13 @@ impl Store for MemoryStore {
             created_at_ms: now,
             updated_at_ms: now,
         };
-        state.datasets.insert(dataset.id, DatasetEntry { dataset: dataset.clone(), records: BTreeMap::new() });
+        state.datasets.insert(
+            dataset.id,
+            DatasetEntry {
+                dataset: dataset.clone(),
+                records: BTreeMap::new(),
+            },
+        );
         Ok(dataset)
     }
 
@@ -129,8 +153,16 @@ impl Store for MemoryStore {
         Ok(self.state().entry(dataset)?.dataset.clone())
     }
 
-    async fn list_datasets(&self, metadata_pattern: Option<&Map<String, Value>>) -> Result<Vec<Dataset>> {
-        let datasets = self.state().datasets.values().map(|entry| entry.dataset.clone()).collect();
+    async fn list_datasets(
+        &self,
+        metadata_pattern: Option<&Map<String, Value>>,
+    ) -> Result<Vec<Dataset>> {
+        let datasets = self
+            .state()
+            .datasets
+            .values()
+            .map(|entry| entry.dataset.clone())
+            .collect();
         Ok(select_datasets(datasets, metadata_pattern))
     }
 
@@ -138,11 +170,17 @@ impl Store for MemoryStore {
         validate_dataset_name(new_name)?;
         let mut state = self.state();
         let id = state.resolve(dataset)?;
-        if state.datasets.get(&id).is_some_and(|entry| entry.dataset.name == new_name) {
+        if state
+            .datasets
+            .get(&id)
+            .is_some_and(|entry| entry.dataset.name == new_name)
+        {
             return Ok(state.entry(dataset)?.dataset.clone());
         }
         if state.name_taken(new_name) {
-            return Err(Error::DatasetExists { name: new_name.to_owned() });
+            return Err(Error::DatasetExists {
+                name: new_name.to_owned(),
+            });
         }
         let entry = state.entry_mut(&DatasetRef::Id(id))?;
         entry.dataset.name = new_name.to_owned();
@@ -150,7 +188,11 @@ impl Store for MemoryStore {
         Ok(entry.dataset.clone())
     }
 
-    async fn update_dataset_metadata(&self, dataset: &DatasetRef, update: MetadataUpdate) -> Result<Dataset> {
+    async fn update_dataset_metadata(
+        &self,
+        dataset: &DatasetRef,
+        update: MetadataUpdate,
+    ) -> Result<Dataset> {
         let mut state = self.state();
         let entry = state.entry_mut(dataset)?;
         update.apply(&mut entry.dataset.metadata);
@@ -172,7 +214,13 @@ impl Store for MemoryStore {
         let version = self.clock.next();
         let n_records = records.len();
         for record in records {
-            entry.records.insert(record.id.clone(), Versioned { version, record: Some(record) });
+            entry.records.insert(
+                record.id.clone(),
+                Versioned {
+                    version,
+                    record: Some(record),
+                },
+            );
         }
         Ok(n_records)
     }
@@ -180,10 +228,20 @@ impl Store for MemoryStore {
     async fn delete_records(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
         let mut state = self.state();
         let entry = state.entry_mut(dataset)?;
-        let doomed: Vec<String> = entry.live().filter(|record| filter.matches(record)).map(|record| record.id.clone()).collect();
+        let doomed: Vec<String> = entry
+            .live()
+            .filter(|record| filter.matches(record))
+            .map(|record| record.id.clone())
+            .collect();
         let version = self.clock.next();
         for id in &doomed {
-            entry.records.insert(id.clone(), Versioned { version, record: None });
+            entry.records.insert(
+                id.clone(),
+                Versioned {
+                    version,
+                    record: None,
+                },
+            );
         }
         Ok(doomed.len())
     }
@@ -208,7 +266,11 @@ impl Store for MemoryStore {
 
     async fn count(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
         let state = self.state();
-        Ok(state.entry(dataset)?.live().filter(|record| filter.matches(record)).count())
+        Ok(state
+            .entry(dataset)?
+            .live()
+            .filter(|record| filter.matches(record))
+            .count())
     }
 
     async fn load(&self, dataset: &DatasetRef) -> Result<LoadedDataset> {
@@ -218,15 +280,27 @@ impl Store for MemoryStore {
         for record in entry.live() {
             loaded.push(record);
         }
-        loaded.watermark = entry.records.values().map(|versioned| versioned.version).max().unwrap_or(0);
+        loaded.watermark = entry
+            .records
+            .values()
+            .map(|versioned| versioned.version)
+            .max()
+            .unwrap_or(0);
         Ok(loaded)
     }
 
     async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges> {
         let state = self.state();
         let entry = state.entry(&DatasetRef::Id(dataset_id))?;
-        let mut changes = DatasetChanges { watermark, ..DatasetChanges::default() };
-        for (id, versioned) in entry.records.iter().filter(|(_, versioned)| versioned.version > watermark) {
+        let mut changes = DatasetChanges {
+            watermark,
+            ..DatasetChanges::default()
+        };
+        for (id, versioned) in entry
+            .records
+            .iter()
+            .filter(|(_, versioned)| versioned.version > watermark)
+        {
             match &versioned.record {
                 Some(record) => changes.upserts.push(record.clone()),
                 None => changes.deleted_ids.push(id.clone()),
@@ -238,7 +312,9 @@ impl Store for MemoryStore {
 
     async fn compact(&self) -> Result<()> {
         for entry in self.state().datasets.values_mut() {
-            entry.records.retain(|_, versioned| versioned.record.is_some());
+            entry
+                .records
+                .retain(|_, versioned| versioned.record.is_some());
         }
         Ok(())
     }

@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::Result;
-use crate::model::{Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate, NewDataset, Record};
+use crate::model::{
+    Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate, NewDataset, Record,
+};
 
 #[cfg(feature = "clickhouse")]
 pub use self::clickhouse::{ClickHouseConfig, ClickHouseStore, GroupCommitConfig};
@@ -38,7 +40,12 @@ pub struct FetchQuery {
 impl FetchQuery {
     /// Every record matching `filter`, vectors included, first page of `limit`.
     pub fn new(filter: Filter, limit: usize) -> Self {
-        FetchQuery { filter, limit, offset: 0, with_vectors: true }
+        FetchQuery {
+            filter,
+            limit,
+            offset: 0,
+            with_vectors: true,
+        }
     }
 }
 
@@ -56,13 +63,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Live datasets, ordered by name; with a pattern, only those whose
     /// metadata contains it (see [`Dataset::metadata_contains`]).
-    async fn list_datasets(&self, metadata_pattern: Option<&Map<String, Value>>) -> Result<Vec<Dataset>>;
+    async fn list_datasets(
+        &self,
+        metadata_pattern: Option<&Map<String, Value>>,
+    ) -> Result<Vec<Dataset>>;
 
     /// Gives a dataset a new, unused name.
     async fn rename_dataset(&self, dataset: &DatasetRef, new_name: &str) -> Result<Dataset>;
 
     /// Replaces or patches a dataset's metadata.
-    async fn update_dataset_metadata(&self, dataset: &DatasetRef, update: MetadataUpdate) -> Result<Dataset>;
+    async fn update_dataset_metadata(
+        &self,
+        dataset: &DatasetRef,
+        update: MetadataUpdate,
+    ) -> Result<Dataset>;
 
     /// Deletes a dataset and all its records: they stop being visible at once
     /// and their rows are reclaimed by [`Store::compact`].
@@ -96,7 +110,10 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Sorts datasets by name and keeps those matching the pattern.
-fn select_datasets(mut datasets: Vec<Dataset>, metadata_pattern: Option<&Map<String, Value>>) -> Vec<Dataset> {
+fn select_datasets(
+    mut datasets: Vec<Dataset>,
+    metadata_pattern: Option<&Map<String, Value>>,
+) -> Vec<Dataset> {
     if let Some(pattern) = metadata_pattern {
         datasets.retain(|dataset| dataset.metadata_contains(pattern));
     }
@@ -108,5 +125,7 @@ fn select_datasets(mut datasets: Vec<Dataset>, metadata_pattern: Option<&Map<Str
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }

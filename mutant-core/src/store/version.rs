@@ -26,11 +26,18 @@ impl VersionClock {
     pub fn next(&self) -> u64 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+            });
         let mut previous = self.last.load(Ordering::Relaxed);
         loop {
             let candidate = now.max(previous + 1);
-            match self.last.compare_exchange_weak(previous, candidate, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.last.compare_exchange_weak(
+                previous,
+                candidate,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return candidate,
                 Err(actual) => previous = actual,
             }

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ClickHouseStore;
-use crate::model::{Dataset, DatasetRef, MetadataUpdate, Metric, NewDataset, validate_dataset_name};
+use crate::model::{
+    Dataset, DatasetRef, MetadataUpdate, Metric, NewDataset, validate_dataset_name,
+};
 use crate::store::now_ms;
 use crate::{Error, Result};
 
@@ -37,8 +39,10 @@ impl DatasetRow {
             version,
             deleted: u8::from(deleted),
             name: dataset.name.clone(),
-            dimension: u32::try_from(dataset.dimension)
-                .map_err(|_| Error::InvalidDimension { dimension: dataset.dimension, max: crate::model::MAX_DIMENSION })?,
+            dimension: u32::try_from(dataset.dimension).map_err(|_| Error::InvalidDimension {
+                dimension: dataset.dimension,
+                max: crate::model::MAX_DIMENSION,
+            })?,
             metric: dataset.metric.as_str().to_owned(),
             metadata: serde_json::Value::Object(dataset.metadata.clone()).to_string(),
             created_at_ms: dataset.created_at_ms,
@@ -97,17 +101,28 @@ pub(super) async fn resolve(store: &ClickHouseStore, dataset: &DatasetRef) -> Re
 }
 
 async fn write_row(store: &ClickHouseStore, row: &DatasetRow) -> Result<()> {
-    let mut insert = store.client.insert::<DatasetRow>("datasets").await.map_err(|error| store.error(error))?;
+    let mut insert = store
+        .client
+        .insert::<DatasetRow>("datasets")
+        .await
+        .map_err(|error| store.error(error))?;
     for (name, value) in &store.insert_settings {
         insert = insert.with_setting(name, value);
     }
-    insert.write(row).await.map_err(|error| store.error(error))?;
+    insert
+        .write(row)
+        .await
+        .map_err(|error| store.error(error))?;
     insert.end().await.map_err(|error| store.error(error))
 }
 
 /// Writes `dataset` under its (new) name, then checks that it won the name;
 /// if not, restores `previous` (or withdraws a new dataset) and fails.
-async fn claim_name(store: &ClickHouseStore, dataset: &Dataset, previous: Option<&Dataset>) -> Result<Dataset> {
+async fn claim_name(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    previous: Option<&Dataset>,
+) -> Result<Dataset> {
     let version = store.clock.next();
     write_row(store, &DatasetRow::from_dataset(dataset, version, false)?).await?;
     let winner = resolve(store, &DatasetRef::Name(dataset.name.clone())).await;
@@ -120,13 +135,21 @@ async fn claim_name(store: &ClickHouseStore, dataset: &Dataset, previous: Option
         None => DatasetRow::from_dataset(dataset, undo_version, true)?,
     };
     write_row(store, &undo).await?;
-    Err(Error::DatasetExists { name: dataset.name.clone() })
+    Err(Error::DatasetExists {
+        name: dataset.name.clone(),
+    })
 }
 
 pub(super) async fn create(store: &ClickHouseStore, new_dataset: NewDataset) -> Result<Dataset> {
     new_dataset.validate()?;
-    if live_datasets(store).await?.iter().any(|dataset| dataset.name == new_dataset.name) {
-        return Err(Error::DatasetExists { name: new_dataset.name });
+    if live_datasets(store)
+        .await?
+        .iter()
+        .any(|dataset| dataset.name == new_dataset.name)
+    {
+        return Err(Error::DatasetExists {
+            name: new_dataset.name,
+        });
     }
     let now = now_ms();
     let dataset = Dataset {
@@ -141,7 +164,11 @@ pub(super) async fn create(store: &ClickHouseStore, new_dataset: NewDataset) -> 
     claim_name(store, &dataset, None).await
 }
 
-pub(super) async fn rename(store: &ClickHouseStore, dataset: &DatasetRef, new_name: &str) -> Result<Dataset> {
+pub(super) async fn rename(
+    store: &ClickHouseStore,
+    dataset: &DatasetRef,
+    new_name: &str,
+) -> Result<Dataset> {
     validate_dataset_name(new_name)?;
     let datasets = live_datasets(store).await?;
     let current = find(&datasets, dataset)?;
@@ -149,23 +176,41 @@ pub(super) async fn rename(store: &ClickHouseStore, dataset: &DatasetRef, new_na
         return Ok(current.clone());
     }
     if datasets.iter().any(|other| other.name == new_name) {
-        return Err(Error::DatasetExists { name: new_name.to_owned() });
+        return Err(Error::DatasetExists {
+            name: new_name.to_owned(),
+        });
     }
-    let renamed = Dataset { name: new_name.to_owned(), updated_at_ms: now_ms(), ..current.clone() };
+    let renamed = Dataset {
+        name: new_name.to_owned(),
+        updated_at_ms: now_ms(),
+        ..current.clone()
+    };
     claim_name(store, &renamed, Some(current)).await
 }
 
-pub(super) async fn update_metadata(store: &ClickHouseStore, dataset: &DatasetRef, update: MetadataUpdate) -> Result<Dataset> {
+pub(super) async fn update_metadata(
+    store: &ClickHouseStore,
+    dataset: &DatasetRef,
+    update: MetadataUpdate,
+) -> Result<Dataset> {
     let mut updated = resolve(store, dataset).await?;
     update.apply(&mut updated.metadata);
     updated.updated_at_ms = now_ms();
-    write_row(store, &DatasetRow::from_dataset(&updated, store.clock.next(), false)?).await?;
+    write_row(
+        store,
+        &DatasetRow::from_dataset(&updated, store.clock.next(), false)?,
+    )
+    .await?;
     Ok(updated)
 }
 
 pub(super) async fn delete(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<()> {
     let doomed = resolve(store, dataset).await?;
-    write_row(store, &DatasetRow::from_dataset(&doomed, store.clock.next(), true)?).await
+    write_row(
+        store,
+        &DatasetRow::from_dataset(&doomed, store.clock.next(), true)?,
+    )
+    .await
 }
 
 fn find<'a>(datasets: &'a [Dataset], dataset: &DatasetRef) -> Result<&'a Dataset> {
@@ -175,7 +220,9 @@ fn find<'a>(datasets: &'a [Dataset], dataset: &DatasetRef) -> Result<&'a Dataset
             DatasetRef::Id(id) => candidate.id == *id,
             DatasetRef::Name(name) => &candidate.name == name,
         })
-        .ok_or_else(|| Error::UnknownDataset { dataset: dataset.to_string() })
+        .ok_or_else(|| Error::UnknownDataset {
+            dataset: dataset.to_string(),
+        })
 }
 
 /// Ids of datasets whose latest row is a tombstone, for compaction.

@@ -55,9 +55,18 @@ pub(super) struct GroupCommitter {
 }
 
 impl GroupCommitter {
-    pub(super) fn start(client: clickhouse::Client, insert_settings: Vec<(String, String)>, config: GroupCommitConfig) -> Self {
+    pub(super) fn start(
+        client: clickhouse::Client,
+        insert_settings: Vec<(String, String)>,
+        config: GroupCommitConfig,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel(4096);
-        tokio::spawn(run_committer(client, Arc::new(insert_settings), config, receiver));
+        tokio::spawn(run_committer(
+            client,
+            Arc::new(insert_settings),
+            config,
+            receiver,
+        ));
         GroupCommitter { sender }
     }
 
@@ -69,7 +78,11 @@ impl GroupCommitter {
     ) -> Result<oneshot::Receiver<Result<(), StoreFailure>>, StoreFailure> {
         let (reply, answer) = oneshot::channel();
         self.sender
-            .send(PendingWrite { encoded_rows, n_rows, reply })
+            .send(PendingWrite {
+                encoded_rows,
+                n_rows,
+                reply,
+            })
             .await
             .map_err(|_| StoreFailure::Failed("the group commit task has stopped".into()))?;
         Ok(answer)

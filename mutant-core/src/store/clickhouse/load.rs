@@ -25,7 +25,12 @@ struct Loader {
 
 impl Loader {
     fn new(dataset: Dataset) -> Self {
-        Loader { loaded: LoadedDataset::empty(dataset), row_of: HashMap::new(), versions: Vec::new(), deleted: Vec::new() }
+        Loader {
+            loaded: LoadedDataset::empty(dataset),
+            row_of: HashMap::new(),
+            versions: Vec::new(),
+            deleted: Vec::new(),
+        }
     }
 
     /// Decodes every complete row of `buffer`; returns the bytes consumed.
@@ -44,18 +49,33 @@ impl Loader {
     /// One row `id, version, deleted, vector, label, prediction`; `None`
     /// when the buffer ends inside it.
     fn decode_row(&mut self, reader: &mut RowReader<'_>) -> Result<Option<()>> {
-        let Some(id) = reader.bytes() else { return Ok(None) };
-        let Some(version) = reader.u64() else { return Ok(None) };
-        let Some(deleted) = reader.u8() else { return Ok(None) };
-        let Some(vector) = reader.f32_array_bytes() else { return Ok(None) };
-        let Some(label) = reader.nullable_bytes() else { return Ok(None) };
-        let Some(prediction) = reader.nullable_bytes() else { return Ok(None) };
+        let Some(id) = reader.bytes() else {
+            return Ok(None);
+        };
+        let Some(version) = reader.u64() else {
+            return Ok(None);
+        };
+        let Some(deleted) = reader.u8() else {
+            return Ok(None);
+        };
+        let Some(vector) = reader.f32_array_bytes() else {
+            return Ok(None);
+        };
+        let Some(label) = reader.nullable_bytes() else {
+            return Ok(None);
+        };
+        let Some(prediction) = reader.nullable_bytes() else {
+            return Ok(None);
+        };
         self.loaded.watermark = self.loaded.watermark.max(version);
         let id = std::str::from_utf8(id).map_err(|_| corrupt("a record id is not UTF-8"))?;
         let dimension = self.loaded.dataset.dimension;
         let deleted = deleted != 0;
         if !deleted && vector.len() != dimension * 4 {
-            return Err(corrupt(&format!("record {id:?} has {} values, not {dimension}", vector.len() / 4)));
+            return Err(corrupt(&format!(
+                "record {id:?} has {} values, not {dimension}",
+                vector.len() / 4
+            )));
         }
         let row_idx = match self.row_of.get(id) {
             Some(&row_idx) if self.versions[row_idx] >= version => return Ok(Some(())),
@@ -64,7 +84,9 @@ impl Loader {
                 let row_idx = self.loaded.ids.len();
                 self.row_of.insert(id.to_owned(), row_idx);
                 self.loaded.ids.push(id.to_owned());
-                self.loaded.vectors.resize(self.loaded.vectors.len() + dimension, 0.0);
+                self.loaded
+                    .vectors
+                    .resize(self.loaded.vectors.len() + dimension, 0.0);
                 self.loaded.labels.push(None);
                 self.loaded.predictions.push(None);
                 self.versions.push(0);
@@ -75,7 +97,10 @@ impl Loader {
         self.versions[row_idx] = version;
         self.deleted[row_idx] = deleted;
         if !deleted {
-            decode_f32s(vector, &mut self.loaded.vectors[row_idx * dimension..(row_idx + 1) * dimension]);
+            decode_f32s(
+                vector,
+                &mut self.loaded.vectors[row_idx * dimension..(row_idx + 1) * dimension],
+            );
             self.loaded.labels[row_idx] = self.intern(label)?;
             self.loaded.predictions[row_idx] = self.intern(prediction)?;
         }
@@ -85,7 +110,8 @@ impl Loader {
     fn intern(&mut self, class: Option<&[u8]>) -> Result<Option<u32>> {
         class
             .map(|bytes| {
-                let name = std::str::from_utf8(bytes).map_err(|_| corrupt("a class name is not UTF-8"))?;
+                let name =
+                    std::str::from_utf8(bytes).map_err(|_| corrupt("a class name is not UTF-8"))?;
                 Ok(self.loaded.classes.intern(name))
             })
             .transpose()
@@ -93,7 +119,11 @@ impl Loader {
 
     /// Drops rows whose latest version is a tombstone, keeping order.
     fn finish(self) -> LoadedDataset {
-        let Loader { mut loaded, deleted, .. } = self;
+        let Loader {
+            mut loaded,
+            deleted,
+            ..
+        } = self;
         if !deleted.iter().any(|&is_deleted| is_deleted) {
             return loaded;
         }
@@ -107,7 +137,10 @@ impl Loader {
                 loaded.ids.swap(kept, row_idx);
                 loaded.labels[kept] = loaded.labels[row_idx];
                 loaded.predictions[kept] = loaded.predictions[row_idx];
-                loaded.vectors.copy_within(row_idx * dimension..(row_idx + 1) * dimension, kept * dimension);
+                loaded.vectors.copy_within(
+                    row_idx * dimension..(row_idx + 1) * dimension,
+                    kept * dimension,
+                );
             }
             kept += 1;
         }
@@ -120,7 +153,9 @@ impl Loader {
 }
 
 fn corrupt(what: &str) -> Error {
-    Error::Store { message: format!("unexpected data in the records table: {what}") }
+    Error::Store {
+        message: format!("unexpected data in the records table: {what}"),
+    }
 }
 
 /// The statement a full load sends; benchmarks fetch the same bytes raw.
@@ -133,7 +168,11 @@ pub(super) fn load_statement(dataset: &Dataset) -> String {
 
 pub(super) async fn load(store: &ClickHouseStore, dataset: Dataset) -> Result<LoadedDataset> {
     let statement = load_statement(&dataset);
-    let mut cursor = store.client.query(&statement).fetch_bytes("RowBinary").map_err(|error| store.error(error))?;
+    let mut cursor = store
+        .client
+        .query(&statement)
+        .fetch_bytes("RowBinary")
+        .map_err(|error| store.error(error))?;
     let mut loader = Loader::new(dataset);
     let mut pending: Vec<u8> = Vec::new();
     while let Some(chunk) = cursor.next().await.map_err(|error| store.error(error))? {
@@ -164,7 +203,11 @@ struct ChangedRow {
     metadata: String,
 }
 
-pub(super) async fn load_changes(store: &ClickHouseStore, dataset: &Dataset, watermark: u64) -> Result<DatasetChanges> {
+pub(super) async fn load_changes(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    watermark: u64,
+) -> Result<DatasetChanges> {
     let rows: Vec<ChangedRow> = store
         .client
         .query(
@@ -185,7 +228,10 @@ pub(super) async fn load_changes(store: &ClickHouseStore, dataset: &Dataset, wat
             }
         }
     }
-    let mut changes = DatasetChanges { watermark, ..DatasetChanges::default() };
+    let mut changes = DatasetChanges {
+        watermark,
+        ..DatasetChanges::default()
+    };
     for row in latest.into_values() {
         changes.watermark = changes.watermark.max(row.version);
         if row.deleted != 0 {

@@ -26,7 +26,9 @@ pub use self::group_commit::GroupCommitConfig;
 use self::group_commit::GroupCommitter;
 pub use self::schema::ServerVersion;
 use super::{FetchQuery, Store, VersionClock};
-use crate::model::{Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate, NewDataset, Record};
+use crate::model::{
+    Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate, NewDataset, Record,
+};
 use crate::{Error, Result};
 
 /// Where and how to reach ClickHouse.
@@ -136,10 +138,17 @@ impl ClickHouseStore {
             client = client.with_password(&config.password);
         }
         let failure = |error: clickhouse::error::Error| into_error(&config.url, error.into());
-        let version_text: String = client.query("SELECT version()").fetch_one().await.map_err(failure)?;
+        let version_text: String = client
+            .query("SELECT version()")
+            .fetch_one()
+            .await
+            .map_err(failure)?;
         let server_version = ServerVersion::parse(&version_text)?;
         client
-            .query(&format!("CREATE DATABASE IF NOT EXISTS `{}`", config.database))
+            .query(&format!(
+                "CREATE DATABASE IF NOT EXISTS `{}`",
+                config.database
+            ))
             .execute()
             .await
             .map_err(failure)?;
@@ -151,7 +160,8 @@ impl ClickHouseStore {
         if server_version.has_async_insert() {
             insert_settings.push(("async_insert".to_owned(), "0".to_owned()));
         }
-        let committer = GroupCommitter::start(client.clone(), insert_settings.clone(), config.group_commit);
+        let committer =
+            GroupCommitter::start(client.clone(), insert_settings.clone(), config.group_commit);
         Ok(ClickHouseStore {
             client,
             url: config.url,
@@ -181,15 +191,24 @@ impl ClickHouseStore {
 
 fn into_error(url: &str, failure: StoreFailure) -> Error {
     match failure {
-        StoreFailure::Unavailable(reason) => Error::StoreUnavailable { url: url.to_owned(), reason },
+        StoreFailure::Unavailable(reason) => Error::StoreUnavailable {
+            url: url.to_owned(),
+            reason,
+        },
         StoreFailure::Failed(message) => Error::Store { message },
     }
 }
 
 /// Sends one INSERT of pre-encoded `records` rows.
-async fn insert_rows(client: &Client, settings: &[(String, String)], body: Bytes) -> Result<(), StoreFailure> {
-    let mut insert =
-        client.insert_formatted_with(format!("INSERT INTO records ({}) FORMAT RowBinary", schema::RECORD_COLUMNS));
+async fn insert_rows(
+    client: &Client,
+    settings: &[(String, String)],
+    body: Bytes,
+) -> Result<(), StoreFailure> {
+    let mut insert = client.insert_formatted_with(format!(
+        "INSERT INTO records ({}) FORMAT RowBinary",
+        schema::RECORD_COLUMNS
+    ));
     for (name, value) in settings {
         insert = insert.with_setting(name, value);
     }
@@ -208,7 +227,10 @@ impl Store for ClickHouseStore {
         catalogue::resolve(self, dataset).await
     }
 
-    async fn list_datasets(&self, metadata_pattern: Option<&Map<String, Value>>) -> Result<Vec<Dataset>> {
+    async fn list_datasets(
+        &self,
+        metadata_pattern: Option<&Map<String, Value>>,
+    ) -> Result<Vec<Dataset>> {
         let datasets = catalogue::live_datasets(self).await?;
         Ok(super::select_datasets(datasets, metadata_pattern))
     }
@@ -217,7 +239,11 @@ impl Store for ClickHouseStore {
         catalogue::rename(self, dataset, new_name).await
     }
 
-    async fn update_dataset_metadata(&self, dataset: &DatasetRef, update: MetadataUpdate) -> Result<Dataset> {
+    async fn update_dataset_metadata(
+        &self,
+        dataset: &DatasetRef,
+        update: MetadataUpdate,
+    ) -> Result<Dataset> {
         catalogue::update_metadata(self, dataset, update).await
     }
 

@@ -34,7 +34,12 @@ async fn write_rows<'a>(
         encode_record_row(&mut buffer, dataset_id, id, version, record);
         n_rows += 1;
         if buffer.len() >= piece_bytes {
-            answers.push(store.committer.submit(std::mem::take(&mut buffer), n_rows).await);
+            answers.push(
+                store
+                    .committer
+                    .submit(std::mem::take(&mut buffer), n_rows)
+                    .await,
+            );
             n_rows = 0;
         }
     }
@@ -43,9 +48,11 @@ async fn write_rows<'a>(
     }
     for answer in answers {
         let outcome = match answer {
-            Ok(receiver) => receiver
-                .await
-                .unwrap_or_else(|_| Err(StoreFailure::Failed("the group commit task dropped a write".into()))),
+            Ok(receiver) => receiver.await.unwrap_or_else(|_| {
+                Err(StoreFailure::Failed(
+                    "the group commit task dropped a write".into(),
+                ))
+            }),
             Err(failure) => Err(failure),
         };
         outcome.map_err(|failure| store.error(failure))?;
@@ -53,26 +60,46 @@ async fn write_rows<'a>(
     Ok(())
 }
 
-pub(super) async fn upsert(store: &ClickHouseStore, dataset: &Dataset, records: Vec<Record>) -> Result<usize> {
+pub(super) async fn upsert(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    records: Vec<Record>,
+) -> Result<usize> {
     validate_batch(dataset, &records)?;
-    write_rows(store, dataset.id, records.iter().map(|record| (record.id.as_str(), Some(record)))).await?;
+    write_rows(
+        store,
+        dataset.id,
+        records
+            .iter()
+            .map(|record| (record.id.as_str(), Some(record))),
+    )
+    .await?;
     Ok(records.len())
 }
 
 /// The latest version of every record of a dataset, one row per id, as a
 /// subquery with columns `id, r_deleted, r_vector, r_label, r_prediction,
-/// r_uri, r_metadata`. `id_subset` restricts it through the primary key.
+/// r_uri, r_metadata` and the typed metadata arrays `r_meta_*`. `id_subset` restricts it through the primary key.
 fn resolved_records(dataset_id: Uuid, with_vectors: bool, id_subset: Option<&[&str]>) -> Sql {
     // One argMax over a tuple: argMax over a Nullable column alone would skip
     // NULLs and resurrect an older label when the latest version has none.
     let mut sql = Sql::new(
         "SELECT id, tupleElement(latest, 1) AS r_deleted, tupleElement(latest, 2) AS r_label, \
          tupleElement(latest, 3) AS r_prediction, tupleElement(latest, 4) AS r_uri, \
-         tupleElement(latest, 5) AS r_metadata, tupleElement(latest, 6) AS r_vector FROM (\
-         SELECT id, argMax(tuple(deleted, label, prediction, uri, metadata, ",
+         tupleElement(latest, 5) AS r_metadata, tupleElement(latest, 6) AS r_meta_keys, \
+         tupleElement(latest, 7) AS r_meta_kinds, tupleElement(latest, 8) AS r_meta_strings, \
+         tupleElement(latest, 9) AS r_meta_numbers, tupleElement(latest, 10) AS r_vector FROM (\
+         SELECT id, argMax(tuple(deleted, label, prediction, uri, metadata, \
+         meta_keys, meta_kinds, meta_strings, meta_numbers, ",
     );
-    sql.push(if with_vectors { "vector" } else { "emptyArrayFloat32()" });
-    sql.push("), version) AS latest FROM records WHERE dataset = toUUID(").text_arg(&dataset_id.to_string()).push(")");
+    sql.push(if with_vectors {
+        "vector"
+    } else {
+        "emptyArrayFloat32()"
+    });
+    sql.push("), version) AS latest FROM records WHERE dataset = toUUID(")
+        .text_arg(&dataset_id.to_string())
+        .push(")");
     if let Some(ids) = id_subset {
         sql.push(" AND id IN (");
         for (index, id) in ids.iter().enumerate() {
@@ -88,14 +115,23 @@ fn resolved_records(dataset_id: Uuid, with_vectors: bool, id_subset: Option<&[&s
 }
 
 /// `SELECT <columns> FROM (resolved) WHERE live AND filter`.
-fn select_live(columns: &str, dataset_id: Uuid, with_vectors: bool, id_subset: Option<&[&str]>, filter: &Filter) -> Result<Sql> {
+fn select_live(
+    columns: &str,
+    dataset_id: Uuid,
+    with_vectors: bool,
+    id_subset: Option<&[&str]>,
+    filter: &Filter,
+) -> Result<Sql> {
     let mut sql = Sql::new("SELECT ");
     sql.push(columns).push(" FROM (");
     sql.append(resolved_records(dataset_id, with_vectors, id_subset));
     sql.push(") WHERE r_deleted = 0 AND ");
     sql.append(render_filter(filter));
     if sql.too_large() {
-        return Err(Error::QueryTooLarge { len: sql.approximate_len(), max: super::sql::MAX_QUERY_SIZE });
+        return Err(Error::QueryTooLarge {
+            len: sql.approximate_len(),
+            max: super::sql::MAX_QUERY_SIZE,
+        });
     }
     Ok(sql)
 }
@@ -128,9 +164,23 @@ fn plan_queries(
     match filter.as_id_set() {
         Some(ids) => id_chunks(&ids)
             .iter()
-            .map(|chunk| select_live(columns, dataset_id, with_vectors, Some(chunk), &Filter::all()))
+            .map(|chunk| {
+                select_live(
+                    columns,
+                    dataset_id,
+                    with_vectors,
+                    Some(chunk),
+                    &Filter::all(),
+                )
+            })
             .collect(),
-        None => Ok(vec![select_live(columns, dataset_id, with_vectors, None, filter)?]),
+        None => Ok(vec![select_live(
+            columns,
+            dataset_id,
+            with_vectors,
+            None,
+            filter,
+        )?]),
     }
 }
 
@@ -146,20 +196,36 @@ struct FetchedRow {
 
 const FETCH_COLUMNS: &str = "id, r_vector, r_label, r_prediction, r_uri, r_metadata";
 
-pub(super) async fn fetch(store: &ClickHouseStore, dataset: &Dataset, query: &FetchQuery) -> Result<Vec<Record>> {
+pub(super) async fn fetch(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    query: &FetchQuery,
+) -> Result<Vec<Record>> {
     let plans = plan_queries(FETCH_COLUMNS, dataset.id, query.with_vectors, &query.filter)?;
     let single_query = plans.len() == 1;
     let mut rows: Vec<FetchedRow> = Vec::new();
     for mut sql in plans {
         if single_query {
-            sql.push(" ORDER BY id LIMIT ").unsigned_arg(query.limit as u64).push(" OFFSET ").unsigned_arg(query.offset as u64);
+            sql.push(" ORDER BY id LIMIT ")
+                .unsigned_arg(query.limit as u64)
+                .push(" OFFSET ")
+                .unsigned_arg(query.offset as u64);
         }
         let driver_query = sql.bind_into(&store.client);
-        rows.extend(driver_query.fetch_all::<FetchedRow>().await.map_err(|error| store.error(error))?);
+        rows.extend(
+            driver_query
+                .fetch_all::<FetchedRow>()
+                .await
+                .map_err(|error| store.error(error))?,
+        );
     }
     if !single_query {
         rows.sort_by(|a, b| a.id.cmp(&b.id));
-        rows = rows.into_iter().skip(query.offset).take(query.limit).collect();
+        rows = rows
+            .into_iter()
+            .skip(query.offset)
+            .take(query.limit)
+            .collect();
     }
     rows.into_iter()
         .map(|row| {
@@ -175,23 +241,44 @@ pub(super) async fn fetch(store: &ClickHouseStore, dataset: &Dataset, query: &Fe
         .collect()
 }
 
-pub(super) async fn count(store: &ClickHouseStore, dataset: &Dataset, filter: &Filter) -> Result<usize> {
+pub(super) async fn count(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    filter: &Filter,
+) -> Result<usize> {
     let mut total = 0u64;
     for sql in plan_queries("count()", dataset.id, false, filter)? {
-        let count: u64 = sql.bind_into(&store.client).fetch_one().await.map_err(|error| store.error(error))?;
+        let count: u64 = sql
+            .bind_into(&store.client)
+            .fetch_one()
+            .await
+            .map_err(|error| store.error(error))?;
         total += count;
     }
     Ok(usize::try_from(total).unwrap_or(usize::MAX))
 }
 
-pub(super) async fn delete(store: &ClickHouseStore, dataset: &Dataset, filter: &Filter) -> Result<usize> {
+pub(super) async fn delete(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    filter: &Filter,
+) -> Result<usize> {
     let mut doomed: Vec<String> = Vec::new();
     for sql in plan_queries("id", dataset.id, false, filter)? {
-        let ids: Vec<String> = sql.bind_into(&store.client).fetch_all().await.map_err(|error| store.error(error))?;
+        let ids: Vec<String> = sql
+            .bind_into(&store.client)
+            .fetch_all()
+            .await
+            .map_err(|error| store.error(error))?;
         doomed.extend(ids);
     }
     if !doomed.is_empty() {
-        write_rows(store, dataset.id, doomed.iter().map(|id| (id.as_str(), None))).await?;
+        write_rows(
+            store,
+            dataset.id,
+            doomed.iter().map(|id| (id.as_str(), None)),
+        )
+        .await?;
     }
     Ok(doomed.len())
 }
@@ -200,9 +287,16 @@ pub(super) async fn delete(store: &ClickHouseStore, dataset: &Dataset, filter: &
 /// drops tombstones older than the grace period. ClickHouse applies the
 /// deletions as background mutations.
 pub(super) async fn compact(store: &ClickHouseStore) -> Result<()> {
-    let deleted_datasets: Vec<String> = catalogue::deleted_dataset_ids(store).await?.iter().map(Uuid::to_string).collect();
+    let deleted_datasets: Vec<String> = catalogue::deleted_dataset_ids(store)
+        .await?
+        .iter()
+        .map(Uuid::to_string)
+        .collect();
     let deleted_refs: Vec<&str> = deleted_datasets.iter().map(String::as_str).collect();
-    for chunk in id_chunks(&deleted_refs).into_iter().filter(|chunk| !chunk.is_empty()) {
+    for chunk in id_chunks(&deleted_refs)
+        .into_iter()
+        .filter(|chunk| !chunk.is_empty())
+    {
         for (table, column) in [("records", "dataset"), ("datasets", "id")] {
             let mut sql = Sql::new(&format!("ALTER TABLE {table} DELETE WHERE {column} IN ("));
             for (index, id) in chunk.iter().enumerate() {
@@ -212,7 +306,10 @@ pub(super) async fn compact(store: &ClickHouseStore) -> Result<()> {
                 sql.push("toUUID(").text_arg(id).push(")");
             }
             sql.push(")");
-            sql.bind_into(&store.client).execute().await.map_err(|error| store.error(error))?;
+            sql.bind_into(&store.client)
+                .execute()
+                .await
+                .map_err(|error| store.error(error))?;
         }
     }
     // A record whose latest version is an old tombstone goes entirely: all its
@@ -225,6 +322,9 @@ pub(super) async fn compact(store: &ClickHouseStore) -> Result<()> {
          GROUP BY dataset, id HAVING argMax(deleted, version) = 1 AND max(version) < ",
     );
     sql.unsigned_arg(cutoff).push(")");
-    sql.bind_into(&store.client).execute().await.map_err(|error| store.error(error))?;
+    sql.bind_into(&store.client)
+        .execute()
+        .await
+        .map_err(|error| store.error(error))?;
     Ok(())
 }

@@ -4,11 +4,18 @@
 
 use uuid::Uuid;
 
-use crate::model::Record;
+use super::schema::{META_KIND_BOOL, META_KIND_NUMBER, META_KIND_STRING};
+use crate::model::{MetadataValue, Record, RecordMetadata};
 
 /// Appends one `records` row in RowBinary, in the column order of
 /// [`super::schema::RECORD_COLUMNS`]. A tombstone has no record.
-pub(super) fn encode_record_row(buffer: &mut Vec<u8>, dataset: Uuid, id: &str, version: u64, record: Option<&Record>) {
+pub(super) fn encode_record_row(
+    buffer: &mut Vec<u8>,
+    dataset: Uuid,
+    id: &str,
+    version: u64,
+    record: Option<&Record>,
+) {
     let (high, low) = dataset.as_u64_pair();
     buffer.extend_from_slice(&high.to_le_bytes());
     buffer.extend_from_slice(&low.to_le_bytes());
@@ -30,6 +37,7 @@ pub(super) fn encode_record_row(buffer: &mut Vec<u8>, dataset: Uuid, id: &str, v
             } else {
                 write_str(buffer, &record.metadata.to_json_string());
             }
+            write_typed_metadata(buffer, &record.metadata);
         }
         None => {
             buffer.push(1);
@@ -38,7 +46,45 @@ pub(super) fn encode_record_row(buffer: &mut Vec<u8>, dataset: Uuid, id: &str, v
                 write_nullable_str(buffer, None);
             }
             write_str(buffer, "");
+            write_typed_metadata(buffer, &RecordMetadata::new());
         }
+    }
+}
+
+/// The `meta_keys`, `meta_kinds`, `meta_strings`, `meta_numbers` arrays.
+fn write_typed_metadata(buffer: &mut Vec<u8>, metadata: &RecordMetadata) {
+    let n_keys = metadata.iter().count() as u64;
+    write_varint(buffer, n_keys);
+    for (key, _) in metadata.iter() {
+        write_str(buffer, key);
+    }
+    write_varint(buffer, n_keys);
+    for (_, value) in metadata.iter() {
+        buffer.push(match value {
+            MetadataValue::String(_) => META_KIND_STRING,
+            MetadataValue::Number(_) => META_KIND_NUMBER,
+            MetadataValue::Bool(_) => META_KIND_BOOL,
+        });
+    }
+    write_varint(buffer, n_keys);
+    for (_, value) in metadata.iter() {
+        write_str(
+            buffer,
+            if let MetadataValue::String(text) = value {
+                text
+            } else {
+                ""
+            },
+        );
+    }
+    write_varint(buffer, n_keys);
+    for (_, value) in metadata.iter() {
+        let number = match value {
+            MetadataValue::String(_) => 0.0,
+            MetadataValue::Number(number) => number.as_f64().unwrap_or(0.0),
+            MetadataValue::Bool(flag) => f64::from(u8::from(*flag)),
+        };
+        buffer.extend_from_slice(&number.to_le_bytes());
     }
 }
 
@@ -79,7 +125,10 @@ pub(super) struct RowReader<'a> {
 
 impl<'a> RowReader<'a> {
     pub(super) fn new(buffer: &'a [u8]) -> Self {
-        RowReader { buffer, position: 0 }
+        RowReader {
+            buffer,
+            position: 0,
+        }
     }
 
     /// Bytes consumed by complete reads so far.
@@ -152,7 +201,9 @@ mod tests {
 
     #[test]
     fn a_row_reads_back_and_partial_rows_ask_for_more() {
-        let record = Record::new("é1", vec![1.5, -2.0]).with_label("cat").with_metadata("k", true);
+        let record = Record::new("é1", vec![1.5, -2.0])
+            .with_label("cat")
+            .with_metadata("k", true);
         let mut buffer = Vec::new();
         encode_record_row(&mut buffer, Uuid::nil(), &record.id, 42, Some(&record));
         let read = |bytes: &[u8]| {
@@ -166,9 +217,19 @@ mod tests {
             let prediction = reader.nullable_bytes()?;
             reader.nullable_bytes()?;
             let metadata = reader.bytes()?.to_vec();
-            Some((id, version, deleted, vector, label, prediction.is_none(), metadata, reader.position()))
+            Some((
+                id,
+                version,
+                deleted,
+                vector,
+                label,
+                prediction.is_none(),
+                metadata,
+                reader.position(),
+            ))
         };
-        let (id, version, deleted, vector, label, no_prediction, metadata, used) = read(&buffer).unwrap();
+        let (id, version, deleted, vector, label, no_prediction, metadata, used) =
+            read(&buffer).unwrap();
         assert_eq!(id, "é1".as_bytes());
         assert_eq!((version, deleted, used), (42, 0, buffer.len()));
         let mut floats = [0.0f32; 2];
@@ -178,7 +239,10 @@ mod tests {
         assert!(no_prediction);
         assert_eq!(metadata, br#"{"k":true}"#);
         for cut in 0..buffer.len() {
-            assert!(read(&buffer[..cut]).is_none(), "a row cut at {cut} bytes must ask for more");
+            assert!(
+                read(&buffer[..cut]).is_none(),
+                "a row cut at {cut} bytes must ask for more"
+            );
         }
     }
 

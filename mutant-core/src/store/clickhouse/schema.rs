@@ -4,11 +4,22 @@
 //! Both tables are `ReplacingMergeTree(version)`: every write is a new row
 //! with a higher version, and reads resolve each key to its highest version
 //! (see ARCHITECTURE.md). The engines and types exist in 18.16.1, the floor.
+//!
+//! Record metadata is kept twice: as canonical JSON (`metadata`, returned to
+//! clients) and as parallel typed arrays (`meta_*`) that filters compare
+//! exactly, since 18.16 has no JSON type and its `visitParam*` functions
+//! misread some escaped strings.
 
 use crate::{Error, Result};
 
 /// The columns of `records`, in the order RowBinary rows are encoded.
-pub(super) const RECORD_COLUMNS: &str = "dataset, id, version, deleted, vector, label, prediction, uri, metadata";
+pub(super) const RECORD_COLUMNS: &str = "dataset, id, version, deleted, vector, label, prediction, uri, metadata, meta_keys, meta_kinds, meta_strings, meta_numbers";
+
+/// `meta_kinds` values: what each metadata value is (0, the array default,
+/// stands for an absent key).
+pub(super) const META_KIND_STRING: u8 = 1;
+pub(super) const META_KIND_NUMBER: u8 = 2;
+pub(super) const META_KIND_BOOL: u8 = 3;
 
 pub(super) const CREATE_DATASETS: &str = "CREATE TABLE IF NOT EXISTS datasets (
     id UUID,
@@ -31,7 +42,11 @@ pub(super) const CREATE_RECORDS: &str = "CREATE TABLE IF NOT EXISTS records (
     label Nullable(String),
     prediction Nullable(String),
     uri Nullable(String),
-    metadata String
+    metadata String,
+    meta_keys Array(String),
+    meta_kinds Array(UInt8),
+    meta_strings Array(String),
+    meta_numbers Array(Float64)
 ) ENGINE = ReplacingMergeTree(version) ORDER BY (dataset, id)";
 
 /// A ClickHouse release, as `SELECT version()` reports it.
@@ -57,24 +72,39 @@ impl ServerVersion {
         let mut parts = text.trim().split('.').map(str::parse::<u32>);
         match (parts.next(), parts.next()) {
             (Some(Ok(major)), Some(Ok(minor))) => Ok(ServerVersion { major, minor }),
-            _ => Err(Error::Store { message: format!("cannot read the ClickHouse version {text:?}") }),
+            _ => Err(Error::Store {
+                message: format!("cannot read the ClickHouse version {text:?}"),
+            }),
         }
     }
 
     /// `async_insert` appeared in 21.11; recent releases turn it on by
     /// default, and then an acknowledged INSERT is not yet an inserted one.
     pub fn has_async_insert(self) -> bool {
-        self >= ServerVersion { major: 21, minor: 11 }
+        self >= ServerVersion {
+            major: 21,
+            minor: 11,
+        }
     }
 }
 
 /// Checks a database name before it is quoted into DDL.
 pub(super) fn validate_database_name(name: &str) -> Result<()> {
-    let starts_with_letter = name.as_bytes().first().is_some_and(|byte| byte.is_ascii_alphabetic() || *byte == b'_');
-    if !starts_with_letter || name.len() > 128 || !name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_') {
+    let starts_with_letter = name
+        .as_bytes()
+        .first()
+        .is_some_and(|byte| byte.is_ascii_alphabetic() || *byte == b'_');
+    if !starts_with_letter
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+    {
         return Err(Error::InvalidParameter {
             name: "database",
-            reason: format!("{name:?} is not a simple identifier; use ASCII letters, digits and '_'"),
+            reason: format!(
+                "{name:?} is not a simple identifier; use ASCII letters, digits and '_'"
+            ),
         });
     }
     Ok(())

@@ -5,6 +5,7 @@
 use clickhouse::Client;
 use clickhouse::query::Query;
 
+use super::schema::{META_KIND_BOOL, META_KIND_NUMBER, META_KIND_STRING};
 use crate::model::{Condition, Field, Filter, FilterValue};
 
 /// ClickHouse 18.16's default `max_query_size`, in bytes.
@@ -39,7 +40,10 @@ pub(super) struct Sql {
 
 impl Sql {
     pub(super) fn new(text: &str) -> Self {
-        Sql { text: text.to_owned(), args: Vec::new() }
+        Sql {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
     }
 
     pub(super) fn push(&mut self, text: &str) -> &mut Self {
@@ -102,7 +106,7 @@ fn column(field: &Field) -> &'static str {
         Field::Label => "r_label",
         Field::Prediction => "r_prediction",
         Field::Uri => "r_uri",
-        Field::Metadata(_) => "r_metadata",
+        Field::Metadata(_) => "r_meta_keys",
     }
 }
 
@@ -156,42 +160,72 @@ fn write_condition(sql: &mut Sql, field: &Field, condition: &Condition) {
     }
 }
 
-/// `visitParamExtractRaw(r_metadata, 'key')`: the key's raw JSON text, or ''
-/// when absent. Metadata is stored as canonical JSON (sorted keys, no
-/// whitespace, serde_json escaping) and keys are simple identifiers, so the
-/// raw text of a value can be compared with the canonical JSON of a literal.
-fn write_raw_metadata(sql: &mut Sql, key: &str) {
-    sql.push("visitParamExtractRaw(r_metadata, ").text_arg(key).push(")");
+/// `r_meta_<array>[indexOf(r_meta_keys, 'key')]`: the key's entry in one of
+/// the typed metadata arrays; index 0 (an absent key) yields the array's
+/// default, and a kind of 0 means "absent".
+fn write_meta_element(sql: &mut Sql, array: &str, key: &str) {
+    sql.push("r_meta_")
+        .push(array)
+        .push("[indexOf(r_meta_keys, ")
+        .text_arg(key)
+        .push(")]");
+}
+
+/// `kind of key = expected AND <value column> <operator> <value>`.
+fn write_meta_comparison(sql: &mut Sql, key: &str, kind: u8, operator: &str, value: &FilterValue) {
+    sql.push("(");
+    write_meta_element(sql, "kinds", key);
+    sql.push(" = ").push(&kind.to_string()).push(" AND ");
+    match value {
+        FilterValue::String(text) => {
+            write_meta_element(sql, "strings", key);
+            sql.push(" ").push(operator).push(" ").text_arg(text);
+        }
+        FilterValue::Number(number) => {
+            write_meta_element(sql, "numbers", key);
+            sql.push(" ").push(operator).push(" ").float_arg(*number);
+        }
+        FilterValue::Bool(flag) => {
+            write_meta_element(sql, "numbers", key);
+            sql.push(" ")
+                .push(operator)
+                .push(if *flag { " 1" } else { " 0" });
+        }
+        FilterValue::Null => {
+            sql.push("0");
+        }
+    }
+    sql.push(")");
+}
+
+fn meta_kind(value: &FilterValue) -> u8 {
+    match value {
+        FilterValue::String(_) => META_KIND_STRING,
+        FilterValue::Number(_) => META_KIND_NUMBER,
+        FilterValue::Bool(_) => META_KIND_BOOL,
+        FilterValue::Null => 0,
+    }
 }
 
 fn write_equals(sql: &mut Sql, field: &Field, value: &FilterValue) {
-    let column = column(field);
     match (field, value) {
-        (Field::Metadata(key), FilterValue::String(text)) => {
-            sql.push("(");
-            write_raw_metadata(sql, key);
-            sql.push(" = ").text_arg(&serde_json::Value::String(text.clone()).to_string()).push(")");
-        }
-        (Field::Metadata(key), FilterValue::Number(number)) => {
-            sql.push("ifNull(toFloat64OrNull(");
-            write_raw_metadata(sql, key);
-            sql.push(") = ").float_arg(*number).push(", 0)");
-        }
-        (Field::Metadata(key), FilterValue::Bool(flag)) => {
-            sql.push("(");
-            write_raw_metadata(sql, key);
-            sql.push(if *flag { " = 'true')" } else { " = 'false')" });
-        }
         (Field::Metadata(key), FilterValue::Null) => {
-            sql.push("(");
-            write_raw_metadata(sql, key);
-            sql.push(" = '')");
+            sql.push("(indexOf(r_meta_keys, ")
+                .text_arg(key)
+                .push(") = 0)");
+        }
+        (Field::Metadata(key), value) => {
+            write_meta_comparison(sql, key, meta_kind(value), "=", value)
         }
         (_, FilterValue::String(text)) => {
-            sql.push("ifNull(").push(column).push(" = ").text_arg(text).push(", 0)");
+            sql.push("ifNull(")
+                .push(column(field))
+                .push(" = ")
+                .text_arg(text)
+                .push(", 0)");
         }
         (_, FilterValue::Null) => {
-            sql.push("isNull(").push(column).push(")");
+            sql.push("isNull(").push(column(field)).push(")");
         }
         // The filter parser only lets strings and null reach string fields.
         (_, FilterValue::Number(_) | FilterValue::Bool(_)) => {
@@ -201,7 +235,9 @@ fn write_equals(sql: &mut Sql, field: &Field, value: &FilterValue) {
 }
 
 fn write_in(sql: &mut Sql, field: &Field, values: &[FilterValue]) {
-    let all_strings = values.iter().all(|value| matches!(value, FilterValue::String(_)));
+    let all_strings = values
+        .iter()
+        .all(|value| matches!(value, FilterValue::String(_)));
     if values.is_empty() {
         sql.push("0");
     } else if !matches!(field, Field::Metadata(_)) && all_strings {
@@ -229,24 +265,17 @@ fn write_in(sql: &mut Sql, field: &Field, values: &[FilterValue]) {
 
 fn write_range(sql: &mut Sql, field: &Field, operator: &str, bound: &FilterValue) {
     match (field, bound) {
-        (Field::Metadata(key), FilterValue::String(text)) => {
-            sql.push("(substring(");
-            write_raw_metadata(sql, key);
-            sql.push(", 1, 1) = '\"' AND visitParamExtractString(r_metadata, ")
-                .text_arg(key)
-                .push(") ")
+        (Field::Metadata(key), FilterValue::String(_) | FilterValue::Number(_)) => {
+            write_meta_comparison(sql, key, meta_kind(bound), operator, bound);
+        }
+        (_, FilterValue::String(text)) => {
+            sql.push("ifNull(")
+                .push(column(field))
+                .push(" ")
                 .push(operator)
                 .push(" ")
                 .text_arg(text)
-                .push(")");
-        }
-        (Field::Metadata(key), FilterValue::Number(number)) => {
-            sql.push("ifNull(toFloat64OrNull(");
-            write_raw_metadata(sql, key);
-            sql.push(") ").push(operator).push(" ").float_arg(*number).push(", 0)");
-        }
-        (_, FilterValue::String(text)) => {
-            sql.push("ifNull(").push(column(field)).push(" ").push(operator).push(" ").text_arg(text).push(", 0)");
+                .push(", 0)");
         }
         // The filter parser refuses booleans and null in ranges, and numbers on string fields.
         (_, FilterValue::Number(_) | FilterValue::Bool(_) | FilterValue::Null) => {
