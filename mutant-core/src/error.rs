@@ -18,7 +18,9 @@ pub enum Error {
     )]
     InvalidDatasetName { name: String, max_len: usize },
     /// A dataset dimension outside the supported range.
-    #[error("dimension {dimension} is out of range: a dataset's dimension must be between 1 and {max}")]
+    #[error(
+        "dimension {dimension} is out of range: a dataset's dimension must be between 1 and {max}"
+    )]
     InvalidDimension { dimension: usize, max: usize },
     /// A metric name other than `l2`, `cosine` or `dot`.
     #[error("unknown metric {metric:?}: use \"l2\", \"cosine\" or \"dot\"")]
@@ -27,21 +29,37 @@ pub enum Error {
     #[error(
         "dataset {dataset:?} has dimension {expected}, got a vector of {got} for record {id:?}; re-create the dataset or fix the producer"
     )]
-    DimensionMismatch { dataset: String, id: String, expected: usize, got: usize },
+    DimensionMismatch {
+        dataset: String,
+        id: String,
+        expected: usize,
+        got: usize,
+    },
     /// A NaN or infinite component in a vector.
-    #[error("record {id:?} has a non-finite value (NaN or infinity) at position {position}; clean the vector before sending it")]
+    #[error(
+        "record {id:?} has a non-finite value (NaN or infinity) at position {position}; clean the vector before sending it"
+    )]
     NonFiniteValue { id: String, position: usize },
     /// A record id that is empty.
-    #[error("the record at position {index} of the batch has an empty id; give every record a non-empty id")]
+    #[error(
+        "the record at position {index} of the batch has an empty id; give every record a non-empty id"
+    )]
     EmptyRecordId { index: usize },
     /// A string field longer than allowed.
     #[error("{field} of record {id:?} is {len} bytes long; the limit is {max} bytes")]
-    FieldTooLong { id: String, field: &'static str, len: usize, max: usize },
+    FieldTooLong {
+        id: String,
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     /// An optional string field that is present but empty.
     #[error("{field} of record {id:?} is an empty string; omit the field instead")]
     EmptyField { id: String, field: &'static str },
     /// The same id twice in one batch.
-    #[error("record id {id:?} appears more than once in the batch; send each id at most once per batch")]
+    #[error(
+        "record id {id:?} appears more than once in the batch; send each id at most once per batch"
+    )]
     DuplicateRecordId { id: String },
     /// A batch with no records.
     #[error("the batch is empty; send at least one record")]
@@ -64,7 +82,9 @@ pub enum Error {
     #[error("no dataset named or identified {dataset:?}; list the datasets to see which exist")]
     UnknownDataset { dataset: String },
     /// A dataset name already used by a live dataset.
-    #[error("a dataset named {name:?} already exists; pick another name or delete that dataset first")]
+    #[error(
+        "a dataset named {name:?} already exists; pick another name or delete that dataset first"
+    )]
     DatasetExists { name: String },
 
     // ---- kernels ----
@@ -76,8 +96,14 @@ pub enum Error {
     Cancelled,
     /// Vectors handed to a kernel with a different dimension than the dataset
     /// they are compared with.
-    #[error("{what} has dimension {got}, but the dataset it is compared with has dimension {expected}; pass vectors of dimension {expected}")]
-    KernelDimensionMismatch { what: &'static str, expected: usize, got: usize },
+    #[error(
+        "{what} has dimension {got}, but the dataset it is compared with has dimension {expected}; pass vectors of dimension {expected}"
+    )]
+    KernelDimensionMismatch {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
 
     // ---- storage ----
     /// ClickHouse could not be reached; retrying later is safe.
@@ -87,6 +113,8 @@ pub enum Error {
     #[error("ClickHouse failed: {message}")]
     Store { message: String },
     /// A query that would exceed ClickHouse's query size limit.
-    #[error("the query is {len} bytes, over ClickHouse's limit of {max}; use fewer or shorter values in the filter")]
+    #[error(
+        "the query is {len} bytes, over ClickHouse's limit of {max}; use fewer or shorter values in the filter"
+    )]
     QueryTooLarge { len: usize, max: usize },
 }

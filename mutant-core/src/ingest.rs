@@ -36,13 +36,18 @@ pub fn validate_batch(dataset: &Dataset, records: &[Record]) -> Result<()> {
         return Err(Error::EmptyBatch);
     }
     if records.len() > MAX_BATCH_RECORDS {
-        return Err(Error::BatchTooLarge { n_records: records.len(), max: MAX_BATCH_RECORDS });
+        return Err(Error::BatchTooLarge {
+            n_records: records.len(),
+            max: MAX_BATCH_RECORDS,
+        });
     }
     let mut seen = HashSet::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
         validate_record(dataset, index, record)?;
         if !seen.insert(record.id.as_str()) {
-            return Err(Error::DuplicateRecordId { id: record.id.clone() });
+            return Err(Error::DuplicateRecordId {
+                id: record.id.clone(),
+            });
         }
     }
     Ok(())
@@ -62,7 +67,10 @@ fn validate_record(dataset: &Dataset, index: usize, record: &Record) -> Result<(
         });
     }
     if let Some(position) = record.vector.iter().position(|value| !value.is_finite()) {
-        return Err(Error::NonFiniteValue { id: record.id.clone(), position });
+        return Err(Error::NonFiniteValue {
+            id: record.id.clone(),
+            position,
+        });
     }
     for (field, value, max) in [
         ("label", &record.label, MAX_CLASS_LEN),
@@ -71,21 +79,34 @@ fn validate_record(dataset: &Dataset, index: usize, record: &Record) -> Result<(
     ] {
         if let Some(text) = value {
             if text.is_empty() {
-                return Err(Error::EmptyField { id: record.id.clone(), field });
+                return Err(Error::EmptyField {
+                    id: record.id.clone(),
+                    field,
+                });
             }
             check_len(&record.id, field, text, max)?;
         }
     }
     record.metadata.validate()?;
     if !record.metadata.is_empty() {
-        check_len(&record.id, "metadata", &record.metadata.to_json_string(), MAX_METADATA_LEN)?;
+        check_len(
+            &record.id,
+            "metadata",
+            &record.metadata.to_json_string(),
+            MAX_METADATA_LEN,
+        )?;
     }
     Ok(())
 }
 
 fn check_len(id: &str, field: &'static str, text: &str, max: usize) -> Result<()> {
     if text.len() > max {
-        return Err(Error::FieldTooLong { id: id.to_owned(), field, len: text.len(), max });
+        return Err(Error::FieldTooLong {
+            id: id.to_owned(),
+            field,
+            len: text.len(),
+            max,
+        });
     }
     Ok(())
 }
@@ -112,22 +133,56 @@ mod tests {
         let dataset = dataset();
         let check = |records: Vec<Record>| validate_batch(&dataset, &records).unwrap_err();
         assert!(matches!(check(vec![]), Error::EmptyBatch));
-        assert!(matches!(check(vec![Record::new("", vec![0.0, 0.0])]), Error::EmptyRecordId { index: 0 }));
-        assert!(matches!(check(vec![Record::new("a", vec![0.0])]), Error::DimensionMismatch { .. }));
-        assert!(matches!(check(vec![Record::new("a", vec![0.0, f32::NAN])]), Error::NonFiniteValue { position: 1, .. }));
-        assert!(matches!(check(vec![Record::new("a", vec![f32::INFINITY, 0.0])]), Error::NonFiniteValue { position: 0, .. }));
         assert!(matches!(
-            check(vec![Record::new("a", vec![0.0, 0.0]), Record::new("a", vec![1.0, 1.0])]),
+            check(vec![Record::new("", vec![0.0, 0.0])]),
+            Error::EmptyRecordId { index: 0 }
+        ));
+        assert!(matches!(
+            check(vec![Record::new("a", vec![0.0])]),
+            Error::DimensionMismatch { .. }
+        ));
+        assert!(matches!(
+            check(vec![Record::new("a", vec![0.0, f32::NAN])]),
+            Error::NonFiniteValue { position: 1, .. }
+        ));
+        assert!(matches!(
+            check(vec![Record::new("a", vec![f32::INFINITY, 0.0])]),
+            Error::NonFiniteValue { position: 0, .. }
+        ));
+        assert!(matches!(
+            check(vec![
+                Record::new("a", vec![0.0, 0.0]),
+                Record::new("a", vec![1.0, 1.0])
+            ]),
             Error::DuplicateRecordId { .. }
         ));
-        assert!(matches!(check(vec![Record::new("a", vec![0.0, 0.0]).with_label("")]), Error::EmptyField { field: "label", .. }));
-        assert!(matches!(check(vec![Record::new("x".repeat(MAX_ID_LEN + 1), vec![0.0, 0.0])]), Error::FieldTooLong { field: "id", .. }));
-        assert!(matches!(check(vec![Record::new("a", vec![0.0, 0.0]).with_metadata("bad key", 1)]), Error::InvalidMetadata { .. }));
+        assert!(matches!(
+            check(vec![Record::new("a", vec![0.0, 0.0]).with_label("")]),
+            Error::EmptyField { field: "label", .. }
+        ));
+        assert!(matches!(
+            check(vec![Record::new(
+                "x".repeat(MAX_ID_LEN + 1),
+                vec![0.0, 0.0]
+            )]),
+            Error::FieldTooLong { field: "id", .. }
+        ));
+        assert!(matches!(
+            check(vec![
+                Record::new("a", vec![0.0, 0.0]).with_metadata("bad key", 1)
+            ]),
+            Error::InvalidMetadata { .. }
+        ));
     }
 
     #[test]
     fn oversized_batches_are_refused() {
-        let records: Vec<Record> = (0..=MAX_BATCH_RECORDS).map(|i| Record::new(i.to_string(), vec![0.0, 0.0])).collect();
-        assert!(matches!(validate_batch(&dataset(), &records), Err(Error::BatchTooLarge { .. })));
+        let records: Vec<Record> = (0..=MAX_BATCH_RECORDS)
+            .map(|i| Record::new(i.to_string(), vec![0.0, 0.0]))
+            .collect();
+        assert!(matches!(
+            validate_batch(&dataset(), &records),
+            Err(Error::BatchTooLarge { .. })
+        ));
     }
 }

@@ -59,7 +59,9 @@ impl FromStr for Metric {
             "l2" => Ok(Metric::L2),
             "cosine" => Ok(Metric::Cosine),
             "dot" => Ok(Metric::Dot),
-            other => Err(Error::UnknownMetric { metric: other.to_owned() }),
+            other => Err(Error::UnknownMetric {
+                metric: other.to_owned(),
+            }),
         }
     }
 }
@@ -104,13 +106,15 @@ impl Dataset {
 }
 
 fn object_contains(haystack: &Map<String, Value>, pattern: &Map<String, Value>) -> bool {
-    pattern.iter().all(|(key, wanted)| match (haystack.get(key), wanted) {
-        (Some(Value::Object(inner)), Value::Object(wanted_inner)) => {
-            object_contains(inner, wanted_inner)
-        }
-        (Some(found), wanted) => found == wanted,
-        (None, _) => false,
-    })
+    pattern
+        .iter()
+        .all(|(key, wanted)| match (haystack.get(key), wanted) {
+            (Some(Value::Object(inner)), Value::Object(wanted_inner)) => {
+                object_contains(inner, wanted_inner)
+            }
+            (Some(found), wanted) => found == wanted,
+            (None, _) => false,
+        })
 }
 
 /// What a client asks for when creating a dataset.
@@ -129,7 +133,12 @@ pub struct NewDataset {
 impl NewDataset {
     /// A dataset of `dimension` with the `l2` metric and no metadata.
     pub fn new(name: impl Into<String>, dimension: usize) -> Self {
-        NewDataset { name: name.into(), dimension, metric: Metric::L2, metadata: Map::new() }
+        NewDataset {
+            name: name.into(),
+            dimension,
+            metric: Metric::L2,
+            metadata: Map::new(),
+        }
     }
 
     /// Sets the metric.
@@ -187,7 +196,9 @@ fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
                 target.remove(&key);
             }
             Value::Object(inner_patch) => {
-                let slot = target.entry(key).or_insert_with(|| Value::Object(Map::new()));
+                let slot = target
+                    .entry(key)
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if !slot.is_object() {
                     *slot = Value::Object(Map::new());
                 }
@@ -260,10 +271,19 @@ impl From<Uuid> for DatasetRef {
 /// assert!(validate_dataset_name("").is_err());
 /// ```
 pub fn validate_dataset_name(name: &str) -> Result<()> {
-    let invalid = || Error::InvalidDatasetName { name: name.to_owned(), max_len: MAX_DATASET_NAME_LEN };
+    let invalid = || Error::InvalidDatasetName {
+        name: name.to_owned(),
+        max_len: MAX_DATASET_NAME_LEN,
+    };
     let starts_with_letter = name.as_bytes().first().is_some_and(u8::is_ascii_alphabetic);
-    let simple = name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
-    if !starts_with_letter || !simple || name.len() > MAX_DATASET_NAME_LEN || Uuid::parse_str(name).is_ok() {
+    let simple = name
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
+    if !starts_with_letter
+        || !simple
+        || name.len() > MAX_DATASET_NAME_LEN
+        || Uuid::parse_str(name).is_ok()
+    {
         return Err(invalid());
     }
     Ok(())
@@ -272,7 +292,10 @@ pub fn validate_dataset_name(name: &str) -> Result<()> {
 /// Checks that a dimension is between 1 and [`MAX_DIMENSION`].
 pub fn validate_dimension(dimension: usize) -> Result<()> {
     if dimension == 0 || dimension > MAX_DIMENSION {
-        return Err(Error::InvalidDimension { dimension, max: MAX_DIMENSION });
+        return Err(Error::InvalidDimension {
+            dimension,
+            max: MAX_DIMENSION,
+        });
     }
     Ok(())
 }

@@ -61,7 +61,8 @@ impl Field {
             "uri" => Ok(Field::Uri),
             other => match other.strip_prefix("metadata.") {
                 Some(key) => {
-                    validate_metadata_key(key).map_err(|_| invalid(format!("{other:?} names an invalid metadata key")))?;
+                    validate_metadata_key(key)
+                        .map_err(|_| invalid(format!("{other:?} names an invalid metadata key")))?;
                     Ok(Field::Metadata(key.to_owned()))
                 }
                 None => Err(invalid(format!(
@@ -125,7 +126,10 @@ impl Filter {
 
     /// Records whose id is one of `ids`.
     pub fn ids<I: IntoIterator<Item = S>, S: Into<String>>(ids: I) -> Filter {
-        let values = ids.into_iter().map(|id| FilterValue::String(id.into())).collect();
+        let values = ids
+            .into_iter()
+            .map(|id| FilterValue::String(id.into()))
+            .collect();
         Filter::Condition(Field::Id, Condition::In(values))
     }
 
@@ -173,7 +177,9 @@ impl Filter {
                     FilterValue::Number(_) | FilterValue::Bool(_) | FilterValue::Null => None,
                 })
                 .collect(),
-            Filter::Condition(Field::Id, Condition::Eq(FilterValue::String(id))) => Some(vec![id.as_str()]),
+            Filter::Condition(Field::Id, Condition::Eq(FilterValue::String(id))) => {
+                Some(vec![id.as_str()])
+            }
             Filter::And(_) | Filter::Or(_) | Filter::Condition(..) => None,
         }
     }
@@ -188,7 +194,9 @@ fn field_value(record: &Record, field: &Field) -> Option<FilterValue> {
         Field::Uri => record.uri.clone().map(FilterValue::String),
         Field::Metadata(key) => record.metadata.get(key).map(|value| match value {
             MetadataValue::String(text) => FilterValue::String(text.clone()),
-            MetadataValue::Number(number) => FilterValue::Number(number.as_f64().unwrap_or(f64::NAN)),
+            MetadataValue::Number(number) => {
+                FilterValue::Number(number.as_f64().unwrap_or(f64::NAN))
+            }
             MetadataValue::Bool(flag) => FilterValue::Bool(*flag),
         }),
     }
@@ -229,10 +237,15 @@ fn compare(value: Option<&FilterValue>, bound: &FilterValue) -> Option<Ordering>
 
 fn parse_document(value: &Value, depth: usize) -> Result<Filter> {
     if depth > MAX_DEPTH {
-        return Err(invalid(format!("filters nest at most {MAX_DEPTH} levels deep")));
+        return Err(invalid(format!(
+            "filters nest at most {MAX_DEPTH} levels deep"
+        )));
     }
     let Value::Object(object) = value else {
-        return Err(invalid(format!("expected a JSON object, got {}", kind_of(value))));
+        return Err(invalid(format!(
+            "expected a JSON object, got {}",
+            kind_of(value)
+        )));
     };
     let mut parts = Vec::with_capacity(object.len());
     for (key, inner) in object {
@@ -240,7 +253,9 @@ fn parse_document(value: &Value, depth: usize) -> Result<Filter> {
             "$and" => Filter::And(parse_list(key, inner, depth)?),
             "$or" => Filter::Or(parse_list(key, inner, depth)?),
             operator if operator.starts_with('$') => {
-                return Err(invalid(format!("unknown operator {operator:?} at the top level; use $and or $or")));
+                return Err(invalid(format!(
+                    "unknown operator {operator:?} at the top level; use $and or $or"
+                )));
             }
             field_name => {
                 let field = Field::parse(field_name)?;
@@ -248,28 +263,53 @@ fn parse_document(value: &Value, depth: usize) -> Result<Filter> {
             }
         });
     }
-    Ok(if parts.len() == 1 { parts.pop().unwrap_or_else(Filter::all) } else { Filter::And(parts) })
+    Ok(if parts.len() == 1 {
+        parts.pop().unwrap_or_else(Filter::all)
+    } else {
+        Filter::And(parts)
+    })
 }
 
 fn parse_list(operator: &str, value: &Value, depth: usize) -> Result<Vec<Filter>> {
     let Value::Array(items) = value else {
-        return Err(invalid(format!("{operator} takes an array of filters, got {}", kind_of(value))));
+        return Err(invalid(format!(
+            "{operator} takes an array of filters, got {}",
+            kind_of(value)
+        )));
     };
-    items.iter().map(|item| parse_document(item, depth + 1)).collect()
+    items
+        .iter()
+        .map(|item| parse_document(item, depth + 1))
+        .collect()
 }
 
 fn parse_field_conditions(field: Field, value: &Value) -> Result<Filter> {
     let Value::Object(operators) = value else {
-        return Ok(Filter::Condition(field.clone(), Condition::Eq(parse_value(&field, "$eq", value)?)));
+        return Ok(Filter::Condition(
+            field.clone(),
+            Condition::Eq(parse_value(&field, "$eq", value)?),
+        ));
     };
     if operators.is_empty() {
-        return Err(invalid(format!("{} has an empty operator object", field.wire_name())));
+        return Err(invalid(format!(
+            "{} has an empty operator object",
+            field.wire_name()
+        )));
     }
     let mut conditions = operators
         .iter()
-        .map(|(operator, operand)| Ok(Filter::Condition(field.clone(), parse_condition(&field, operator, operand)?)))
+        .map(|(operator, operand)| {
+            Ok(Filter::Condition(
+                field.clone(),
+                parse_condition(&field, operator, operand)?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
-    Ok(if conditions.len() == 1 { conditions.remove(0) } else { Filter::And(conditions) })
+    Ok(if conditions.len() == 1 {
+        conditions.remove(0)
+    } else {
+        Filter::And(conditions)
+    })
 }
 
 fn parse_condition(field: &Field, operator: &str, operand: &Value) -> Result<Condition> {
@@ -303,12 +343,22 @@ fn parse_condition(field: &Field, operator: &str, operand: &Value) -> Result<Con
 
 fn parse_set(field: &Field, operator: &str, operand: &Value) -> Result<Vec<FilterValue>> {
     let Value::Array(items) = operand else {
-        return Err(invalid(format!("{operator} on {} takes an array, got {}", field.wire_name(), kind_of(operand))));
+        return Err(invalid(format!(
+            "{operator} on {} takes an array, got {}",
+            field.wire_name(),
+            kind_of(operand)
+        )));
     };
     if items.len() > MAX_SET_LEN {
-        return Err(invalid(format!("{operator} lists {} values; the limit is {MAX_SET_LEN}", items.len())));
+        return Err(invalid(format!(
+            "{operator} lists {} values; the limit is {MAX_SET_LEN}",
+            items.len()
+        )));
     }
-    items.iter().map(|item| parse_value(field, operator, item)).collect()
+    items
+        .iter()
+        .map(|item| parse_value(field, operator, item))
+        .collect()
 }
 
 fn parse_value(field: &Field, operator: &str, value: &Value) -> Result<FilterValue> {
@@ -335,7 +385,10 @@ fn parse_value(field: &Field, operator: &str, value: &Value) -> Result<FilterVal
         (FilterValue::Number(_) | FilterValue::Bool(_), field) => !field.is_string_field(),
     };
     if !type_fits {
-        return Err(invalid(format!("{} is a string field; compare it with a string", field.wire_name())));
+        return Err(invalid(format!(
+            "{} is a string field; compare it with a string",
+            field.wire_name()
+        )));
     }
     Ok(parsed)
 }
@@ -357,25 +410,36 @@ impl Filter {
     /// up to the flattening of single-element `$and`.
     pub fn to_json(&self) -> Value {
         match self {
-            Filter::And(parts) => {
-                Value::Object(Map::from_iter([("$and".to_owned(), Value::Array(parts.iter().map(Filter::to_json).collect()))]))
-            }
-            Filter::Or(parts) => {
-                Value::Object(Map::from_iter([("$or".to_owned(), Value::Array(parts.iter().map(Filter::to_json).collect()))]))
-            }
+            Filter::And(parts) => Value::Object(Map::from_iter([(
+                "$and".to_owned(),
+                Value::Array(parts.iter().map(Filter::to_json).collect()),
+            )])),
+            Filter::Or(parts) => Value::Object(Map::from_iter([(
+                "$or".to_owned(),
+                Value::Array(parts.iter().map(Filter::to_json).collect()),
+            )])),
             Filter::Condition(field, condition) => {
                 let (operator, operand) = match condition {
                     Condition::Eq(value) => ("$eq", value_to_json(value)),
                     Condition::Ne(value) => ("$ne", value_to_json(value)),
-                    Condition::In(values) => ("$in", Value::Array(values.iter().map(value_to_json).collect())),
-                    Condition::Nin(values) => ("$nin", Value::Array(values.iter().map(value_to_json).collect())),
+                    Condition::In(values) => (
+                        "$in",
+                        Value::Array(values.iter().map(value_to_json).collect()),
+                    ),
+                    Condition::Nin(values) => (
+                        "$nin",
+                        Value::Array(values.iter().map(value_to_json).collect()),
+                    ),
                     Condition::Gt(value) => ("$gt", value_to_json(value)),
                     Condition::Gte(value) => ("$gte", value_to_json(value)),
                     Condition::Lt(value) => ("$lt", value_to_json(value)),
                     Condition::Lte(value) => ("$lte", value_to_json(value)),
                 };
                 let operators = Map::from_iter([(operator.to_owned(), operand)]);
-                Value::Object(Map::from_iter([(field.wire_name(), Value::Object(operators))]))
+                Value::Object(Map::from_iter([(
+                    field.wire_name(),
+                    Value::Object(operators),
+                )]))
             }
         }
     }
@@ -384,7 +448,9 @@ impl Filter {
 fn value_to_json(value: &FilterValue) -> Value {
     match value {
         FilterValue::String(text) => Value::String(text.clone()),
-        FilterValue::Number(number) => serde_json::Number::from_f64(*number).map_or(Value::Null, Value::Number),
+        FilterValue::Number(number) => {
+            serde_json::Number::from_f64(*number).map_or(Value::Null, Value::Number)
+        }
         FilterValue::Bool(flag) => Value::Bool(*flag),
         FilterValue::Null => Value::Null,
     }
@@ -438,8 +504,14 @@ mod tests {
 
     #[test]
     fn and_or_combine() {
-        check(json!({"$or": [{"label": "dog"}, {"metadata.n": {"$in": [1, 3]}}]}), true);
-        check(json!({"$and": [{"label": "cat"}, {"metadata.ok": false}]}), false);
+        check(
+            json!({"$or": [{"label": "dog"}, {"metadata.n": {"$in": [1, 3]}}]}),
+            true,
+        );
+        check(
+            json!({"$and": [{"label": "cat"}, {"metadata.ok": false}]}),
+            false,
+        );
         check(json!({"$and": []}), true);
         check(json!({"$or": []}), false);
         check(json!({"label": "cat", "id": "r2"}), false);
@@ -461,7 +533,10 @@ mod tests {
             json!(["label"]),
             json!({"$and": {"label": "cat"}}),
         ] {
-            assert!(matches!(Filter::from_json(&bad), Err(Error::InvalidFilter { .. })), "{bad}");
+            assert!(
+                matches!(Filter::from_json(&bad), Err(Error::InvalidFilter { .. })),
+                "{bad}"
+            );
         }
     }
 
@@ -476,7 +551,8 @@ mod tests {
 
     #[test]
     fn json_round_trip() {
-        let original = json!({"$or": [{"label": {"$in": ["cat", "dog"]}}, {"metadata.n": {"$lt": 2.5}}]});
+        let original =
+            json!({"$or": [{"label": {"$in": ["cat", "dog"]}}, {"metadata.n": {"$lt": 2.5}}]});
         let parsed = Filter::from_json(&original).unwrap();
         assert_eq!(Filter::from_json(&parsed.to_json()).unwrap(), parsed);
     }

@@ -118,8 +118,13 @@ impl LoadedDataset {
 
     /// Bytes held by the in-memory form, roughly: what a cache charges for it.
     pub fn size_bytes(&self) -> usize {
-        let ids: usize = self.ids.iter().map(|id| id.len() + size_of::<String>()).sum();
-        ids + self.vectors.len() * size_of::<f32>() + (self.labels.len() + self.predictions.len()) * size_of::<Option<u32>>()
+        let ids: usize = self
+            .ids
+            .iter()
+            .map(|id| id.len() + size_of::<String>())
+            .sum();
+        ids + self.vectors.len() * size_of::<f32>()
+            + (self.labels.len() + self.predictions.len()) * size_of::<Option<u32>>()
     }
 
     /// Appends one record as a new row; the caller guarantees its id is new
@@ -127,8 +132,14 @@ impl LoadedDataset {
     pub fn push(&mut self, record: &Record) {
         self.ids.push(record.id.clone());
         self.vectors.extend_from_slice(&record.vector);
-        let label = record.label.as_deref().map(|name| self.classes.intern(name));
-        let prediction = record.prediction.as_deref().map(|name| self.classes.intern(name));
+        let label = record
+            .label
+            .as_deref()
+            .map(|name| self.classes.intern(name));
+        let prediction = record
+            .prediction
+            .as_deref()
+            .map(|name| self.classes.intern(name));
         self.labels.push(label);
         self.predictions.push(prediction);
     }
@@ -137,15 +148,26 @@ impl LoadedDataset {
     /// deleted ones, and advances the watermark. Applying the same changes
     /// twice is harmless.
     pub fn apply_changes(&mut self, changes: &DatasetChanges) {
-        let mut row_of: HashMap<String, usize> =
-            self.ids.iter().enumerate().map(|(row_idx, id)| (id.clone(), row_idx)).collect();
+        let mut row_of: HashMap<String, usize> = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(row_idx, id)| (id.clone(), row_idx))
+            .collect();
         let dimension = self.dataset.dimension;
         for record in &changes.upserts {
             match row_of.get(&record.id) {
                 Some(&row_idx) => {
-                    self.vectors[row_idx * dimension..(row_idx + 1) * dimension].copy_from_slice(&record.vector);
-                    self.labels[row_idx] = record.label.as_deref().map(|name| self.classes.intern(name));
-                    self.predictions[row_idx] = record.prediction.as_deref().map(|name| self.classes.intern(name));
+                    self.vectors[row_idx * dimension..(row_idx + 1) * dimension]
+                        .copy_from_slice(&record.vector);
+                    self.labels[row_idx] = record
+                        .label
+                        .as_deref()
+                        .map(|name| self.classes.intern(name));
+                    self.predictions[row_idx] = record
+                        .prediction
+                        .as_deref()
+                        .map(|name| self.classes.intern(name));
                 }
                 None => {
                     row_of.insert(record.id.clone(), self.ids.len());
@@ -159,7 +181,10 @@ impl LoadedDataset {
                 if row_idx != last {
                     let moved_id = self.ids[last].clone();
                     row_of.insert(moved_id, row_idx);
-                    self.vectors.copy_within(last * dimension..(last + 1) * dimension, row_idx * dimension);
+                    self.vectors.copy_within(
+                        last * dimension..(last + 1) * dimension,
+                        row_idx * dimension,
+                    );
                 }
                 self.ids.swap_remove(row_idx);
                 self.labels.swap_remove(row_idx);
@@ -195,7 +220,10 @@ mod tests {
         loaded.push(&Record::new("b", vec![2.0, 2.0]));
         loaded.push(&Record::new("c", vec![3.0, 3.0]));
         let changes = DatasetChanges {
-            upserts: vec![Record::new("b", vec![5.0, 5.0]).with_prediction("dog"), Record::new("d", vec![4.0, 4.0])],
+            upserts: vec![
+                Record::new("b", vec![5.0, 5.0]).with_prediction("dog"),
+                Record::new("d", vec![4.0, 4.0]),
+            ],
             deleted_ids: vec!["a".into(), "zz".into()],
             watermark: 7,
         };
@@ -203,8 +231,13 @@ mod tests {
         loaded.apply_changes(&changes);
         let mut rows: Vec<(String, Vec<f32>, Option<&str>)> = (0..loaded.n_records())
             .map(|row_idx| {
-                let prediction = loaded.predictions[row_idx].and_then(|code| loaded.classes.name(code));
-                (loaded.ids[row_idx].clone(), loaded.row(row_idx).to_vec(), prediction)
+                let prediction =
+                    loaded.predictions[row_idx].and_then(|code| loaded.classes.name(code));
+                (
+                    loaded.ids[row_idx].clone(),
+                    loaded.row(row_idx).to_vec(),
+                    prediction,
+                )
             })
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));

@@ -120,7 +120,10 @@ impl RecordMetadata {
 
     /// The JSON object form.
     pub fn to_json(&self) -> Map<String, Value> {
-        self.0.iter().map(|(key, value)| (key.clone(), value.to_json())).collect()
+        self.0
+            .iter()
+            .map(|(key, value)| (key.clone(), value.to_json()))
+            .collect()
     }
 
     /// Sets a key; the key is checked when the record is validated.
@@ -152,7 +155,9 @@ impl RecordMetadata {
 /// Checks a metadata key: 1 to [`RecordMetadata::MAX_KEY_LEN`] ASCII letters,
 /// digits, `_`, `-` or `.`.
 pub(crate) fn validate_metadata_key(key: &str) -> Result<()> {
-    let simple = key.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'));
+    let simple = key
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'));
     if key.is_empty() || key.len() > RecordMetadata::MAX_KEY_LEN || !simple {
         return Err(Error::InvalidMetadata {
             reason: format!(
@@ -184,7 +189,11 @@ pub struct Record {
 impl Record {
     /// A record with only an id and a vector.
     pub fn new(id: impl Into<String>, vector: Vec<f32>) -> Self {
-        Record { id: id.into(), vector, ..Record::default() }
+        Record {
+            id: id.into(),
+            vector,
+            ..Record::default()
+        }
     }
 
     /// Sets the label.
@@ -206,7 +215,11 @@ impl Record {
     }
 
     /// Sets one metadata key.
-    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<MetadataValue>) -> Self {
+    pub fn with_metadata(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<MetadataValue>,
+    ) -> Self {
         self.metadata.insert(key, value);
         self
     }

@@ -184,6 +184,12 @@ impl ClickHouseStore {
         &self.client
     }
 
+    /// The statement a full [`Store::load`] sends, for measuring the same
+    /// bytes fetched raw.
+    pub fn load_statement(dataset: &Dataset) -> String {
+        load::load_statement(dataset)
+    }
+
     fn error(&self, failure: impl Into<StoreFailure>) -> Error {
         into_error(&self.url, failure.into())
     }
