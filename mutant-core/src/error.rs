@@ -73,6 +73,9 @@ pub enum Error {
     /// A filter that cannot be understood; never ignored.
     #[error("invalid filter: {reason}")]
     InvalidFilter { reason: String },
+    /// A binary frame that cannot be decoded.
+    #[error("malformed frame: {reason}; see PROTOCOL.md for the frame layout")]
+    MalformedFrame { reason: String },
     /// A request parameter out of its range.
     #[error("invalid parameter {name}: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
@@ -117,4 +120,35 @@ pub enum Error {
         "the query is {len} bytes, over ClickHouse's limit of {max}; use fewer or shorter values in the filter"
     )]
     QueryTooLarge { len: usize, max: usize },
+}
+
+impl Error {
+    /// The stable snake_case code the protocol carries for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidDatasetName { .. } => "invalid_dataset_name",
+            Error::InvalidDimension { .. } => "invalid_dimension",
+            Error::UnknownMetric { .. } => "unknown_metric",
+            Error::DimensionMismatch { .. } => "dimension_mismatch",
+            Error::NonFiniteValue { .. } => "non_finite_value",
+            Error::EmptyRecordId { .. } => "empty_record_id",
+            Error::FieldTooLong { .. } => "field_too_long",
+            Error::EmptyField { .. } => "empty_field",
+            Error::DuplicateRecordId { .. } => "duplicate_record_id",
+            Error::EmptyBatch => "empty_batch",
+            Error::BatchTooLarge { .. } => "batch_too_large",
+            Error::InvalidMetadata { .. } => "invalid_metadata",
+            Error::InvalidFilter { .. } => "invalid_filter",
+            Error::MalformedFrame { .. } => "malformed_frame",
+            Error::InvalidParameter { .. } => "invalid_parameter",
+            Error::UnknownDataset { .. } => "unknown_dataset",
+            Error::DatasetExists { .. } => "dataset_exists",
+            Error::EmptyDataset { .. } => "empty_dataset",
+            Error::Cancelled => "cancelled",
+            Error::KernelDimensionMismatch { .. } => "dimension_mismatch",
+            Error::StoreUnavailable { .. } => "store_unavailable",
+            Error::Store { .. } => "store_error",
+            Error::QueryTooLarge { .. } => "query_too_large",
+        }
+    }
 }

@@ -16,6 +16,7 @@
 //! # Ok::<(), mutant_core::Error>(())
 //! ```
 
+pub mod api;
 pub mod error;
 pub mod ingest;
 pub mod model;

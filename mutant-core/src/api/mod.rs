@@ -1,0 +1,12 @@
+//! The protocol between `mutant-client` and `mutant-server`, version
+//! [`PROTOCOL_VERSION`]: JSON wire types ([`wire`]) and the compact binary
+//! frame ([`frame`]) that carries record batches and kNN traffic. Wire types
+//! are converted to and from the model here, at the edge; the model itself is
+//! never serialised. See PROTOCOL.md for the routes and the frame byte by byte.
+
+pub mod frame;
+pub mod wire;
+
+/// The protocol version; bumped on any incompatible change of routes, JSON
+/// shapes or frame layout.
+pub const PROTOCOL_VERSION: u32 = 1;
