@@ -41,13 +41,19 @@ async fn ensure_dataset(store: &ClickHouseStore) {
     if store.get_dataset(&name).await.is_ok() {
         store.delete_dataset(&name).await.unwrap();
     }
-    store.create_dataset(NewDataset::new("load_bench", DIMENSION)).await.unwrap();
+    store
+        .create_dataset(NewDataset::new("load_bench", DIMENSION))
+        .await
+        .unwrap();
     for start in (0..N_RECORDS).step_by(10_000) {
         let batch: Vec<Record> = (start..start + 10_000)
             .map(|index| {
-                Record::new(format!("record-{index:07}"), seeded_vector(index as u64, DIMENSION))
-                    .with_label(format!("class-{}", index % 10))
-                    .with_prediction(format!("class-{}", (index / 3) % 10))
+                Record::new(
+                    format!("record-{index:07}"),
+                    seeded_vector(index as u64, DIMENSION),
+                )
+                .with_label(format!("class-{}", index % 10))
+                .with_prediction(format!("class-{}", (index / 3) % 10))
             })
             .collect();
         store.upsert(&name, batch).await.unwrap();
@@ -56,7 +62,11 @@ async fn ensure_dataset(store: &ClickHouseStore) {
 
 async fn raw_fetch(store: &ClickHouseStore, statement: &str) -> (Duration, u64) {
     let started = Instant::now();
-    let mut cursor = store.client().query(statement).fetch_bytes("RowBinary").unwrap();
+    let mut cursor = store
+        .client()
+        .query(statement)
+        .fetch_bytes("RowBinary")
+        .unwrap();
     let mut n_bytes = 0u64;
     while let Some(chunk) = cursor.next().await.unwrap() {
         n_bytes += chunk.len() as u64;
@@ -66,12 +76,16 @@ async fn raw_fetch(store: &ClickHouseStore, statement: &str) -> (Duration, u64) 
 
 #[tokio::main]
 async fn main() {
-    let url = std::env::var("MUTANT_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
+    let url =
+        std::env::var("MUTANT_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
     let store = ClickHouseStore::connect(ClickHouseConfig::new(&url).with_database("mutant_bench"))
         .await
         .unwrap_or_else(|error| panic!("{error}; start one with scripts/clickhouse.sh start"));
     ensure_dataset(&store).await;
-    let dataset = store.get_dataset(&DatasetRef::parse("load_bench")).await.unwrap();
+    let dataset = store
+        .get_dataset(&DatasetRef::parse("load_bench"))
+        .await
+        .unwrap();
     let statement = ClickHouseStore::load_statement(&dataset);
 
     let mut best_raw = Duration::MAX;
@@ -87,8 +101,22 @@ async fn main() {
         assert_eq!(loaded.n_records(), N_RECORDS);
     }
     let mib = raw_bytes as f64 / (1 << 20) as f64;
-    println!("ClickHouse {:?} at {url}; {N_RECORDS} x {DIMENSION} f32, {mib:.1} MiB of RowBinary, best of {RUNS}", store.server_version());
-    println!("raw RowBinary fetch : {:>8.3} s  {:>7.1} MiB/s", best_raw.as_secs_f64(), mib / best_raw.as_secs_f64());
-    println!("Store::load         : {:>8.3} s  {:>7.1} MiB/s", best_load.as_secs_f64(), mib / best_load.as_secs_f64());
-    println!("load speed / raw fetch speed: {:.2}x (target >= 0.80x)", best_raw.as_secs_f64() / best_load.as_secs_f64());
+    println!(
+        "ClickHouse {:?} at {url}; {N_RECORDS} x {DIMENSION} f32, {mib:.1} MiB of RowBinary, best of {RUNS}",
+        store.server_version()
+    );
+    println!(
+        "raw RowBinary fetch : {:>8.3} s  {:>7.1} MiB/s",
+        best_raw.as_secs_f64(),
+        mib / best_raw.as_secs_f64()
+    );
+    println!(
+        "Store::load         : {:>8.3} s  {:>7.1} MiB/s",
+        best_load.as_secs_f64(),
+        mib / best_load.as_secs_f64()
+    );
+    println!(
+        "load speed / raw fetch speed: {:.2}x (target >= 0.80x)",
+        best_raw.as_secs_f64() / best_load.as_secs_f64()
+    );
 }

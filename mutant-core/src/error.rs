@@ -9,7 +9,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// User errors (bad input, unknown names) carry the offending values; the
 /// server maps each variant to an HTTP status and a stable code.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     // ---- data model and ingest validation ----
     /// A dataset name that is not a simple identifier.
@@ -90,6 +89,12 @@ pub enum Error {
     )]
     DatasetExists { name: String },
 
+    /// A dataset bigger than the whole cache.
+    #[error(
+        "the dataset needs {size_bytes} bytes in memory but the cache holds at most {max_bytes}; raise MUTANT_CACHE_BYTES above {size_bytes} or split the dataset"
+    )]
+    DatasetTooLarge { size_bytes: usize, max_bytes: usize },
+
     // ---- kernels ----
     /// A kernel was given no rows to work on.
     #[error("{what} is empty; add records before running this")]
@@ -115,6 +120,15 @@ pub enum Error {
     /// ClickHouse answered with an error.
     #[error("ClickHouse failed: {message}")]
     Store { message: String },
+    /// No analysis with that id on this server.
+    #[error("no analysis with id {id}; start one with POST /v1/analyses")]
+    UnknownAnalysis { id: uuid::Uuid },
+    /// Results asked for before the analysis is done.
+    #[error("analysis {id} is {status}; wait until it is done before reading its results")]
+    AnalysisNotFinished { id: uuid::Uuid, status: String },
+    /// A failure inside Mutant itself; report it.
+    #[error("internal error: {message}; this is a bug, please report it")]
+    Internal { message: String },
     /// A query that would exceed ClickHouse's query size limit.
     #[error(
         "the query is {len} bytes, over ClickHouse's limit of {max}; use fewer or shorter values in the filter"
@@ -143,12 +157,16 @@ impl Error {
             Error::InvalidParameter { .. } => "invalid_parameter",
             Error::UnknownDataset { .. } => "unknown_dataset",
             Error::DatasetExists { .. } => "dataset_exists",
+            Error::DatasetTooLarge { .. } => "dataset_too_large",
             Error::EmptyDataset { .. } => "empty_dataset",
             Error::Cancelled => "cancelled",
             Error::KernelDimensionMismatch { .. } => "dimension_mismatch",
             Error::StoreUnavailable { .. } => "store_unavailable",
             Error::Store { .. } => "store_error",
             Error::QueryTooLarge { .. } => "query_too_large",
+            Error::Internal { .. } => "internal",
+            Error::UnknownAnalysis { .. } => "unknown_analysis",
+            Error::AnalysisNotFinished { .. } => "analysis_not_finished",
         }
     }
 }

@@ -24,7 +24,13 @@ pub mod model;
 #[cfg(feature = "store")]
 pub mod store;
 
+#[cfg(feature = "store")]
+pub mod cache;
+
 #[cfg(feature = "kernels")]
 pub mod kernels;
+
+#[cfg(all(feature = "store", feature = "kernels"))]
+pub mod service;
 
 pub use error::{Error, Result};

@@ -1,3 +1,128 @@
-//! The Mutant server binary; routes arrive with the server issue.
+//! `mutant-server`: configuration, the ClickHouse store, the service, and an
+//! HTTP/1.1 listener that drains in-flight requests on SIGTERM or SIGINT.
 
-fn main() {}
+mod config;
+mod error;
+mod http;
+mod metrics;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use mutant_core::service::{Service, ServiceConfig};
+use mutant_core::store::{ClickHouseConfig, ClickHouseStore};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::routes::{AppState, handle};
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match Config::load(|name| std::env::var(name).ok(), &args) {
+        Ok(config) => config,
+        Err(message) => {
+            tracing::error!("{message}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(message) = serve(config).await {
+        tracing::error!("{message}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let mut clickhouse =
+        ClickHouseConfig::new(&config.clickhouse_url).with_database(&config.database);
+    clickhouse.user = config.clickhouse_user.clone();
+    clickhouse.password = config.clickhouse_password.clone();
+    let store = ClickHouseStore::connect(clickhouse)
+        .await
+        .map_err(|error| error.to_string())?;
+    let version = store.server_version();
+    let service = Service::new(
+        Arc::new(store),
+        ServiceConfig {
+            cache_bytes: config.cache_bytes,
+            kernel_threads: config.kernel_threads,
+        },
+    );
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
+    tracing::info!(listen = %config.listen, clickhouse = %config.clickhouse_url, database = %config.database, "mutant-server ready");
+    let state = Arc::new(AppState {
+        service,
+        metrics: Metrics::default(),
+        clickhouse_version: format!("{}.{}", version.major, version.minor),
+        config,
+    });
+
+    let graceful = GracefulShutdown::new();
+    let builder = hyper::server::conn::http1::Builder::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        continue;
+                    }
+                };
+                let state = Arc::clone(&state);
+                let connection = builder.serve_connection(TokioIo::new(stream), service_fn(move |request| handle(Arc::clone(&state), request)));
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("drained"),
+        () = tokio::time::sleep(DRAIN_DEADLINE) => tracing::warn!("drain deadline passed; closing remaining connections"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -398,10 +398,11 @@ pub(crate) async fn load_and_incremental_changes(store: &dyn Store) {
     ));
 }
 
+/// One row of a loaded dataset: id, vector, label, prediction.
+pub(crate) type LoadedRow = (String, Vec<f32>, Option<String>, Option<String>);
+
 /// A loaded dataset's rows, sorted by id, with class names.
-pub(crate) fn rows_of(
-    loaded: &mutant_core::model::LoadedDataset,
-) -> Vec<(String, Vec<f32>, Option<String>, Option<String>)> {
+pub(crate) fn rows_of(loaded: &mutant_core::model::LoadedDataset) -> Vec<LoadedRow> {
     let name = |code: Option<u32>| {
         code.and_then(|code| loaded.classes.name(code))
             .map(str::to_owned)
@@ -433,7 +434,8 @@ pub(crate) async fn bad_input_leaves_data_unchanged(store: &dyn Store) {
         .unwrap();
 
     let good = || Record::new("a", vec![5.0, 5.0]);
-    let bad_batches: Vec<(Vec<Record>, fn(&Error) -> bool)> = vec![
+    type ErrorCheck = fn(&Error) -> bool;
+    let bad_batches: Vec<(Vec<Record>, ErrorCheck)> = vec![
         (vec![good(), Record::new("z", vec![1.0, 2.0, 3.0])], |e| {
             matches!(
                 e,
@@ -524,7 +526,12 @@ pub(crate) async fn hostile_strings_are_stored_and_matched_literally(store: &dyn
     for record in &records {
         for field in ["id", "label", "prediction", "uri", "metadata.k"] {
             let matched = ids_matching(store, &dataset, filter(json!({ field: record.id }))).await;
-            assert_eq!(matched, [record.id.clone()], "{field} = {:?}", record.id);
+            assert_eq!(
+                matched,
+                std::slice::from_ref(&record.id),
+                "{field} = {:?}",
+                record.id
+            );
         }
     }
     let mut sorted = records.clone();

@@ -3,6 +3,8 @@
 //! against `MemoryStore`: one conformance suite, a model-based proptest, and
 //! the ClickHouse-only properties (streaming, compaction, large id lists).
 
+#![allow(clippy::unwrap_used)]
+
 mod clickhouse_store;
 mod conformance;
 mod model_based;

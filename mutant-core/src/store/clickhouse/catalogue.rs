@@ -89,7 +89,7 @@ pub(super) async fn live_datasets(store: &ClickHouseStore) -> Result<Vec<Dataset
         .filter(|row| row.deleted == 0)
         .map(DatasetRow::into_dataset)
         .collect::<Result<_>>()?;
-    live.sort_by(|a, b| (a.created_at_ms, a.id).cmp(&(b.created_at_ms, b.id)));
+    live.sort_by_key(|dataset| (dataset.created_at_ms, dataset.id));
     let mut seen_names = std::collections::HashSet::new();
     live.retain(|dataset| seen_names.insert(dataset.name.clone()));
     Ok(live)

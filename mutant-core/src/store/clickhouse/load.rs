@@ -36,7 +36,9 @@ impl Loader {
     fn reserve(&mut self, n_rows: usize) {
         let dimension = self.loaded.dataset.dimension;
         self.loaded.ids.reserve(n_rows);
-        self.loaded.vectors.reserve(n_rows.saturating_mul(dimension));
+        self.loaded
+            .vectors
+            .reserve(n_rows.saturating_mul(dimension));
         self.loaded.labels.reserve(n_rows);
         self.loaded.predictions.reserve(n_rows);
         self.row_of.reserve(n_rows);
@@ -190,7 +192,11 @@ pub(super) async fn load(store: &ClickHouseStore, dataset: Dataset) -> Result<Lo
         .await
         .map_err(|error| store.error(error))?;
     let statement = load_statement(&dataset);
-    let mut cursor = store.client.query(&statement).fetch_bytes("RowBinary").map_err(|error| store.error(error))?;
+    let mut cursor = store
+        .client
+        .query(&statement)
+        .fetch_bytes("RowBinary")
+        .map_err(|error| store.error(error))?;
     let mut loader = Loader::new(dataset);
     loader.reserve(usize::try_from(n_rows).unwrap_or(0));
     let mut pending: Vec<u8> = Vec::new();

@@ -217,6 +217,21 @@ mod tests {
             let prediction = reader.nullable_bytes()?;
             reader.nullable_bytes()?;
             let metadata = reader.bytes()?.to_vec();
+            let n_keys = reader.varint()?;
+            let key = reader.bytes()?.to_vec();
+            let kinds = (reader.varint()?, reader.u8()?);
+            let strings = (reader.varint()?, reader.bytes()?.len());
+            let numbers = (reader.varint()?, reader.u64()?);
+            assert_eq!(
+                (n_keys, key.as_slice(), kinds, strings, numbers),
+                (
+                    1,
+                    &b"k"[..],
+                    (1, META_KIND_BOOL),
+                    (1, 0),
+                    (1, 1f64.to_bits())
+                )
+            );
             Some((
                 id,
                 version,

@@ -1,0 +1,404 @@
+//! `near_duplicates`: pairs of records that are (nearly) the same, within one
+//! dataset or across two (train/test leakage).
+
+use super::knn::NeighbourLists;
+use super::view::DatasetView;
+use crate::{Error, Result};
+
+/// When two records count as near duplicates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DuplicateThreshold {
+    /// Pairs at most this distance apart (in the graph's metric).
+    Absolute(f32),
+    /// Pairs much closer to each other than either is to its neighbourhood:
+    /// `d(a, b) <= ratio * min(s_a, s_b)`, with `s` a record's distance to its
+    /// k-th nearest neighbour. A relative test, because one global distance
+    /// cannot serve dense and sparse regions at once. `ratio` is in `(0, 1]`;
+    /// 0.1 is a good start.
+    Automatic {
+        /// How much closer than the neighbourhood a pair must be.
+        ratio: f32,
+    },
+}
+
+/// One pair of (near) duplicates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DuplicatePair {
+    /// A record of the (target) dataset.
+    pub row: u32,
+    /// The other record: of the same dataset (`row < other_row`), or of the
+    /// reference dataset for cross-dataset pairs.
+    pub other_row: u32,
+    /// Their distance.
+    pub distance: f32,
+    /// In `[0, 1]`: 1 for identical vectors, falling to 0 at the threshold.
+    pub score: f32,
+    /// Whether the two vectors are bit-for-bit identical.
+    pub exact: bool,
+}
+
+/// Near-duplicate pairs within one dataset, highest score first.
+///
+/// Candidates are the pairs of the self-kNN `graph` (so a record has at most
+/// k partners; raise k to see more), plus every exact duplicate: each record
+/// is paired with the first (lowest-row) record identical to it, whatever k.
+/// Needs the l2 or cosine metric.
+///
+/// ```
+/// use mutant_core::kernels::{knn_graph, near_duplicates, DatasetView, DuplicateThreshold, Execution, KnnOptions, Metric};
+/// let dataset = DatasetView::new(&[0.0f32, 5.0, 5.001, 9.0, 0.0], 1)?;
+/// let graph = knn_graph(&dataset, Metric::L2, &KnnOptions::new(2), &Execution::new())?;
+/// let pairs = near_duplicates(&dataset, &graph, DuplicateThreshold::Absolute(0.01))?;
+/// assert_eq!((pairs[0].row, pairs[0].other_row, pairs[0].exact), (0, 4, true));
+/// assert_eq!((pairs[1].row, pairs[1].other_row), (1, 2));
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+pub fn near_duplicates(
+    dataset: &DatasetView<'_>,
+    graph: &NeighbourLists,
+    threshold: DuplicateThreshold,
+) -> Result<Vec<DuplicatePair>> {
+    graph.require_shape("the self-kNN graph", dataset.n_rows(), dataset.n_rows())?;
+    check_threshold(graph, threshold)?;
+    let mut pairs = Vec::new();
+    for row in 0..dataset.n_rows() {
+        for (&other_row, &distance) in graph.rows(row).iter().zip(graph.distances(row)) {
+            if other_row as usize == row {
+                continue;
+            }
+            let scale =
+                neighbourhood_scale(graph, row).min(neighbourhood_scale(graph, other_row as usize));
+            if let Some(score) = pair_score(threshold, distance, scale) {
+                let (low, high) = if (row as u32) < other_row {
+                    (row as u32, other_row)
+                } else {
+                    (other_row, row as u32)
+                };
+                pairs.push(DuplicatePair {
+                    row: low,
+                    other_row: high,
+                    distance,
+                    score,
+                    exact: false,
+                });
+            }
+        }
+    }
+    let hashes = row_hashes(dataset);
+    let mut order: Vec<u32> = (0..dataset.n_rows() as u32).collect();
+    order.sort_by_key(|&row| (hashes[row as usize], row));
+    for run in order.chunk_by(|&left, &right| hashes[left as usize] == hashes[right as usize]) {
+        for (position, &row) in run.iter().enumerate() {
+            // The first identical row before this one in the run (rows ascend).
+            if let Some(&first) = run[..position]
+                .iter()
+                .find(|&&earlier| dataset.row(earlier as usize) == dataset.row(row as usize))
+            {
+                pairs.push(DuplicatePair {
+                    row: first,
+                    other_row: row,
+                    distance: 0.0,
+                    score: 1.0,
+                    exact: true,
+                });
+            }
+        }
+    }
+    Ok(finish(pairs, |pair| {
+        dataset.row(pair.row as usize) == dataset.row(pair.other_row as usize)
+    }))
+}
+
+/// Near-duplicate pairs across two datasets (leakage of reference records,
+/// e.g. training data, into the target, e.g. a test set), highest score first.
+///
+/// Candidates are each target record's neighbours in `target_graph` (from
+/// [`knn`](super::knn) with the target as queries), plus every exact copy: a
+/// target record identical to reference records is paired with the first of
+/// them. For [`DuplicateThreshold::Automatic`] a reference record's
+/// neighbourhood comes from `reference_graph` (its self-kNN graph).
+///
+/// ```
+/// use mutant_core::kernels::{knn, knn_graph, near_duplicates_across, DatasetView, DuplicateThreshold, Execution, KnnOptions, Metric};
+/// let reference = DatasetView::new(&[0.0f32, 10.0, 20.0, 30.0], 1)?;
+/// let target = DatasetView::new(&[10.0f32, 20.05, 5.0], 1)?;
+/// let options = KnnOptions::new(2);
+/// let target_graph = knn(&reference, &target, Metric::L2, &options, &Execution::new())?;
+/// let reference_graph = knn_graph(&reference, Metric::L2, &options, &Execution::new())?;
+/// let pairs = near_duplicates_across(&target, &reference, &target_graph, &reference_graph, DuplicateThreshold::Automatic { ratio: 0.1 })?;
+/// assert_eq!(pairs.iter().map(|pair| (pair.row, pair.other_row)).collect::<Vec<_>>(), vec![(0, 1), (1, 2)]);
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+pub fn near_duplicates_across(
+    target: &DatasetView<'_>,
+    reference: &DatasetView<'_>,
+    target_graph: &NeighbourLists,
+    reference_graph: &NeighbourLists,
+    threshold: DuplicateThreshold,
+) -> Result<Vec<DuplicatePair>> {
+    target.require_same_dimension(reference, "the target")?;
+    target_graph.require_shape(
+        "the target's neighbour graph",
+        target.n_rows(),
+        reference.n_rows(),
+    )?;
+    reference_graph.require_shape(
+        "the reference's self-kNN graph",
+        reference.n_rows(),
+        reference.n_rows(),
+    )?;
+    check_threshold(target_graph, threshold)?;
+    let mut pairs = Vec::new();
+    for row in 0..target.n_rows() {
+        let own_scale = neighbourhood_scale(target_graph, row);
+        for (&other_row, &distance) in target_graph
+            .rows(row)
+            .iter()
+            .zip(target_graph.distances(row))
+        {
+            let scale = own_scale.min(neighbourhood_scale(reference_graph, other_row as usize));
+            if let Some(score) = pair_score(threshold, distance, scale) {
+                pairs.push(DuplicatePair {
+                    row: row as u32,
+                    other_row,
+                    distance,
+                    score,
+                    exact: false,
+                });
+            }
+        }
+    }
+    let reference_hashes = row_hashes(reference);
+    let mut reference_order: Vec<(u64, u32)> = reference_hashes
+        .iter()
+        .enumerate()
+        .map(|(row, &hash)| (hash, row as u32))
+        .collect();
+    reference_order.sort_unstable();
+    for (row, hash) in row_hashes(target).into_iter().enumerate() {
+        let start = reference_order.partition_point(|&(other_hash, _)| other_hash < hash);
+        let first_identical = reference_order[start..]
+            .iter()
+            .take_while(|&&(other_hash, _)| other_hash == hash)
+            .find(|&&(_, other_row)| reference.row(other_row as usize) == target.row(row));
+        if let Some(&(_, other_row)) = first_identical {
+            pairs.push(DuplicatePair {
+                row: row as u32,
+                other_row,
+                distance: 0.0,
+                score: 1.0,
+                exact: true,
+            });
+        }
+    }
+    Ok(finish(pairs, |pair| {
+        target.row(pair.row as usize) == reference.row(pair.other_row as usize)
+    }))
+}
+
+fn check_threshold(graph: &NeighbourLists, threshold: DuplicateThreshold) -> Result<()> {
+    if !graph.metric().is_distance() {
+        return Err(Error::InvalidParameter {
+            name: "metric",
+            reason: "near duplicates need non-negative distances; build the graph with the l2 or cosine metric, not dot".to_owned(),
+        });
+    }
+    match threshold {
+        DuplicateThreshold::Absolute(distance) if !(distance.is_finite() && distance >= 0.0) => {
+            Err(Error::InvalidParameter {
+                name: "threshold",
+                reason: format!("the distance threshold is {distance}; use a finite distance >= 0"),
+            })
+        }
+        DuplicateThreshold::Automatic { ratio } if !(ratio > 0.0 && ratio <= 1.0) => {
+            Err(Error::InvalidParameter {
+                name: "ratio",
+                reason: format!(
+                    "the automatic ratio is {ratio}; use a value in (0, 1], such as 0.1"
+                ),
+            })
+        }
+        DuplicateThreshold::Absolute(_) | DuplicateThreshold::Automatic { .. } => Ok(()),
+    }
+}
+
+/// A record's neighbourhood scale: its distance to its k-th (farthest listed)
+/// neighbour; infinite when it has none.
+fn neighbourhood_scale(graph: &NeighbourLists, row: usize) -> f32 {
+    graph
+        .distances(row)
+        .last()
+        .copied()
+        .unwrap_or(f32::INFINITY)
+}
+
+/// The score of a candidate pair, or `None` if it is not a duplicate.
+fn pair_score(threshold: DuplicateThreshold, distance: f32, scale: f32) -> Option<f32> {
+    let limit = match threshold {
+        DuplicateThreshold::Absolute(limit) => limit,
+        DuplicateThreshold::Automatic { ratio } => ratio * scale,
+    };
+    if distance <= 0.0 {
+        Some(1.0)
+    } else if distance <= limit && limit.is_finite() {
+        Some((1.0 - distance / limit).clamp(0.0, 1.0))
+    } else {
+        None
+    }
+}
+
+/// A 64-bit hash of each row's bits (with -0.0 taken as 0.0), to find exact
+/// duplicates without comparing every pair.
+fn row_hashes(dataset: &DatasetView<'_>) -> Vec<u64> {
+    (0..dataset.n_rows())
+        .map(|row| {
+            dataset
+                .row(row)
+                .iter()
+                .fold(0xCBF2_9CE4_8422_2325u64, |hash, &value| {
+                    let bits = if value == 0.0 { 0 } else { value.to_bits() };
+                    (hash ^ u64::from(bits))
+                        .wrapping_mul(0x0000_0100_0000_01B3)
+                        .rotate_left(5)
+                })
+        })
+        .collect()
+}
+
+/// Deduplicates pairs found twice (keeping the exact flag), marks identical
+/// vectors as exact, and orders by score, then distance, then rows.
+fn finish(
+    mut pairs: Vec<DuplicatePair>,
+    identical: impl Fn(&DuplicatePair) -> bool,
+) -> Vec<DuplicatePair> {
+    pairs.sort_by(|left, right| {
+        (left.row, left.other_row)
+            .cmp(&(right.row, right.other_row))
+            .then(right.exact.cmp(&left.exact))
+    });
+    pairs.dedup_by_key(|pair| (pair.row, pair.other_row));
+    for pair in pairs.iter_mut() {
+        pair.exact = pair.exact || (pair.distance == 0.0 && identical(pair));
+    }
+    pairs.sort_by(|left, right| {
+        right
+            .score
+            .total_cmp(&left.score)
+            .then(left.distance.total_cmp(&right.distance))
+            .then((left.row, left.other_row).cmp(&(right.row, right.other_row)))
+    });
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Execution, KnnOptions, Metric, knn, knn_graph};
+    use super::*;
+
+    #[test]
+    fn exact_duplicates_are_found_beyond_k() {
+        let dataset = DatasetView::new(&[1.0f32, 1.0, 1.0, 1.0, 7.0], 1).unwrap();
+        let graph =
+            knn_graph(&dataset, Metric::L2, &KnnOptions::new(1), &Execution::new()).unwrap();
+        let pairs = near_duplicates(&dataset, &graph, DuplicateThreshold::Absolute(0.0)).unwrap();
+        let mut rows: Vec<(u32, u32)> = pairs
+            .iter()
+            .map(|pair| (pair.row, pair.other_row))
+            .collect();
+        rows.sort();
+        // Star pairs to row 0, plus whatever the graph linked.
+        for other in 1..4 {
+            assert!(rows.contains(&(0, other)));
+        }
+        assert!(
+            pairs
+                .iter()
+                .all(|pair| pair.exact && pair.score == 1.0 && pair.other_row != 4)
+        );
+    }
+
+    #[test]
+    fn automatic_threshold_adapts_to_density() {
+        // A pair 0.01 apart in a region spaced by 0.1 is a duplicate; a pair
+        // 1 apart in a region spaced by 100 is one too; a pair 0.05 apart in
+        // the dense region is not.
+        let values = [
+            0.0f32, 0.1, 0.2, 0.3, 0.31, 0.5, 1000.0, 1100.0, 1200.0, 1201.0, 1400.0,
+        ];
+        let dataset = DatasetView::new(&values, 1).unwrap();
+        let graph =
+            knn_graph(&dataset, Metric::L2, &KnnOptions::new(3), &Execution::new()).unwrap();
+        let pairs = near_duplicates(
+            &dataset,
+            &graph,
+            DuplicateThreshold::Automatic { ratio: 0.2 },
+        )
+        .unwrap();
+        let rows: Vec<(u32, u32)> = pairs
+            .iter()
+            .map(|pair| (pair.row, pair.other_row))
+            .collect();
+        assert!(rows.contains(&(3, 4)));
+        assert!(rows.contains(&(8, 9)));
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(pairs.iter().all(|pair| (0.0..=1.0).contains(&pair.score)));
+    }
+
+    #[test]
+    fn leakage_across_datasets_includes_exact_copies() {
+        let reference = DatasetView::new(&[0.0f32, 0.0, 1.0, 1.0, 1.0, 1.0], 2).unwrap();
+        let target = DatasetView::new(&[1.0f32, 1.0, 5.0, 5.0], 2).unwrap();
+        let target_graph = knn(
+            &reference,
+            &target,
+            Metric::L2,
+            &KnnOptions::new(1),
+            &Execution::new(),
+        )
+        .unwrap();
+        let reference_graph = knn_graph(
+            &reference,
+            Metric::L2,
+            &KnnOptions::new(1),
+            &Execution::new(),
+        )
+        .unwrap();
+        let pairs = near_duplicates_across(
+            &target,
+            &reference,
+            &target_graph,
+            &reference_graph,
+            DuplicateThreshold::Absolute(0.0),
+        )
+        .unwrap();
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(
+            (pairs[0].row, pairs[0].other_row, pairs[0].exact),
+            (0, 1, true)
+        );
+    }
+
+    #[test]
+    fn bad_thresholds_and_dot_metric_are_errors() {
+        let dataset = DatasetView::new(&[0.0f32, 1.0], 1).unwrap();
+        let graph =
+            knn_graph(&dataset, Metric::L2, &KnnOptions::new(1), &Execution::new()).unwrap();
+        assert!(near_duplicates(&dataset, &graph, DuplicateThreshold::Absolute(f32::NAN)).is_err());
+        assert!(
+            near_duplicates(
+                &dataset,
+                &graph,
+                DuplicateThreshold::Automatic { ratio: 0.0 }
+            )
+            .is_err()
+        );
+        let dot_graph = knn_graph(
+            &dataset,
+            Metric::Dot,
+            &KnnOptions::new(1),
+            &Execution::new(),
+        )
+        .unwrap();
+        assert!(near_duplicates(&dataset, &dot_graph, DuplicateThreshold::Absolute(1.0)).is_err());
+    }
+}

@@ -1,0 +1,361 @@
+//! Exact k-nearest-neighbour search: the public entry points ([`knn`],
+//! [`knn_graph`], [`ExactIndex`]) and their result, [`NeighbourLists`].
+//!
+//! The engine lives in `search`; this module validates inputs and owns the
+//! shapes. A self-kNN graph ("each record's neighbours in its own dataset,
+//! excluding itself") is a first-class query: every score reuses one graph.
+
+use super::progress::Execution;
+use super::search::{self, QuerySource, SearchPlan};
+use super::view::{DatasetView, Metric, check_dimension};
+use crate::{Error, Result};
+
+/// Parameters of a kNN search.
+///
+/// ```
+/// use mutant_core::kernels::KnnOptions;
+/// let allowed = [true, false, true];
+/// let options = KnnOptions::new(2).with_filter(&allowed);
+/// assert_eq!(options.k, 2);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct KnnOptions<'a> {
+    /// How many neighbours per query (at least 1). Lists are shorter when the
+    /// dataset (or the filter) leaves fewer candidates.
+    pub k: usize,
+    /// Rows that may be returned (`true`), one per dataset row; `None` allows all.
+    pub filter: Option<&'a [bool]>,
+}
+
+impl<'a> KnnOptions<'a> {
+    /// `k` neighbours, no filter.
+    pub fn new(k: usize) -> Self {
+        KnnOptions { k, filter: None }
+    }
+
+    /// The same, returning only rows whose `allowed` entry is `true`.
+    pub fn with_filter(self, allowed: &'a [bool]) -> Self {
+        KnnOptions {
+            filter: Some(allowed),
+            ..self
+        }
+    }
+}
+
+/// A dataset prepared for repeated exact kNN searches: its per-row norms are
+/// computed once here, not per search.
+///
+/// ```
+/// use mutant_core::kernels::{DatasetView, Execution, ExactIndex, KnnOptions, Metric};
+/// let rows = [0.0f32, 0.0, 1.0, 1.0, 4.0, 4.0];
+/// let dataset = DatasetView::new(&rows, 2)?;
+/// let index = ExactIndex::new(dataset, Metric::L2, &Execution::new())?;
+/// let queries = DatasetView::new(&[0.9f32, 0.9], 2)?;
+/// let lists = index.search(&queries, &KnnOptions::new(2), &Execution::new())?;
+/// assert_eq!(lists.rows(0), &[1, 0]);
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ExactIndex<'a> {
+    dataset: DatasetView<'a>,
+    metric: Metric,
+    row_terms: Vec<f32>,
+    /// For l2 data far from the origin: the centre subtracted before the GEMM
+    /// and the centred copy of the dataset.
+    centring: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl<'a> ExactIndex<'a> {
+    /// Prepares `dataset` for searches under `metric` (one pass over the
+    /// matrix); an empty dataset is an error.
+    pub fn new(
+        dataset: DatasetView<'a>,
+        metric: Metric,
+        execution: &Execution<'_>,
+    ) -> Result<Self> {
+        dataset.require_rows("the dataset to search")?;
+        if u32::try_from(dataset.n_rows()).is_err() {
+            return Err(Error::InvalidParameter {
+                name: "dataset",
+                reason: format!(
+                    "{} rows is more than a kNN search indexes (2^32 - 1); split the dataset",
+                    dataset.n_rows()
+                ),
+            });
+        }
+        let centring = match metric {
+            Metric::L2 => search::l2_centre(&dataset).map(|centre| {
+                let rows = search::centred(dataset.vectors(), &centre);
+                (centre, rows)
+            }),
+            Metric::Cosine | Metric::Dot => None,
+        };
+        let gemm_rows = centring
+            .as_ref()
+            .map_or(dataset.vectors(), |(_, rows)| rows.as_slice());
+        let row_terms = search::row_terms(gemm_rows, dataset.dimension(), metric, execution)?;
+        Ok(ExactIndex {
+            dataset,
+            metric,
+            row_terms,
+            centring,
+        })
+    }
+
+    /// The dataset searched.
+    pub fn dataset(&self) -> &DatasetView<'a> {
+        &self.dataset
+    }
+
+    /// The metric of every search.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The `options.k` nearest dataset rows of every query, nearest first, ties
+    /// by row order. `queries` must have the dataset's dimension.
+    pub fn search(
+        &self,
+        queries: &DatasetView<'_>,
+        options: &KnnOptions<'_>,
+        execution: &Execution<'_>,
+    ) -> Result<NeighbourLists> {
+        check_dimension("the queries", self.dataset.dimension(), queries.dimension())?;
+        match &self.centring {
+            Some((centre, _)) => {
+                let centred_queries = search::centred(queries.vectors(), centre);
+                self.run(
+                    QuerySource::External(queries.vectors()),
+                    &centred_queries,
+                    queries.n_rows(),
+                    options,
+                    execution,
+                )
+            }
+            None => self.run(
+                QuerySource::External(queries.vectors()),
+                queries.vectors(),
+                queries.n_rows(),
+                options,
+                execution,
+            ),
+        }
+    }
+
+    /// Every dataset row's `options.k` nearest other rows: the self-kNN graph.
+    /// A row is never its own neighbour, though an identical copy of it is.
+    pub fn self_graph(
+        &self,
+        options: &KnnOptions<'_>,
+        execution: &Execution<'_>,
+    ) -> Result<NeighbourLists> {
+        let mut lists = self.run(
+            QuerySource::DatasetRows,
+            self.gemm_rows(),
+            self.dataset.n_rows(),
+            options,
+            execution,
+        )?;
+        lists.excludes_self = true;
+        Ok(lists)
+    }
+
+    fn gemm_rows(&self) -> &[f32] {
+        self.centring
+            .as_ref()
+            .map_or(self.dataset.vectors(), |(_, rows)| rows.as_slice())
+    }
+
+    fn run(
+        &self,
+        queries: QuerySource<'_>,
+        gemm_queries: &[f32],
+        n_queries: usize,
+        options: &KnnOptions<'_>,
+        execution: &Execution<'_>,
+    ) -> Result<NeighbourLists> {
+        if options.k == 0 {
+            return Err(Error::InvalidParameter {
+                name: "k",
+                reason: "k must be at least 1".to_owned(),
+            });
+        }
+        if let Some(mask) = options.filter
+            && mask.len() != self.dataset.n_rows()
+        {
+            return Err(Error::InvalidParameter {
+                name: "filter",
+                reason: format!(
+                    "the mask has {} entries for {} rows; give one per row",
+                    mask.len(),
+                    self.dataset.n_rows()
+                ),
+            });
+        }
+        execution.check_cancelled()?;
+        let plan = SearchPlan {
+            dataset: self.dataset,
+            gemm_rows: self.gemm_rows(),
+            gemm_queries,
+            metric: self.metric,
+            row_terms: &self.row_terms,
+            queries,
+            n_queries,
+            k: options.k.min(self.dataset.n_rows()),
+            filter: options.filter,
+        };
+        search::run(&plan, execution)
+    }
+}
+
+/// The `options.k` nearest rows of `dataset` to each query, nearest first.
+///
+/// ```
+/// use mutant_core::kernels::{knn, DatasetView, Execution, KnnOptions, Metric};
+/// let dataset = DatasetView::new(&[0.0f32, 0.0, 1.0, 1.0], 2)?; // two rows of dimension 2
+/// let queries = DatasetView::new(&[0.9f32, 0.9], 2)?;
+/// let lists = knn(&dataset, &queries, Metric::L2, &KnnOptions::new(1), &Execution::new())?;
+/// assert_eq!(lists.rows(0), &[1]);
+/// assert!((lists.distances(0)[0] - 0.1414).abs() < 1e-3);
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+pub fn knn(
+    dataset: &DatasetView<'_>,
+    queries: &DatasetView<'_>,
+    metric: Metric,
+    options: &KnnOptions<'_>,
+    execution: &Execution<'_>,
+) -> Result<NeighbourLists> {
+    ExactIndex::new(*dataset, metric, execution)?.search(queries, options, execution)
+}
+
+/// Every row's `options.k` nearest other rows in its own dataset (the
+/// self-kNN graph that the scores share), nearest first.
+///
+/// ```
+/// use mutant_core::kernels::{knn_graph, DatasetView, Execution, KnnOptions, Metric};
+/// let dataset = DatasetView::new(&[0.0f32, 1.0, 5.0], 1)?;
+/// let graph = knn_graph(&dataset, Metric::L2, &KnnOptions::new(1), &Execution::new())?;
+/// assert_eq!(graph.rows(0), &[1]);
+/// assert_eq!(graph.rows(2), &[1]);
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+pub fn knn_graph(
+    dataset: &DatasetView<'_>,
+    metric: Metric,
+    options: &KnnOptions<'_>,
+    execution: &Execution<'_>,
+) -> Result<NeighbourLists> {
+    ExactIndex::new(*dataset, metric, execution)?.self_graph(options, execution)
+}
+
+/// Per query, its neighbours: dataset rows and distances, nearest first, ties
+/// by row order; at most `k` per query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeighbourLists {
+    k: usize,
+    metric: Metric,
+    n_dataset_rows: usize,
+    excludes_self: bool,
+    lengths: Vec<u32>,
+    rows: Vec<u32>,
+    distances: Vec<f32>,
+}
+
+impl NeighbourLists {
+    pub(crate) fn with_capacity(
+        n_queries: usize,
+        k: usize,
+        metric: Metric,
+        n_dataset_rows: usize,
+    ) -> Self {
+        NeighbourLists {
+            k,
+            metric,
+            n_dataset_rows,
+            excludes_self: false,
+            lengths: Vec::with_capacity(n_queries),
+            rows: Vec::with_capacity(n_queries * k),
+            distances: Vec::with_capacity(n_queries * k),
+        }
+    }
+
+    /// Appends one query's list (`(row, distance)`, at most `k`), padding the
+    /// stride with row `u32::MAX` and an infinite distance.
+    pub(crate) fn push_list(&mut self, neighbours: impl Iterator<Item = (u32, f32)>) {
+        let mut length = 0;
+        for (row, distance) in neighbours.take(self.k) {
+            self.rows.push(row);
+            self.distances.push(distance);
+            length += 1;
+        }
+        for _ in length..self.k {
+            self.rows.push(u32::MAX);
+            self.distances.push(f32::INFINITY);
+        }
+        self.lengths.push(length as u32);
+    }
+
+    /// The number of queries.
+    pub fn n_queries(&self) -> usize {
+        self.lengths.len()
+    }
+
+    /// The most neighbours any list may hold.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// The metric the distances are in.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The number of rows of the dataset that was searched.
+    pub fn n_dataset_rows(&self) -> usize {
+        self.n_dataset_rows
+    }
+
+    /// Whether this is a self-kNN graph (query `i` is dataset row `i`, never
+    /// its own neighbour).
+    pub fn excludes_self(&self) -> bool {
+        self.excludes_self
+    }
+
+    /// The neighbour rows of query `query_idx`, nearest first.
+    pub fn rows(&self, query_idx: usize) -> &[u32] {
+        let start = query_idx * self.k;
+        &self.rows[start..start + self.lengths[query_idx] as usize]
+    }
+
+    /// The distances of query `query_idx`'s neighbours, ascending.
+    pub fn distances(&self, query_idx: usize) -> &[f32] {
+        let start = query_idx * self.k;
+        &self.distances[start..start + self.lengths[query_idx] as usize]
+    }
+
+    /// An error unless these lists have one entry per row of a dataset of
+    /// `n_queries` rows, searched in a dataset of `n_dataset_rows` rows.
+    pub(crate) fn require_shape(
+        &self,
+        what: &'static str,
+        n_queries: usize,
+        n_dataset_rows: usize,
+    ) -> Result<()> {
+        if self.n_queries() != n_queries || self.n_dataset_rows != n_dataset_rows {
+            return Err(Error::InvalidParameter {
+                name: "graph",
+                reason: format!(
+                    "{what} has {} lists over {} rows, expected {n_queries} lists over {n_dataset_rows} rows; build it from the same datasets",
+                    self.n_queries(),
+                    self.n_dataset_rows
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "knn_tests.rs"]
+mod tests;

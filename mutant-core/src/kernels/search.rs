@@ -1,0 +1,379 @@
+//! The exact kNN engine: dot products by blocked GEMM on faer (one product per
+//! query block x dataset tile into a reused buffer), combined with per-row
+//! norms into ranking keys, a bounded top-k per query, and a final exact
+//! re-measure of the few surviving candidates.
+//!
+//! Work is split into items (a query block x a contiguous split of the
+//! dataset); items are claimed by worker threads, each with its own buffers,
+//! and the per-split candidate lists of a query block are merged at the end.
+//! Everything is deterministic: candidates are ordered by `(key, row)` and the
+//! final lists by `(distance, row)`, whatever the thread count.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
+use super::knn::NeighbourLists;
+use super::progress::{Execution, parallel_map};
+use super::topk::CandidateLists;
+use super::view::{DatasetView, Metric};
+
+/// The centre that l2 searches subtract from every vector before the GEMM,
+/// when the data sits far from the origin: `|x|^2 + |y|^2 - 2 x.y` then keeps
+/// its digits. `None` when centring is not worth a copy of the dataset.
+pub(crate) fn l2_centre(dataset: &DatasetView<'_>) -> Option<Vec<f32>> {
+    let dimension = dataset.dimension();
+    let n_rows = dataset.n_rows() as f64;
+    let mut sums = vec![0.0f64; dimension];
+    let mut squared_norms = 0.0f64;
+    for row in dataset.vectors().chunks_exact(dimension) {
+        for (sum, &value) in sums.iter_mut().zip(row) {
+            *sum += f64::from(value);
+            squared_norms += f64::from(value) * f64::from(value);
+        }
+    }
+    let mean: Vec<f64> = sums.iter().map(|sum| sum / n_rows).collect();
+    let mean_squared_norm: f64 = mean.iter().map(|value| value * value).sum();
+    let spread = squared_norms / n_rows - mean_squared_norm;
+    // Rounding error grows with |x|^2 = |mean|^2 + spread; centring pays for
+    // its copy once the mean dominates.
+    (mean_squared_norm > 4.0 * spread.max(0.0))
+        .then(|| mean.iter().map(|&value| value as f32).collect())
+}
+
+/// `vectors` minus `centre`, row by row.
+pub(crate) fn centred(vectors: &[f32], centre: &[f32]) -> Vec<f32> {
+    let mut copy = vectors.to_vec();
+    for row in copy.chunks_exact_mut(centre.len()) {
+        for (value, &offset) in row.iter_mut().zip(centre) {
+            *value -= offset;
+        }
+    }
+    copy
+}
+use crate::Result;
+
+/// Queries per GEMM call (the `m` of the product).
+const QUERY_BLOCK: usize = 512;
+/// Dot products per GEMM call (query block x dataset tile): the buffer they
+/// land in stays in L2 while it is scanned.
+const TILE_PRODUCTS: usize = 128 * 1024;
+/// Bounds of the dataset rows per GEMM call (the `n` of the product): 256
+/// for full query blocks, more for small batches so that a single query does
+/// not pay a call per few rows.
+const MIN_DATASET_TILE: usize = 256;
+const MAX_DATASET_TILE: usize = 8192;
+/// Lanes checked together against a query's threshold before the slow path.
+const SCAN_CHUNK: usize = 16;
+
+/// Where the queries come from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum QuerySource<'a> {
+    /// Vectors from outside the dataset, row-major.
+    External(&'a [f32]),
+    /// The dataset's own rows; a row is never its own neighbour.
+    DatasetRows,
+}
+
+/// Everything a search needs, fixed for one call.
+pub(crate) struct SearchPlan<'a> {
+    /// The dataset as given: the final candidates are re-measured on it.
+    pub(crate) dataset: DatasetView<'a>,
+    /// The matrix the GEMM reads: the dataset, or a centred copy of it (l2).
+    pub(crate) gemm_rows: &'a [f32],
+    /// The query matrix the GEMM reads (centred like `gemm_rows`); for
+    /// [`QuerySource::DatasetRows`] this is `gemm_rows`.
+    pub(crate) gemm_queries: &'a [f32],
+    pub(crate) metric: Metric,
+    /// Per dataset row: the squared norm (l2), the inverse norm (cosine, 0 for
+    /// a zero vector) or nothing (dot).
+    pub(crate) row_terms: &'a [f32],
+    pub(crate) queries: QuerySource<'a>,
+    pub(crate) n_queries: usize,
+    pub(crate) k: usize,
+    pub(crate) filter: Option<&'a [bool]>,
+}
+
+/// Computes the per-row terms that turn dot products into ranking keys, for
+/// the row-major `vectors` of rows of `dimension` values.
+pub(crate) fn row_terms(
+    vectors: &[f32],
+    dimension: usize,
+    metric: Metric,
+    execution: &Execution<'_>,
+) -> Result<Vec<f32>> {
+    if metric == Metric::Dot {
+        return Ok(Vec::new());
+    }
+    let n_rows = vectors.len() / dimension;
+    let chunk_rows = 4096;
+    let n_chunks = n_rows.div_ceil(chunk_rows);
+    let chunks = parallel_map(
+        execution.threads(),
+        n_chunks,
+        || (),
+        |_, chunk_idx| {
+            execution.check_cancelled()?;
+            let start = chunk_idx * chunk_rows;
+            let end = (start + chunk_rows).min(n_rows);
+            let rows = &vectors[start * dimension..end * dimension];
+            Ok(rows
+                .chunks_exact(dimension)
+                .map(|row| {
+                    let squared: f32 = row.iter().map(|&value| value * value).sum();
+                    match metric {
+                        Metric::L2 => squared,
+                        Metric::Cosine if squared > 0.0 => 1.0 / squared.sqrt(),
+                        Metric::Cosine | Metric::Dot => 0.0,
+                    }
+                })
+                .collect::<Vec<f32>>())
+        },
+    )?;
+    Ok(chunks.concat())
+}
+
+/// Buffers one worker reuses across items.
+struct WorkerBuffers {
+    dots: Vec<f32>,
+    candidates: CandidateLists,
+}
+
+/// Runs the search and returns per-query lists of at most `k` neighbours.
+pub(crate) fn run(plan: &SearchPlan<'_>, execution: &Execution<'_>) -> Result<NeighbourLists> {
+    let n_rows = plan.dataset.n_rows();
+    let dimension = plan.dataset.dimension();
+    let k = plan.k;
+    // A few spare candidates absorb the rounding of the GEMM expansion before
+    // the exact re-measure decides the final order.
+    let capacity = k + k.clamp(4, 32);
+
+    let n_query_blocks = plan.n_queries.div_ceil(QUERY_BLOCK).max(1);
+    let query_block = plan.n_queries.div_ceil(n_query_blocks).max(1);
+    let dataset_tile = (TILE_PRODUCTS / query_block).clamp(MIN_DATASET_TILE, MAX_DATASET_TILE);
+    let n_tiles = n_rows.div_ceil(dataset_tile).max(1);
+    let n_splits = if execution.threads() == 1 {
+        1
+    } else {
+        (4 * execution.threads())
+            .div_ceil(n_query_blocks)
+            .clamp(1, n_tiles)
+    };
+    let tiles_per_split = n_tiles.div_ceil(n_splits);
+    let n_items = n_query_blocks * n_splits;
+    let stage = execution.stage(0.0, 1.0, n_query_blocks * n_tiles);
+
+    let item_candidates = parallel_map(
+        execution.threads(),
+        n_items,
+        || WorkerBuffers {
+            dots: vec![0.0; query_block * dataset_tile],
+            candidates: CandidateLists::new(query_block, capacity),
+        },
+        |buffers, item_idx| {
+            let block_idx = item_idx / n_splits;
+            let split_idx = item_idx % n_splits;
+            let query_start = block_idx * query_block;
+            let query_end = (query_start + query_block).min(plan.n_queries);
+            let tile_start = split_idx * tiles_per_split;
+            let tile_end = ((split_idx + 1) * tiles_per_split).min(n_tiles);
+            buffers.candidates.reset(query_end - query_start);
+            for tile_idx in tile_start..tile_end {
+                let row_start = tile_idx * dataset_tile;
+                let row_end = (row_start + dataset_tile).min(n_rows);
+                scan_tile(
+                    plan,
+                    buffers,
+                    query_start..query_end,
+                    row_start..row_end,
+                    dimension,
+                );
+                stage.advance(1)?;
+            }
+            Ok(buffers.candidates.clone())
+        },
+    )?;
+
+    let mut lists = NeighbourLists::with_capacity(plan.n_queries, k, plan.metric, n_rows);
+    let mut merged: Vec<(f32, u32)> = Vec::with_capacity(capacity * n_splits);
+    for query_idx in 0..plan.n_queries {
+        let block_idx = query_idx / query_block;
+        let local_idx = query_idx - block_idx * query_block;
+        merged.clear();
+        for split_idx in 0..n_splits {
+            let candidates = &item_candidates[block_idx * n_splits + split_idx];
+            let (keys, rows) = candidates.get(local_idx);
+            merged.extend(keys.iter().copied().zip(rows.iter().copied()));
+        }
+        merged
+            .sort_unstable_by(|left, right| left.0.total_cmp(&right.0).then(left.1.cmp(&right.1)));
+        merged.truncate(capacity);
+        let query = query_vector(plan, query_idx, dimension);
+        for candidate in merged.iter_mut() {
+            candidate.0 = plan
+                .metric
+                .distance(query, plan.dataset.row(candidate.1 as usize));
+        }
+        merged
+            .sort_unstable_by(|left, right| left.0.total_cmp(&right.0).then(left.1.cmp(&right.1)));
+        lists.push_list(
+            merged
+                .iter()
+                .take(k)
+                .map(|&(distance, row)| (row, distance)),
+        );
+    }
+    Ok(lists)
+}
+
+fn query_vector<'a>(plan: &SearchPlan<'a>, query_idx: usize, dimension: usize) -> &'a [f32] {
+    match plan.queries {
+        QuerySource::External(vectors) => {
+            &vectors[query_idx * dimension..(query_idx + 1) * dimension]
+        }
+        QuerySource::DatasetRows => plan.dataset.row(query_idx),
+    }
+}
+
+/// One GEMM (queries x tile rows) and the scan of its results into the
+/// candidate lists.
+fn scan_tile(
+    plan: &SearchPlan<'_>,
+    buffers: &mut WorkerBuffers,
+    query_range: std::ops::Range<usize>,
+    row_range: std::ops::Range<usize>,
+    dimension: usize,
+) {
+    let n_block_queries = query_range.len();
+    let n_tile_rows = row_range.len();
+    let query_values =
+        &plan.gemm_queries[query_range.start * dimension..query_range.end * dimension];
+    let tile_values = &plan.gemm_rows[row_range.start * dimension..row_range.end * dimension];
+    let dots = &mut buffers.dots[..n_block_queries * n_tile_rows];
+    matmul(
+        MatMut::from_row_major_slice_mut(dots, n_block_queries, n_tile_rows),
+        Accum::Replace,
+        MatRef::from_row_major_slice(query_values, n_block_queries, dimension),
+        MatRef::from_column_major_slice(tile_values, dimension, n_tile_rows),
+        1.0f32,
+        Par::Seq,
+    );
+    let terms = if plan.metric == Metric::Dot {
+        &[][..]
+    } else {
+        &plan.row_terms[row_range.clone()]
+    };
+    let self_row = |local_query: usize| match plan.queries {
+        QuerySource::DatasetRows => Some((query_range.start + local_query) as u32),
+        QuerySource::External(_) => None,
+    };
+    let filter = plan.filter.map(|mask| &mask[row_range.clone()]);
+    for local_query in 0..n_block_queries {
+        let query_dots = &dots[local_query * n_tile_rows..(local_query + 1) * n_tile_rows];
+        let excluded_row = self_row(local_query);
+        let candidates = &mut buffers.candidates;
+        match plan.metric {
+            Metric::L2 => scan_row(
+                query_dots,
+                terms,
+                row_range.start,
+                local_query,
+                excluded_row,
+                filter,
+                candidates,
+                |dot, term| term - 2.0 * dot,
+            ),
+            Metric::Cosine => scan_row(
+                query_dots,
+                terms,
+                row_range.start,
+                local_query,
+                excluded_row,
+                filter,
+                candidates,
+                |dot, term| -dot * term,
+            ),
+            Metric::Dot => scan_dot_row(
+                query_dots,
+                row_range.start,
+                local_query,
+                excluded_row,
+                filter,
+                candidates,
+            ),
+        }
+    }
+}
+
+/// Scans one query's dot products against a tile: computes keys a chunk at a
+/// time and only takes the slow path when some lane beats the threshold.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn scan_row(
+    dots: &[f32],
+    terms: &[f32],
+    first_row: usize,
+    local_query: usize,
+    excluded_row: Option<u32>,
+    filter: Option<&[bool]>,
+    candidates: &mut CandidateLists,
+    key_of: impl Fn(f32, f32) -> f32,
+) {
+    let mut threshold = candidates.threshold(local_query);
+    let mut keys = [0.0f32; SCAN_CHUNK];
+    let mut chunk_start = 0;
+    while chunk_start < dots.len() {
+        let chunk_len = SCAN_CHUNK.min(dots.len() - chunk_start);
+        let any_below = if chunk_len == SCAN_CHUNK {
+            let dot_chunk = &dots[chunk_start..chunk_start + SCAN_CHUNK];
+            let term_chunk = &terms[chunk_start..chunk_start + SCAN_CHUNK];
+            let mut any_below = false;
+            for lane in 0..SCAN_CHUNK {
+                keys[lane] = key_of(dot_chunk[lane], term_chunk[lane]);
+                any_below |= keys[lane] < threshold;
+            }
+            any_below
+        } else {
+            for lane in 0..chunk_len {
+                keys[lane] = key_of(dots[chunk_start + lane], terms[chunk_start + lane]);
+            }
+            true
+        };
+        if any_below {
+            for (lane, &key) in keys[..chunk_len].iter().enumerate() {
+                let local_row = chunk_start + lane;
+                if key < threshold && filter.is_none_or(|mask| mask[local_row]) {
+                    let row = (first_row + local_row) as u32;
+                    if excluded_row != Some(row) {
+                        candidates.offer(local_query, key, row);
+                        threshold = candidates.threshold(local_query);
+                    }
+                }
+            }
+        }
+        chunk_start += chunk_len;
+    }
+}
+
+/// [`scan_row`] for the dot metric, whose key is the negated dot product.
+#[inline(always)]
+fn scan_dot_row(
+    dots: &[f32],
+    first_row: usize,
+    local_query: usize,
+    excluded_row: Option<u32>,
+    filter: Option<&[bool]>,
+    candidates: &mut CandidateLists,
+) {
+    // The dot metric has no per-row term; reuse the generic scan with the dots
+    // standing in for the (ignored) terms.
+    scan_row(
+        dots,
+        dots,
+        first_row,
+        local_query,
+        excluded_row,
+        filter,
+        candidates,
+        |dot, _| -dot,
+    );
+}

@@ -1,0 +1,275 @@
+//! The borrowed, in-memory form of a dataset that every kernel reads, and the
+//! distance metric.
+
+use crate::{Error, Result};
+
+/// How distances between vectors are measured; smaller is always nearer.
+///
+/// - `L2`: the Euclidean distance (not squared).
+/// - `Cosine`: 1 - cosine similarity, in `[0, 2]`; a zero vector is at
+///   distance 1 from everything (its similarity is taken as 0).
+/// - `Dot`: the negated inner product, so that larger inner products are nearer;
+///   it can be negative and is not a true distance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Euclidean distance.
+    L2,
+    /// One minus the cosine similarity.
+    Cosine,
+    /// Negated inner product.
+    Dot,
+}
+
+impl Metric {
+    /// Whether distances under this metric are non-negative and zero for
+    /// identical vectors, which density-aware scores and duplicate detection
+    /// need (`Dot` is not).
+    pub fn is_distance(self) -> bool {
+        matches!(self, Metric::L2 | Metric::Cosine)
+    }
+
+    /// The distance between two vectors of equal length, computed directly in
+    /// `f64` (the reference the fast paths are checked against and the way the
+    /// final k neighbours are re-measured).
+    ///
+    /// ```
+    /// use mutant_core::kernels::Metric;
+    /// assert_eq!(Metric::L2.distance(&[0.0, 0.0], &[3.0, 4.0]), 5.0);
+    /// assert_eq!(Metric::Dot.distance(&[1.0, 2.0], &[3.0, 4.0]), -11.0);
+    /// assert!(Metric::Cosine.distance(&[1.0, 0.0], &[2.0, 0.0]).abs() < 1e-6);
+    /// ```
+    pub fn distance(self, left: &[f32], right: &[f32]) -> f32 {
+        match self {
+            Metric::L2 => {
+                let sum: f64 = left
+                    .iter()
+                    .zip(right)
+                    .map(|(&a, &b)| {
+                        let difference = f64::from(a) - f64::from(b);
+                        difference * difference
+                    })
+                    .sum();
+                sum.sqrt() as f32
+            }
+            Metric::Dot => {
+                let dot: f64 = left
+                    .iter()
+                    .zip(right)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum();
+                (-dot) as f32
+            }
+            Metric::Cosine => {
+                let left_norm = left
+                    .iter()
+                    .map(|&a| f64::from(a) * f64::from(a))
+                    .sum::<f64>()
+                    .sqrt();
+                let right_norm = right
+                    .iter()
+                    .map(|&b| f64::from(b) * f64::from(b))
+                    .sum::<f64>()
+                    .sqrt();
+                if left_norm == 0.0 || right_norm == 0.0 {
+                    return 1.0;
+                }
+                // Half the squared distance between the unit vectors equals
+                // 1 - cos, without the cancellation of computing 1 - cos.
+                let squared: f64 = left
+                    .iter()
+                    .zip(right)
+                    .map(|(&a, &b)| {
+                        let difference = f64::from(a) / left_norm - f64::from(b) / right_norm;
+                        difference * difference
+                    })
+                    .sum();
+                (squared / 2.0) as f32
+            }
+        }
+    }
+}
+
+/// A borrowed view of a dataset's in-memory form: one row-major `f32` matrix
+/// and, optionally, interned class codes for labels and predictions.
+///
+/// Labels and predictions share one vocabulary: code 3 as a label is the same
+/// class as code 3 as a prediction. An empty `labels` (or `predictions`) slice
+/// means the dataset has none. Vectors must be finite (ingest rejects NaN and
+/// infinities); rows are referred to by their index.
+///
+/// ```
+/// use mutant_core::kernels::DatasetView;
+/// let vectors = [0.0f32, 0.0, 1.0, 1.0, 5.0, 5.0];
+/// let labels = [Some(0), Some(0), Some(1)];
+/// let view = DatasetView::new(&vectors, 2)?.with_labels(&labels)?;
+/// assert_eq!(view.n_rows(), 3);
+/// assert_eq!(view.row(2), &[5.0, 5.0]);
+/// assert_eq!(view.label(2), Some(1));
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct DatasetView<'a> {
+    vectors: &'a [f32],
+    dimension: usize,
+    labels: &'a [Option<u32>],
+    predictions: &'a [Option<u32>],
+}
+
+impl<'a> DatasetView<'a> {
+    /// A view of `vectors`, `dimension` values per row, without labels or
+    /// predictions.
+    pub fn new(vectors: &'a [f32], dimension: usize) -> Result<Self> {
+        if dimension == 0 {
+            return Err(Error::InvalidParameter {
+                name: "dimension",
+                reason: "a dataset's dimension must be at least 1".to_owned(),
+            });
+        }
+        if !vectors.len().is_multiple_of(dimension) {
+            return Err(Error::InvalidParameter {
+                name: "vectors",
+                reason: format!(
+                    "{} values is not a whole number of rows of dimension {dimension}; pass n_rows x dimension values",
+                    vectors.len()
+                ),
+            });
+        }
+        Ok(DatasetView {
+            vectors,
+            dimension,
+            labels: &[],
+            predictions: &[],
+        })
+    }
+
+    /// The same view with one label (class code) per row, or an empty slice.
+    pub fn with_labels(self, labels: &'a [Option<u32>]) -> Result<Self> {
+        self.check_per_row("labels", labels.len())?;
+        Ok(DatasetView { labels, ..self })
+    }
+
+    /// The same view with one prediction (class code) per row, or an empty slice.
+    pub fn with_predictions(self, predictions: &'a [Option<u32>]) -> Result<Self> {
+        self.check_per_row("predictions", predictions.len())?;
+        Ok(DatasetView {
+            predictions,
+            ..self
+        })
+    }
+
+    fn check_per_row(&self, name: &'static str, len: usize) -> Result<()> {
+        if len != 0 && len != self.n_rows() {
+            return Err(Error::InvalidParameter {
+                name,
+                reason: format!(
+                    "got {len} values for {} rows; give one per row or none",
+                    self.n_rows()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.vectors.len() / self.dimension
+    }
+
+    /// The number of values per row.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// The whole row-major matrix.
+    pub fn vectors(&self) -> &'a [f32] {
+        self.vectors
+    }
+
+    /// Row `row_idx` of the matrix.
+    pub fn row(&self, row_idx: usize) -> &'a [f32] {
+        &self.vectors[row_idx * self.dimension..(row_idx + 1) * self.dimension]
+    }
+
+    /// The label of a row, if the dataset has labels and this row has one.
+    pub fn label(&self, row_idx: usize) -> Option<u32> {
+        self.labels.get(row_idx).copied().flatten()
+    }
+
+    /// The prediction of a row, if any.
+    pub fn prediction(&self, row_idx: usize) -> Option<u32> {
+        self.predictions.get(row_idx).copied().flatten()
+    }
+
+    /// The class a row is judged by: its prediction, else its label.
+    pub fn predicted_or_labeled_class(&self, row_idx: usize) -> Option<u32> {
+        self.prediction(row_idx).or_else(|| self.label(row_idx))
+    }
+
+    /// The class a row belongs to for class statistics: its label, else its
+    /// prediction.
+    pub fn labeled_or_predicted_class(&self, row_idx: usize) -> Option<u32> {
+        self.label(row_idx).or_else(|| self.prediction(row_idx))
+    }
+
+    /// Whether the dataset carries any label at all.
+    pub fn has_labels(&self) -> bool {
+        self.labels.iter().any(Option::is_some)
+    }
+
+    /// An error unless the view has at least one row; `what` names it in the
+    /// message ("the reference dataset").
+    pub fn require_rows(&self, what: &'static str) -> Result<()> {
+        if self.n_rows() == 0 {
+            Err(Error::EmptyDataset { what })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An error unless `other` has the same dimension as this view.
+    pub fn require_same_dimension(
+        &self,
+        other: &DatasetView<'_>,
+        what: &'static str,
+    ) -> Result<()> {
+        check_dimension(what, self.dimension, other.dimension)
+    }
+}
+
+/// An error unless `got` equals `expected`; `what` names the mismatched input.
+pub(crate) fn check_dimension(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected != got {
+        return Err(Error::KernelDimensionMismatch {
+            what,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_ragged_vectors_and_mismatched_labels() {
+        assert!(matches!(
+            DatasetView::new(&[1.0, 2.0, 3.0], 2),
+            Err(Error::InvalidParameter { .. })
+        ));
+        assert!(matches!(
+            DatasetView::new(&[1.0], 0),
+            Err(Error::InvalidParameter { .. })
+        ));
+        let view = DatasetView::new(&[1.0, 2.0], 1).unwrap();
+        assert!(view.with_labels(&[Some(1)]).is_err());
+        assert!(view.with_labels(&[]).is_ok());
+    }
+
+    #[test]
+    fn cosine_of_zero_vector_is_one() {
+        assert_eq!(Metric::Cosine.distance(&[0.0, 0.0], &[1.0, 2.0]), 1.0);
+        assert!((Metric::Cosine.distance(&[1.0, 0.0], &[-1.0, 0.0]) - 2.0).abs() < 1e-6);
+    }
+}

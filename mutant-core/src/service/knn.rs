@@ -1,0 +1,174 @@
+//! kNN queries against a cached dataset.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Service, kernel_metric, run_blocking};
+use crate::api::wire::{
+    IncludeSet, KnnRequest, KnnResponse, Neighbour, WireRecord, WireRecordFields,
+};
+use crate::kernels::{DatasetView, Execution, KnnOptions, knn};
+use crate::model::{DatasetRef, Filter};
+use crate::store::FetchQuery;
+use crate::{Error, Result};
+
+/// The most neighbours one query may ask for.
+pub const MAX_K: usize = 10_000;
+/// The most queries one request may carry.
+pub const MAX_QUERIES: usize = 10_000;
+
+impl Service {
+    /// `POST /v1/datasets/{ds}/knn`: exact neighbours, nearest first.
+    pub async fn knn(&self, dataset: &str, request: KnnRequest) -> Result<KnnResponse> {
+        let dataset = self.resolve(dataset).await?;
+        validate_request(&request, &dataset.name, dataset.dimension)?;
+        let filter = request.filter.as_ref().map(Filter::from_json).transpose()?;
+        let include = IncludeSet::from_list(request.include.as_deref(), IncludeSet::default());
+        let loaded = self.cache().get(&dataset).await?;
+        if loaded.n_records() == 0 {
+            return Ok(KnnResponse {
+                results: vec![Vec::new(); request.queries.len()],
+            });
+        }
+        let allowed = match filter {
+            Some(filter) => Some(self.allowed_rows(&dataset.id, &loaded.ids, filter).await?),
+            None => None,
+        };
+        let k = request.k.min(loaded.n_records());
+        let metric = kernel_metric(dataset.metric);
+        let threads = self.kernel_threads();
+        let queries: Vec<f32> = request.queries.concat();
+        let kernel_input = std::sync::Arc::clone(&loaded);
+        let neighbours = run_blocking(move || {
+            let view = DatasetView::new(&kernel_input.vectors, kernel_input.dataset.dimension)?;
+            let query_view = DatasetView::new(&queries, kernel_input.dataset.dimension)?;
+            let mut options = KnnOptions::new(k);
+            if let Some(allowed) = allowed.as_deref() {
+                options = options.with_filter(allowed);
+            }
+            knn(
+                &view,
+                &query_view,
+                metric,
+                &options,
+                &Execution::new().with_threads(threads),
+            )
+        })
+        .await?;
+
+        let mut results: Vec<Vec<Neighbour>> = (0..neighbours.n_queries())
+            .map(|query_idx| {
+                neighbours
+                    .rows(query_idx)
+                    .iter()
+                    .zip(neighbours.distances(query_idx))
+                    .map(|(&row, &distance)| Neighbour {
+                        id: loaded.ids[row as usize].clone(),
+                        distance,
+                        fields: WireRecordFields::default(),
+                    })
+                    .collect()
+            })
+            .collect();
+        if include != IncludeSet::default() {
+            self.attach_fields(&dataset.id, &mut results, &include)
+                .await?;
+        }
+        Ok(KnnResponse { results })
+    }
+
+    /// Which rows of the loaded dataset the filter lets through.
+    async fn allowed_rows(
+        &self,
+        dataset_id: &uuid::Uuid,
+        ids: &[String],
+        filter: Filter,
+    ) -> Result<Vec<bool>> {
+        let query = FetchQuery {
+            filter,
+            limit: usize::MAX,
+            offset: 0,
+            with_vectors: false,
+        };
+        let matching = self
+            .store()
+            .fetch(&DatasetRef::Id(*dataset_id), &query)
+            .await?;
+        let matching: HashSet<String> = matching.into_iter().map(|record| record.id).collect();
+        Ok(ids.iter().map(|id| matching.contains(id)).collect())
+    }
+
+    /// Fills in the fields `include` asks for, with one fetch for all neighbours.
+    async fn attach_fields(
+        &self,
+        dataset_id: &uuid::Uuid,
+        results: &mut [Vec<Neighbour>],
+        include: &IncludeSet,
+    ) -> Result<()> {
+        let ids: HashSet<&str> = results
+            .iter()
+            .flatten()
+            .map(|neighbour| neighbour.id.as_str())
+            .collect();
+        let query = FetchQuery {
+            filter: Filter::ids(ids),
+            limit: usize::MAX,
+            offset: 0,
+            with_vectors: include.vector,
+        };
+        let records = self
+            .store()
+            .fetch(&DatasetRef::Id(*dataset_id), &query)
+            .await?;
+        let by_id: HashMap<String, WireRecord> = records
+            .into_iter()
+            .map(|record| (record.id.clone(), WireRecord::from_record(record, include)))
+            .collect();
+        for neighbour in results.iter_mut().flatten() {
+            if let Some(record) = by_id.get(&neighbour.id) {
+                neighbour.fields = WireRecordFields {
+                    vector: record.vector.clone(),
+                    label: record.label.clone(),
+                    prediction: record.prediction.clone(),
+                    uri: record.uri.clone(),
+                    metadata: record.metadata.clone(),
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_request(request: &KnnRequest, dataset: &str, dimension: usize) -> Result<()> {
+    if request.k == 0 || request.k > MAX_K {
+        return Err(Error::InvalidParameter {
+            name: "k",
+            reason: format!("k is {}; ask for 1 to {MAX_K} neighbours", request.k),
+        });
+    }
+    if request.queries.is_empty() || request.queries.len() > MAX_QUERIES {
+        return Err(Error::InvalidParameter {
+            name: "queries",
+            reason: format!(
+                "{} queries sent; send 1 to {MAX_QUERIES} per request",
+                request.queries.len()
+            ),
+        });
+    }
+    for (query_idx, query) in request.queries.iter().enumerate() {
+        if query.len() != dimension {
+            return Err(Error::DimensionMismatch {
+                dataset: dataset.to_owned(),
+                id: format!("query {query_idx}"),
+                expected: dimension,
+                got: query.len(),
+            });
+        }
+        if let Some(position) = query.iter().position(|value| !value.is_finite()) {
+            return Err(Error::NonFiniteValue {
+                id: format!("query {query_idx}"),
+                position,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! The operations the server exposes, in protocol terms: each takes wire
+//! requests, works through the [`Store`], the [`DatasetCache`] and the
+//! kernels, and returns wire responses. The server only adds HTTP.
+
+mod analysis;
+mod kernels_run;
+mod knn;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+pub use self::analysis::{Analyses, AnalysisKind, ReferenceUse};
+pub use self::knn::{MAX_K, MAX_QUERIES};
+use crate::api::wire::{
+    CountRequest, CountResponse, CreateDatasetRequest, DatasetInfo, DatasetList,
+    DeleteRecordsRequest, DeleteRecordsResponse, GetRecordsRequest, IncludeSet,
+    PatchDatasetRequest, RecordsResponse, UpsertResponse, WireRecord, request_filter,
+};
+use crate::cache::DatasetCache;
+use crate::model::{Dataset, DatasetRef, MetadataUpdate, Metric, NewDataset, Record};
+use crate::store::{FetchQuery, Store};
+use crate::{Error, Result};
+
+/// The most records one `records/get` page returns.
+pub const MAX_PAGE: usize = 10_000;
+/// Records per page when the request names no limit.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// How the service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Bytes of datasets kept in memory.
+    pub cache_bytes: usize,
+    /// Threads each kernel may use.
+    pub kernel_threads: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            cache_bytes: 4 << 30,
+            kernel_threads: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
+/// Mutant's operations over one store.
+#[derive(Debug, Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn Store>,
+    cache: DatasetCache,
+    analyses: Analyses,
+    config: ServiceConfig,
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Store")
+    }
+}
+
+impl Service {
+    /// The service over `store`.
+    pub fn new(store: Arc<dyn Store>, config: ServiceConfig) -> Self {
+        let cache = DatasetCache::new(Arc::clone(&store), config.cache_bytes);
+        Service {
+            inner: Arc::new(Inner {
+                store,
+                cache,
+                analyses: Analyses::default(),
+                config,
+            }),
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    /// The dataset cache.
+    pub fn cache(&self) -> &DatasetCache {
+        &self.inner.cache
+    }
+
+    /// `POST /v1/datasets`.
+    pub async fn create_dataset(&self, request: CreateDatasetRequest) -> Result<DatasetInfo> {
+        let metric = request
+            .metric
+            .as_deref()
+            .map(str::parse::<Metric>)
+            .transpose()?
+            .unwrap_or_default();
+        let new_dataset = NewDataset {
+            name: request.name,
+            dimension: request.dimension,
+            metric,
+            metadata: request.metadata.unwrap_or_default(),
+        };
+        let dataset = self.store().create_dataset(new_dataset).await?;
+        Ok(DatasetInfo::from_dataset(&dataset, Some(0)))
+    }
+
+    /// `GET /v1/datasets`, optionally with a JSON metadata pattern.
+    pub async fn list_datasets(&self, metadata_pattern: Option<&str>) -> Result<DatasetList> {
+        let pattern = metadata_pattern.map(parse_pattern).transpose()?;
+        let datasets = self.store().list_datasets(pattern.as_ref()).await?;
+        Ok(DatasetList {
+            datasets: datasets
+                .iter()
+                .map(|dataset| DatasetInfo::from_dataset(dataset, None))
+                .collect(),
+        })
+    }
+
+    /// `GET /v1/datasets/{ds}`, with its record count.
+    pub async fn get_dataset(&self, dataset: &str) -> Result<DatasetInfo> {
+        let dataset_ref = DatasetRef::parse(dataset);
+        let found = self.store().get_dataset(&dataset_ref).await?;
+        let count = self
+            .store()
+            .count(&DatasetRef::Id(found.id), &crate::model::Filter::all())
+            .await?;
+        Ok(DatasetInfo::from_dataset(&found, Some(count as u64)))
+    }
+
+    /// `PATCH /v1/datasets/{ds}`.
+    pub async fn patch_dataset(
+        &self,
+        dataset: &str,
+        request: PatchDatasetRequest,
+    ) -> Result<DatasetInfo> {
+        if request.metadata.is_some() && request.metadata_patch.is_some() {
+            return Err(Error::InvalidParameter {
+                name: "metadata",
+                reason: "send either metadata (replace) or metadata_patch (merge), not both".into(),
+            });
+        }
+        let mut current = self
+            .store()
+            .get_dataset(&DatasetRef::parse(dataset))
+            .await?;
+        if let Some(name) = &request.name {
+            current = self
+                .store()
+                .rename_dataset(&DatasetRef::Id(current.id), name)
+                .await?;
+        }
+        let update = match (request.metadata, request.metadata_patch) {
+            (Some(replacement), _) => Some(MetadataUpdate::Replace(replacement)),
+            (None, Some(patch)) => Some(MetadataUpdate::Patch(patch)),
+            (None, None) => None,
+        };
+        if let Some(update) = update {
+            current = self
+                .store()
+                .update_dataset_metadata(&DatasetRef::Id(current.id), update)
+                .await?;
+        }
+        Ok(DatasetInfo::from_dataset(&current, None))
+    }
+
+    /// `DELETE /v1/datasets/{ds}`.
+    pub async fn delete_dataset(&self, dataset: &str) -> Result<()> {
+        let found = self
+            .store()
+            .get_dataset(&DatasetRef::parse(dataset))
+            .await?;
+        self.store()
+            .delete_dataset(&DatasetRef::Id(found.id))
+            .await?;
+        self.cache().forget(found.id);
+        Ok(())
+    }
+
+    /// `POST /v1/datasets/{ds}/records`, from JSON records.
+    pub async fn upsert_wire(
+        &self,
+        dataset: &str,
+        records: Vec<WireRecord>,
+    ) -> Result<UpsertResponse> {
+        let records = records
+            .into_iter()
+            .map(WireRecord::into_record)
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert(dataset, records).await
+    }
+
+    /// `POST /v1/datasets/{ds}/records`, answered once ClickHouse has the batch.
+    pub async fn upsert(&self, dataset: &str, records: Vec<Record>) -> Result<UpsertResponse> {
+        let written = self
+            .store()
+            .upsert(&DatasetRef::parse(dataset), records)
+            .await?;
+        Ok(UpsertResponse { written })
+    }
+
+    /// `POST /v1/datasets/{ds}/records/get`.
+    pub async fn get_records(
+        &self,
+        dataset: &str,
+        request: GetRecordsRequest,
+    ) -> Result<RecordsResponse> {
+        let limit = request.limit.unwrap_or(DEFAULT_PAGE);
+        if limit > MAX_PAGE {
+            return Err(Error::InvalidParameter {
+                name: "limit",
+                reason: format!("{limit} is over the page limit of {MAX_PAGE}; page with offset"),
+            });
+        }
+        let include =
+            IncludeSet::from_list(request.include.as_deref(), IncludeSet::all_but_vectors());
+        let query = FetchQuery {
+            filter: request_filter(request.ids.as_deref(), request.filter.as_ref())?,
+            limit,
+            offset: request.offset.unwrap_or(0),
+            with_vectors: include.vector,
+        };
+        let records = self
+            .store()
+            .fetch(&DatasetRef::parse(dataset), &query)
+            .await?;
+        Ok(RecordsResponse {
+            records: records
+                .into_iter()
+                .map(|record| WireRecord::from_record(record, &include))
+                .collect(),
+        })
+    }
+
+    /// `POST /v1/datasets/{ds}/records/delete`; one of ids or filter is required.
+    pub async fn delete_records(
+        &self,
+        dataset: &str,
+        request: DeleteRecordsRequest,
+    ) -> Result<DeleteRecordsResponse> {
+        if request.ids.is_none() && request.filter.is_none() {
+            return Err(Error::InvalidParameter {
+                name: "ids",
+                reason: "name the records to delete with ids or a filter; use {\"filter\": {}} to delete every record".into(),
+            });
+        }
+        let filter = request_filter(request.ids.as_deref(), request.filter.as_ref())?;
+        let deleted = self
+            .store()
+            .delete_records(&DatasetRef::parse(dataset), &filter)
+            .await?;
+        Ok(DeleteRecordsResponse { deleted })
+    }
+
+    /// `POST /v1/datasets/{ds}/count`.
+    pub async fn count(&self, dataset: &str, request: CountRequest) -> Result<CountResponse> {
+        let filter = request_filter(None, request.filter.as_ref())?;
+        let count = self
+            .store()
+            .count(&DatasetRef::parse(dataset), &filter)
+            .await?;
+        Ok(CountResponse { count })
+    }
+
+    /// The analyses this server runs.
+    pub fn analyses(&self) -> &Analyses {
+        &self.inner.analyses
+    }
+
+    async fn resolve(&self, dataset: &str) -> Result<Dataset> {
+        self.store().get_dataset(&DatasetRef::parse(dataset)).await
+    }
+
+    fn kernel_threads(&self) -> usize {
+        self.inner.config.kernel_threads
+    }
+}
+
+fn parse_pattern(text: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) | Err(_) => Err(Error::InvalidParameter {
+            name: "metadata",
+            reason: format!("the metadata pattern {text:?} is not a JSON object"),
+        }),
+    }
+}
+
+/// Maps the model's metric onto the kernels'.
+fn kernel_metric(metric: Metric) -> crate::kernels::Metric {
+    match metric {
+        Metric::L2 => crate::kernels::Metric::L2,
+        Metric::Cosine => crate::kernels::Metric::Cosine,
+        Metric::Dot => crate::kernels::Metric::Dot,
+    }
+}
+
+/// Runs a CPU-heavy closure off the async runtime.
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| Error::Internal {
+            message: format!("a kernel task failed: {error}"),
+        })?
+}

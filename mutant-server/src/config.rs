@@ -1,0 +1,129 @@
+//! The server's configuration: `MUTANT_*` environment variables over
+//! defaults, and a `--flag value` twin for each, read once at start-up.
+
+use std::net::SocketAddr;
+
+/// Everything the server is configured with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Config {
+    /// Where to listen. `MUTANT_LISTEN` / `--listen`; default `127.0.0.1:7311`.
+    pub(crate) listen: SocketAddr,
+    /// ClickHouse's HTTP interface. `MUTANT_CLICKHOUSE_URL` / `--clickhouse-url`; default `http://127.0.0.1:8123`.
+    pub(crate) clickhouse_url: String,
+    /// `MUTANT_CLICKHOUSE_USER` / `--clickhouse-user`; default `default`.
+    pub(crate) clickhouse_user: String,
+    /// `MUTANT_CLICKHOUSE_PASSWORD` / `--clickhouse-password`; default none.
+    pub(crate) clickhouse_password: String,
+    /// The database Mutant owns. `MUTANT_DATABASE` / `--database`; default `mutant`.
+    pub(crate) database: String,
+    /// Bytes of datasets kept in memory. `MUTANT_CACHE_BYTES` / `--cache-bytes`; default 4 GiB.
+    pub(crate) cache_bytes: usize,
+    /// When set, every request but `/healthz` needs `Authorization: Bearer <token>`.
+    /// `MUTANT_API_TOKEN` / `--api-token`; default none.
+    pub(crate) api_token: Option<String>,
+    /// The largest request body, in bytes. `MUTANT_MAX_BODY_BYTES` / `--max-body-bytes`; default 256 MiB.
+    pub(crate) max_body_bytes: usize,
+    /// Threads per kernel. `MUTANT_KERNEL_THREADS` / `--kernel-threads`; default: the machine's cores.
+    pub(crate) kernel_threads: usize,
+}
+
+const SETTINGS: [(&str, &str); 9] = [
+    ("MUTANT_LISTEN", "--listen"),
+    ("MUTANT_CLICKHOUSE_URL", "--clickhouse-url"),
+    ("MUTANT_CLICKHOUSE_USER", "--clickhouse-user"),
+    ("MUTANT_CLICKHOUSE_PASSWORD", "--clickhouse-password"),
+    ("MUTANT_DATABASE", "--database"),
+    ("MUTANT_CACHE_BYTES", "--cache-bytes"),
+    ("MUTANT_API_TOKEN", "--api-token"),
+    ("MUTANT_MAX_BODY_BYTES", "--max-body-bytes"),
+    ("MUTANT_KERNEL_THREADS", "--kernel-threads"),
+];
+
+impl Config {
+    /// Reads the environment, then the flags (which win).
+    pub(crate) fn load(
+        env: impl Fn(&str) -> Option<String>,
+        args: &[String],
+    ) -> Result<Config, String> {
+        let mut values: Vec<Option<String>> =
+            SETTINGS.iter().map(|(variable, _)| env(variable)).collect();
+        let mut arguments = args.iter();
+        while let Some(flag) = arguments.next() {
+            if flag == "--help" || flag == "-h" {
+                return Err(usage());
+            }
+            let index = SETTINGS
+                .iter()
+                .position(|(_, name)| name == flag)
+                .ok_or_else(|| format!("unknown flag {flag:?}\n{}", usage()))?;
+            let value = arguments
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value"))?;
+            values[index] = Some(value.clone());
+        }
+        let take = |index: usize| values[index].clone().filter(|value| !value.is_empty());
+        let parse_number = |index: usize, default: usize| -> Result<usize, String> {
+            match take(index) {
+                None => Ok(default),
+                Some(text) => text
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|number| *number > 0)
+                    .ok_or_else(|| {
+                        format!(
+                            "{} must be a positive whole number, got {text:?}",
+                            SETTINGS[index].0
+                        )
+                    }),
+            }
+        };
+        let listen_text = take(0).unwrap_or_else(|| "127.0.0.1:7311".into());
+        let listen = listen_text.parse().map_err(|_| {
+            format!("MUTANT_LISTEN must be an address like 127.0.0.1:7311, got {listen_text:?}")
+        })?;
+        Ok(Config {
+            listen,
+            clickhouse_url: take(1).unwrap_or_else(|| "http://127.0.0.1:8123".into()),
+            clickhouse_user: take(2).unwrap_or_default(),
+            clickhouse_password: take(3).unwrap_or_default(),
+            database: take(4).unwrap_or_else(|| "mutant".into()),
+            cache_bytes: parse_number(5, 4 << 30)?,
+            api_token: take(6),
+            max_body_bytes: parse_number(7, 256 << 20)?,
+            kernel_threads: parse_number(
+                8,
+                std::thread::available_parallelism().map_or(1, usize::from),
+            )?,
+        })
+    }
+}
+
+fn usage() -> String {
+    let mut text = String::from("usage: mutant-server [--flag value]...\n");
+    for (variable, flag) in SETTINGS {
+        text.push_str(&format!("  {flag:<24} or {variable}\n"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_environment_and_bad_values_are_refused() {
+        let env = |name: &str| (name == "MUTANT_DATABASE").then(|| "from_env".to_owned());
+        let config = Config::load(env, &["--database".into(), "from_flag".into()]).unwrap();
+        assert_eq!(config.database, "from_flag");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7311");
+        assert!(Config::load(|_| None, &["--cache-bytes".into(), "lots".into()]).is_err());
+        assert!(Config::load(|_| None, &["--bogus".into(), "1".into()]).is_err());
+        assert!(
+            Config::load(
+                |name| (name == "MUTANT_LISTEN").then(|| "nowhere".into()),
+                &[]
+            )
+            .is_err()
+        );
+    }
+}

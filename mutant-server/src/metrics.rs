@@ -1,0 +1,76 @@
+//! Prometheus figures for `/metrics`, in the text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mutant_core::service::Service;
+
+/// A route and the status it answered.
+type RouteStatus = (&'static str, u16);
+
+/// How many requests, and how many seconds they took.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    count: u64,
+    seconds: f64,
+}
+
+/// Request counts and latencies by route and status.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    requests: Mutex<BTreeMap<RouteStatus, Tally>>,
+}
+
+impl Metrics {
+    /// Records one answered request.
+    pub(crate) fn observe(&self, route: &'static str, status: u16, elapsed: Duration) {
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = requests.entry((route, status)).or_default();
+        entry.count += 1;
+        entry.seconds += elapsed.as_secs_f64();
+    }
+
+    /// The exposition text.
+    pub(crate) fn render(&self, service: &Service) -> String {
+        let mut text = String::new();
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        text.push_str("# HELP mutant_requests_total Requests answered, by route and status.\n# TYPE mutant_requests_total counter\n");
+        for ((route, status), Tally { count, .. }) in requests.iter() {
+            let _ = writeln!(
+                text,
+                "mutant_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
+            );
+        }
+        text.push_str("# HELP mutant_request_seconds_total Time spent answering, by route and status.\n# TYPE mutant_request_seconds_total counter\n");
+        for ((route, status), Tally { seconds, .. }) in requests.iter() {
+            let _ = writeln!(
+                text,
+                "mutant_request_seconds_total{{route=\"{route}\",status=\"{status}\"}} {seconds:.6}"
+            );
+        }
+        let cache = service.cache();
+        let _ = writeln!(
+            text,
+            "# HELP mutant_cache_bytes Bytes of datasets held in memory.\n# TYPE mutant_cache_bytes gauge\nmutant_cache_bytes {}",
+            cache.held_bytes()
+        );
+        let _ = writeln!(
+            text,
+            "# HELP mutant_cache_max_bytes The cache bound.\n# TYPE mutant_cache_max_bytes gauge\nmutant_cache_max_bytes {}",
+            cache.max_bytes()
+        );
+        text.push_str("# HELP mutant_analyses Analyses on this server, by status.\n# TYPE mutant_analyses gauge\n");
+        for (status, count) in service.analyses().counts_by_status() {
+            let _ = writeln!(text, "mutant_analyses{{status=\"{status}\"}} {count}");
+        }
+        text
+    }
+}
