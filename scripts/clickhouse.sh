@@ -20,6 +20,10 @@ url="http://127.0.0.1:$http_port"
 log() { echo "clickhouse.sh: $*" >&2; }
 
 install_if_missing() {
+    if ! command -v curl >/dev/null 2>&1; then
+        log "installing curl, which this script uses to check readiness"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+    fi
     if command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ]; then
         return
     fi

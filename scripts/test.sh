@@ -5,14 +5,17 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-url="$(scripts/clickhouse.sh start)"
-export MUTANT_CLICKHOUSE_URL="$url"
-if [ "${MUTANT_KEEP_CLICKHOUSE:-0}" != 1 ]; then
+# Stop ClickHouse afterwards only if this script started it.
+if ! curl -sf "http://127.0.0.1:${MUTANT_CLICKHOUSE_HTTP_PORT:-18123}/?query=SELECT%201" >/dev/null 2>&1; then
     trap 'scripts/clickhouse.sh stop' EXIT
 fi
+url="$(scripts/clickhouse.sh start)"
+export MUTANT_CLICKHOUSE_URL="$url"
 echo "tests use ClickHouse $(curl -sf "$url/?query=SELECT%20version()") at $url"
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+# The end-to-end tests start the real server binary.
+cargo build --locked -p mutant-server
 cargo test --workspace --locked

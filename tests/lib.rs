@@ -58,3 +58,102 @@ pub async fn wait_for_mutations(store: &ClickHouseStore, database: &str) {
     }
     panic!("mutations in {database} did not finish within 60 s");
 }
+
+/// A real `mutant-server` process on a free loopback port, with its own
+/// database; killed when dropped.
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// The base URL clients use, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    /// The ClickHouse database it owns.
+    pub database: String,
+}
+
+impl ServerProcess {
+    /// Starts a server for `test_name` and waits until it answers.
+    pub async fn start(test_name: &str) -> ServerProcess {
+        ServerProcess::start_with(test_name, &[]).await
+    }
+
+    /// Like [`ServerProcess::start`], with extra environment variables.
+    pub async fn start_with(test_name: &str, extra_env: &[(&str, &str)]) -> ServerProcess {
+        let database = format!("mutant_e2e_{test_name}");
+        drop_database(&clickhouse_url(), &database).await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut command = std::process::Command::new(server_binary());
+        command
+            .env("MUTANT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("MUTANT_CLICKHOUSE_URL", clickhouse_url())
+            .env("MUTANT_DATABASE", &database)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("mutant-server starts");
+        let server = ServerProcess {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            database,
+        };
+        server.wait_until_ready().await;
+        server
+    }
+
+    async fn wait_until_ready(&self) {
+        let address = self.url.trim_start_matches("http://").to_owned();
+        for _ in 0..300 {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let request = format!(
+                    "GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+                );
+                let mut answer = String::new();
+                if stream.write_all(request.as_bytes()).await.is_ok()
+                    && stream.read_to_string(&mut answer).await.is_ok()
+                    && answer.starts_with("HTTP/1.1 200")
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "mutant-server did not answer on {} within 30 s; is ClickHouse at {} up?",
+            self.url,
+            clickhouse_url()
+        );
+    }
+
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `mutant-server` binary beside the test executable; `scripts/test.sh`
+/// builds it before the tests run.
+pub fn server_binary() -> std::path::PathBuf {
+    let test_executable = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = test_executable
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let binary = profile_dir.join("mutant-server");
+    assert!(
+        binary.exists(),
+        "{} is missing; build it with `cargo build -p mutant-server` (scripts/test.sh does)",
+        binary.display()
+    );
+    binary
+}

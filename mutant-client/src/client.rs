@@ -269,3 +269,7 @@ impl Client {
             .map(|_| ())
     }
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -82,10 +82,11 @@
 #![warn(missing_docs)]
 
 mod analyses;
-mod batch;
 mod client;
 mod endpoint;
 mod error;
+#[cfg(test)]
+mod fake_server;
 mod records;
 mod transport;
 mod writer;

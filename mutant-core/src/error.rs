@@ -124,7 +124,9 @@ pub enum Error {
     #[error("no analysis with id {id}; start one with POST /v1/analyses")]
     UnknownAnalysis { id: uuid::Uuid },
     /// Results asked for before the analysis is done.
-    #[error("analysis {id} is {status}; wait until it is done before reading its results")]
+    #[error(
+        "analysis {id} is {status}, not done; only a done analysis has results (poll GET /v1/analyses/{id})"
+    )]
     AnalysisNotFinished { id: uuid::Uuid, status: String },
     /// A failure inside Mutant itself; report it.
     #[error("internal error: {message}; this is a bug, please report it")]

@@ -10,7 +10,7 @@ pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
     /// ClickHouse's HTTP interface. `MUTANT_CLICKHOUSE_URL` / `--clickhouse-url`; default `http://127.0.0.1:8123`.
     pub(crate) clickhouse_url: String,
-    /// `MUTANT_CLICKHOUSE_USER` / `--clickhouse-user`; default `default`.
+    /// `MUTANT_CLICKHOUSE_USER` / `--clickhouse-user`; default none (ClickHouse's `default` user).
     pub(crate) clickhouse_user: String,
     /// `MUTANT_CLICKHOUSE_PASSWORD` / `--clickhouse-password`; default none.
     pub(crate) clickhouse_password: String,

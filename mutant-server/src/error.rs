@@ -36,6 +36,14 @@ impl ServerError {
     /// Status, stable code and message.
     pub(crate) fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
+            // Internal failures may quote SQL or ClickHouse internals: the
+            // details go to the log, the client gets a generic message.
+            ServerError::Core(error @ (CoreError::Store { .. } | CoreError::Internal { .. })) => (
+                core_status(error),
+                error.code(),
+                "the server failed to answer; its log has the details, and retrying may help"
+                    .into(),
+            ),
             ServerError::Core(error) => (core_status(error), error.code(), error.to_string()),
             ServerError::InvalidJson { reason } => (
                 StatusCode::BAD_REQUEST,

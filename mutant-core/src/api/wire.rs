@@ -38,7 +38,7 @@ pub struct VersionResponse {
     pub mutant: String,
     /// [`super::PROTOCOL_VERSION`] of the server.
     pub protocol: u32,
-    /// What `SELECT version()` answers.
+    /// The ClickHouse release, `major.minor` (e.g. `18.16`).
     pub clickhouse: String,
 }
 

@@ -248,10 +248,14 @@ impl Service {
                 }
                 Err(Error::Cancelled) => job.update(|status| {
                     status.status = "cancelled".into();
+                    status.progress =
+                        f32::from_bits(job.progress.load(Ordering::Relaxed)).clamp(0.0, 1.0);
                     status.finished_at_ms = Some(finished);
                 }),
                 Err(error) => job.update(|status| {
                     status.status = "failed".into();
+                    status.progress =
+                        f32::from_bits(job.progress.load(Ordering::Relaxed)).clamp(0.0, 1.0);
                     status.error = Some(error.to_string());
                     status.finished_at_ms = Some(finished);
                 }),

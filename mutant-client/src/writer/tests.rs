@@ -1,7 +1,13 @@
 //! The batch writer against a fake sink: thresholds, backpressure, errors,
 //! ordering of repeated ids. Time is paused, so ages are exact.
 
+use std::future::Future;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use mutant_core::ingest::MAX_BATCH_RECORDS;
+use tokio::time::Instant;
 
 use super::*;
 
