@@ -14,6 +14,10 @@ export MUTANT_CLICKHOUSE_URL="$url"
 echo "tests use ClickHouse $(curl -sf "$url/?query=SELECT%20version()") at $url"
 
 cargo fmt --all --check
+if cargo tree --locked -p mutant-client -e normal | grep -E 'clickhouse|faer'; then
+    echo "mutant-client must not depend on ClickHouse or faer (see DESIGN.md, Parts)" >&2
+    exit 1
+fi
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 # The end-to-end tests start the real server binary.

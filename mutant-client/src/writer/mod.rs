@@ -44,9 +44,12 @@ impl Client {
     /// # }
     /// ```
     pub fn batch_writer(&self, dataset: &str, config: BatchWriterConfig) -> Result<BatchWriter> {
+        // Checks the name now; the UUID is resolved by the first batch.
+        crate::endpoint::dataset_path(dataset, "/records")?;
         let sink = ClientSink {
             client: self.clone(),
-            path: crate::endpoint::dataset_path(dataset, "/records")?,
+            dataset: dataset.to_owned(),
+            path: Default::default(),
         };
         let runtime = Handle::try_current().map_err(|_| Error::NoRuntime {
             what: "Client::batch_writer",

@@ -34,14 +34,28 @@ pub(super) trait BatchSink: Send + Sync + 'static {
 /// them per its policy.
 pub(super) struct ClientSink {
     pub(super) client: Client,
-    pub(super) path: String,
+    /// The dataset as the caller named it.
+    pub(super) dataset: String,
+    /// The records path by the dataset's UUID, resolved by the first batch:
+    /// a writer keeps writing into the dataset it started with, even if the
+    /// name is later given to another one, and the server resolves a UUID
+    /// more cheaply than a name.
+    pub(super) path: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl BatchSink for ClientSink {
     fn send(&self, records: Vec<Record>) -> impl Future<Output = Result<usize>> + Send + 'static {
         let client = self.client.clone();
-        let path = self.path.clone();
+        let dataset = self.dataset.clone();
+        let path = Arc::clone(&self.path);
         async move {
+            let path = path
+                .get_or_try_init(|| async {
+                    let info = client.get_dataset(&dataset).await?;
+                    crate::endpoint::dataset_path(&info.id.to_string(), "/records")
+                })
+                .await?
+                .clone();
             let frame = Bytes::from(encode_record_batch(&records));
             drop(records);
             client.upsert_frame(&path, frame).await

@@ -100,6 +100,35 @@ pub(super) async fn resolve(store: &ClickHouseStore, dataset: &DatasetRef) -> Re
     find(&live_datasets(store).await?, dataset).cloned()
 }
 
+/// How long a dataset resolved by UUID is trusted for writes.
+const RECENT_DATASET_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Datasets recently resolved by UUID, for the write path: a streaming writer
+/// sends many batches a second to one dataset, and a catalogue read per batch
+/// would cost ClickHouse more than the INSERT. Only UUIDs are cached: a UUID
+/// never changes meaning (a re-created dataset gets a new one) and a dataset's
+/// dimension never changes, so the only staleness is a delete made less than
+/// the TTL ago, and a write racing a delete is acknowledged and then reclaimed
+/// with the dataset, as if it had come just before the delete. Names are
+/// always resolved afresh, since a name can move to a new dataset.
+#[derive(Debug, Default)]
+pub(super) struct RecentDatasets(std::sync::Mutex<HashMap<Uuid, (Dataset, std::time::Instant)>>);
+
+/// The live dataset a write addresses, from the recent cache when addressed by UUID.
+pub(super) async fn resolve_for_write(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<Dataset> {
+    if let DatasetRef::Id(id) = dataset {
+        let recent = store.recent_datasets.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((found, _)) = recent.get(id).filter(|(_, at)| at.elapsed() < RECENT_DATASET_TTL) {
+            return Ok(found.clone());
+        }
+    }
+    let found = resolve(store, dataset).await?;
+    let mut recent = store.recent_datasets.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    recent.retain(|_, (_, at)| at.elapsed() < RECENT_DATASET_TTL);
+    recent.insert(found.id, (found.clone(), std::time::Instant::now()));
+    Ok(found)
+}
+
 async fn write_row(store: &ClickHouseStore, row: &DatasetRow) -> Result<()> {
     let mut insert = store
         .client

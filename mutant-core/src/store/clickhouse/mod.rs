@@ -120,6 +120,7 @@ pub struct ClickHouseStore {
     clock: VersionClock,
     max_insert_bytes: usize,
     tombstone_grace: Duration,
+    recent_datasets: catalogue::RecentDatasets,
 }
 
 impl ClickHouseStore {
@@ -171,6 +172,7 @@ impl ClickHouseStore {
             clock: VersionClock::default(),
             max_insert_bytes: config.group_commit.max_bytes,
             tombstone_grace: config.tombstone_grace,
+            recent_datasets: catalogue::RecentDatasets::default(),
         })
     }
 
@@ -258,7 +260,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn upsert(&self, dataset: &DatasetRef, records: Vec<Record>) -> Result<usize> {
-        let dataset = catalogue::resolve(self, dataset).await?;
+        let dataset = catalogue::resolve_for_write(self, dataset).await?;
         records::upsert(self, &dataset, records).await
     }
 
