@@ -4,6 +4,7 @@
 //! writes that became visible out of version order are not missed), and
 //! concurrent requests for a dataset that is loading share one load.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
@@ -30,6 +31,22 @@ pub struct DatasetCache {
     store: Arc<dyn Store>,
     max_bytes: usize,
     entries: Mutex<LruCache<Uuid, Entry>>,
+    counters: CacheCounters,
+}
+
+/// What the cache has done since the server started.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    /// Uses of a dataset already in memory.
+    pub hits: AtomicU64,
+    /// Uses that had to load the whole dataset.
+    pub misses: AtomicU64,
+    /// Refreshes that found changes and applied them.
+    pub refreshes: AtomicU64,
+    /// Records upserted or deleted by those refreshes.
+    pub rows_refreshed: AtomicU64,
+    /// Datasets evicted to stay within the bound.
+    pub evictions: AtomicU64,
 }
 
 impl std::fmt::Debug for DatasetCache {
@@ -48,6 +65,7 @@ impl DatasetCache {
             store,
             max_bytes,
             entries: Mutex::new(LruCache::unbounded()),
+            counters: CacheCounters::default(),
         }
     }
 
@@ -72,12 +90,19 @@ impl DatasetCache {
             Some(loaded) => {
                 let since = loaded.watermark.saturating_sub(REFRESH_OVERLAP_NANOS);
                 let changes = self.store.load_changes(dataset.id, since).await?;
-                if !changes.upserts.is_empty() || !changes.deleted_ids.is_empty() {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                let n_changed = changes.upserts.len() + changes.deleted_ids.len();
+                if n_changed > 0 {
                     Arc::make_mut(loaded).apply_changes(&changes);
+                    self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .rows_refreshed
+                        .fetch_add(n_changed as u64, Ordering::Relaxed);
                 }
                 Arc::clone(loaded)
             }
             None => {
+                self.counters.misses.fetch_add(1, Ordering::Relaxed);
                 let loaded = Arc::new(self.store.load(&DatasetRef::Id(dataset.id)).await?);
                 *guard = Some(Arc::clone(&loaded));
                 loaded
@@ -113,6 +138,7 @@ impl DatasetCache {
                 break;
             }
             held -= evicted.size_bytes;
+            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -130,8 +156,121 @@ impl DatasetCache {
         self.entries().pop(&dataset_id);
     }
 
+    /// Hits, misses, refreshes and evictions so far.
+    pub fn counters(&self) -> &CacheCounters {
+        &self.counters
+    }
+
     /// The bound, in bytes.
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{NewDataset, Record};
+    use crate::store::MemoryStore;
+
+    async fn store_with(names: &[&str], n_records: usize) -> Arc<dyn Store> {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        for name in names {
+            store
+                .create_dataset(NewDataset::new(*name, 4))
+                .await
+                .unwrap();
+            let records = (0..n_records)
+                .map(|index| Record::new(format!("r{index}"), vec![index as f32; 4]))
+                .collect();
+            store
+                .upsert(&DatasetRef::parse(name), records)
+                .await
+                .unwrap();
+        }
+        store
+    }
+
+    #[tokio::test]
+    async fn a_cached_dataset_refreshes_with_only_what_changed() {
+        let store = store_with(&["a"], 10).await;
+        let cache = DatasetCache::new(Arc::clone(&store), 1 << 20);
+        let dataset = store.get_dataset(&DatasetRef::parse("a")).await.unwrap();
+        assert_eq!(cache.get(&dataset).await.unwrap().n_records(), 10);
+        store
+            .upsert(
+                &DatasetRef::parse("a"),
+                vec![Record::new("new", vec![1.0; 4])],
+            )
+            .await
+            .unwrap();
+        store
+            .delete_records(&DatasetRef::parse("a"), &crate::model::Filter::ids(["r0"]))
+            .await
+            .unwrap();
+        let refreshed = cache.get(&dataset).await.unwrap();
+        assert_eq!(refreshed.n_records(), 10);
+        assert!(
+            refreshed.ids.contains(&"new".to_owned()) && !refreshed.ids.contains(&"r0".to_owned())
+        );
+        let counters = cache.counters();
+        assert_eq!(
+            counters.misses.load(Ordering::Relaxed),
+            1,
+            "the second use must not reload"
+        );
+        assert_eq!(counters.hits.load(Ordering::Relaxed), 1);
+        assert!(counters.rows_refreshed.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_uses_share_one_load() {
+        let store = store_with(&["a"], 100).await;
+        let cache = Arc::new(DatasetCache::new(Arc::clone(&store), 1 << 20));
+        let dataset = store.get_dataset(&DatasetRef::parse("a")).await.unwrap();
+        let uses: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                let dataset = dataset.clone();
+                tokio::spawn(async move { cache.get(&dataset).await.unwrap().n_records() })
+            })
+            .collect();
+        for handle in uses {
+            assert_eq!(handle.await.unwrap(), 100);
+        }
+        assert_eq!(cache.counters().misses.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn the_byte_bound_holds_and_an_oversized_dataset_is_refused() {
+        let names = ["a", "b", "c", "d", "e"];
+        let store = store_with(&names, 1000).await;
+        let one_dataset = {
+            let probe = DatasetCache::new(Arc::clone(&store), usize::MAX);
+            let dataset = store.get_dataset(&DatasetRef::parse("a")).await.unwrap();
+            probe.get(&dataset).await.unwrap().size_bytes()
+        };
+        let cache = DatasetCache::new(Arc::clone(&store), one_dataset * 2 + one_dataset / 2);
+        for name in names.iter().cycle().take(12) {
+            let dataset = store.get_dataset(&DatasetRef::parse(name)).await.unwrap();
+            cache.get(&dataset).await.unwrap();
+            assert!(
+                cache.held_bytes() <= cache.max_bytes(),
+                "{} > {}",
+                cache.held_bytes(),
+                cache.max_bytes()
+            );
+        }
+        assert!(cache.counters().evictions.load(Ordering::Relaxed) >= 9);
+        let tiny = DatasetCache::new(Arc::clone(&store), one_dataset / 2);
+        let dataset = store.get_dataset(&DatasetRef::parse("a")).await.unwrap();
+        match tiny.get(&dataset).await {
+            Err(Error::DatasetTooLarge {
+                size_bytes,
+                max_bytes,
+            }) => assert!(size_bytes > max_bytes),
+            other => panic!("expected DatasetTooLarge, got {other:?}"),
+        }
+        assert_eq!(tiny.held_bytes(), 0);
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mutant_core::service::Service;
@@ -67,6 +68,40 @@ impl Metrics {
             "# HELP mutant_cache_max_bytes The cache bound.\n# TYPE mutant_cache_max_bytes gauge\nmutant_cache_max_bytes {}",
             cache.max_bytes()
         );
+        let counters = cache.counters();
+        for (name, help, counter) in [
+            (
+                "mutant_cache_hits_total",
+                "Dataset uses served from memory.",
+                &counters.hits,
+            ),
+            (
+                "mutant_cache_misses_total",
+                "Dataset uses that loaded the whole dataset.",
+                &counters.misses,
+            ),
+            (
+                "mutant_cache_refreshes_total",
+                "Refreshes that applied changes from ClickHouse.",
+                &counters.refreshes,
+            ),
+            (
+                "mutant_cache_rows_refreshed_total",
+                "Records upserted or deleted by refreshes.",
+                &counters.rows_refreshed,
+            ),
+            (
+                "mutant_cache_evictions_total",
+                "Datasets evicted to stay within the bound.",
+                &counters.evictions,
+            ),
+        ] {
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
         text.push_str("# HELP mutant_analyses Analyses on this server, by status.\n# TYPE mutant_analyses gauge\n");
         for (status, count) in service.analyses().counts_by_status() {
             let _ = writeln!(text, "mutant_analyses{{status=\"{status}\"}} {count}");
