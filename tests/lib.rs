@@ -79,6 +79,16 @@ impl ServerProcess {
     pub async fn start_with(test_name: &str, extra_env: &[(&str, &str)]) -> ServerProcess {
         let database = format!("mutant_e2e_{test_name}");
         drop_database(&clickhouse_url(), &database).await;
+        ServerProcess::spawn(database, extra_env).await
+    }
+
+    /// Another server on the same ClickHouse database as `other`, as when
+    /// several stateless servers run behind one address.
+    pub async fn start_beside(other: &ServerProcess) -> ServerProcess {
+        ServerProcess::spawn(other.database.clone(), &[]).await
+    }
+
+    async fn spawn(database: String, extra_env: &[(&str, &str)]) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port")

@@ -8,3 +8,4 @@
 mod clickhouse_store;
 mod conformance;
 mod model_based;
+mod two_servers;
