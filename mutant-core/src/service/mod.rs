@@ -207,7 +207,9 @@ impl Service {
         dataset: &str,
         request: GetRecordsRequest,
     ) -> Result<RecordsResponse> {
-        let limit = request.limit.unwrap_or(DEFAULT_PAGE);
+        // Asking for ids without a limit asks for all of them (up to a page).
+        let default_limit = request.ids.as_ref().map_or(DEFAULT_PAGE, |ids| ids.len().clamp(1, MAX_PAGE));
+        let limit = request.limit.unwrap_or(default_limit);
         if limit > MAX_PAGE {
             return Err(Error::InvalidParameter {
                 name: "limit",
