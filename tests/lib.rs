@@ -85,7 +85,15 @@ impl ServerProcess {
     /// Another server on the same ClickHouse database as `other`, as when
     /// several stateless servers run behind one address.
     pub async fn start_beside(other: &ServerProcess) -> ServerProcess {
-        ServerProcess::spawn(other.database.clone(), &[]).await
+        ServerProcess::start_beside_with(other, &[]).await
+    }
+
+    /// Like [`ServerProcess::start_beside`], with extra environment variables.
+    pub async fn start_beside_with(
+        other: &ServerProcess,
+        extra_env: &[(&str, &str)],
+    ) -> ServerProcess {
+        ServerProcess::spawn(other.database.clone(), extra_env).await
     }
 
     async fn spawn(database: String, extra_env: &[(&str, &str)]) -> ServerProcess {
@@ -99,7 +107,10 @@ impl ServerProcess {
             .env("MUTANT_CLICKHOUSE_URL", clickhouse_url())
             .env("MUTANT_DATABASE", &database)
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null());
+            .stdout(std::process::Stdio::null())
+            // Not the test's own stderr: a server outliving an aborted test
+            // process must not hold the test runner's output pipe open.
+            .stderr(server_log(&database));
         for (name, value) in extra_env {
             command.env(name, value);
         }
@@ -148,6 +159,16 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Where a test server's log goes: a file in the temporary directory, named
+/// after its database.
+fn server_log(database: &str) -> std::process::Stdio {
+    let path = std::env::temp_dir().join(format!("{database}.{}.log", std::process::id()));
+    match std::fs::File::create(&path) {
+        Ok(file) => std::process::Stdio::from(file),
+        Err(_) => std::process::Stdio::null(),
     }
 }
 

@@ -21,7 +21,7 @@ const FIRST_POLL_WAIT: Duration = Duration::from_millis(50);
 enum Phase {
     /// `queued` or `running`.
     Pending,
-    /// `done`.
+    /// `done`, or `stale` (done, but its datasets have changed since).
     Done,
     /// `failed`.
     Failed,
@@ -33,13 +33,13 @@ impl Phase {
     fn of(status: &AnalysisStatus) -> Result<Phase> {
         match status.status.as_str() {
             "queued" | "running" => Ok(Phase::Pending),
-            "done" => Ok(Phase::Done),
+            "done" | "stale" => Ok(Phase::Done),
             "failed" => Ok(Phase::Failed),
             "cancelled" => Ok(Phase::Cancelled),
             other => Err(Error::Decode {
                 request: format!("GET {}", analysis_path(status.id, "")),
                 reason: format!(
-                    "unknown analysis status {other:?}; expected queued, running, done, failed or cancelled"
+                    "unknown analysis status {other:?}; expected queued, running, done, stale, failed or cancelled"
                 ),
             }),
         }
@@ -95,7 +95,7 @@ impl Client {
 
     /// Polls an analysis until it ends, calling `on_progress` with its status
     /// first and then whenever its status or progress changes. Returns the
-    /// final status when it is `done`; fails with [`Error::AnalysisFailed`] or
+    /// final status when it is `done` (or `stale`); fails with [`Error::AnalysisFailed`] or
     /// [`Error::AnalysisCancelled`] otherwise. Polls start fast and slow down
     /// to the client's poll interval.
     ///
@@ -189,6 +189,7 @@ mod tests {
             created_at_ms: 0,
             started_at_ms: None,
             finished_at_ms: None,
+            server: None,
         }
     }
 
@@ -197,6 +198,7 @@ mod tests {
         assert_eq!(Phase::of(&status("queued")).unwrap(), Phase::Pending);
         assert_eq!(Phase::of(&status("running")).unwrap(), Phase::Pending);
         assert_eq!(Phase::of(&status("done")).unwrap(), Phase::Done);
+        assert_eq!(Phase::of(&status("stale")).unwrap(), Phase::Done);
         assert_eq!(Phase::of(&status("failed")).unwrap(), Phase::Failed);
         assert_eq!(Phase::of(&status("cancelled")).unwrap(), Phase::Cancelled);
         assert!(matches!(

@@ -366,7 +366,16 @@ async fn the_batch_writer_streams_frames_through_the_client() {
     let ids = Arc::new(Mutex::new(Vec::new()));
     let (counter, seen_ids) = (Arc::clone(&n_received), Arc::clone(&ids));
     let server = FakeServer::start(move |request, index| {
-        if index == 1 {
+        // The writer resolves the dataset's UUID once, then writes by UUID.
+        if request.method == "GET" {
+            assert_eq!(request.path, "/v1/datasets/train");
+            return FakeAnswer::json(200, dataset_json("train", 8));
+        }
+        assert_eq!(
+            request.path,
+            format!("/v1/datasets/{}/records", Uuid::from_u128(9))
+        );
+        if index == 2 {
             return FakeAnswer::error(503, "store_unavailable", "blip");
         }
         let records = decode_record_batch(&request.body).unwrap();
@@ -395,7 +404,11 @@ async fn the_batch_writer_streams_frames_through_the_client() {
     let summary = writer.finish().await.unwrap();
     assert_eq!((summary.n_records_written, summary.n_batches), (250, 3));
     assert_eq!(n_received.load(Ordering::SeqCst), 250);
-    assert_eq!(server.requests().len(), 4, "one batch was retried");
+    assert_eq!(
+        server.requests().len(),
+        5,
+        "one lookup, three batches, one retry"
+    );
     let mut ids = ids.lock().unwrap().clone();
     ids.sort();
     ids.dedup();

@@ -120,7 +120,7 @@ pub enum Error {
     /// ClickHouse answered with an error.
     #[error("ClickHouse failed: {message}")]
     Store { message: String },
-    /// No analysis with that id on this server.
+    /// No analysis with that id in the store.
     #[error("no analysis with id {id}; start one with POST /v1/analyses")]
     UnknownAnalysis { id: uuid::Uuid },
     /// Results asked for before the analysis is done.

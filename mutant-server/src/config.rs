@@ -25,9 +25,17 @@ pub(crate) struct Config {
     pub(crate) max_body_bytes: usize,
     /// Threads per kernel. `MUTANT_KERNEL_THREADS` / `--kernel-threads`; default: the machine's cores.
     pub(crate) kernel_threads: usize,
+    /// How often, in milliseconds, the server running an analysis rewrites its
+    /// job (progress, heartbeat, cancel check).
+    /// `MUTANT_ANALYSIS_HEARTBEAT_MS` / `--analysis-heartbeat-ms`; default 1000.
+    pub(crate) analysis_heartbeat_ms: usize,
+    /// Milliseconds without a heartbeat after which any server marks a queued
+    /// or running analysis failed; over twice the heartbeat, and the same on
+    /// every server. `MUTANT_ANALYSIS_LEASE_MS` / `--analysis-lease-ms`; default 10000.
+    pub(crate) analysis_lease_ms: usize,
 }
 
-const SETTINGS: [(&str, &str); 9] = [
+const SETTINGS: [(&str, &str); 11] = [
     ("MUTANT_LISTEN", "--listen"),
     ("MUTANT_CLICKHOUSE_URL", "--clickhouse-url"),
     ("MUTANT_CLICKHOUSE_USER", "--clickhouse-user"),
@@ -37,6 +45,8 @@ const SETTINGS: [(&str, &str); 9] = [
     ("MUTANT_API_TOKEN", "--api-token"),
     ("MUTANT_MAX_BODY_BYTES", "--max-body-bytes"),
     ("MUTANT_KERNEL_THREADS", "--kernel-threads"),
+    ("MUTANT_ANALYSIS_HEARTBEAT_MS", "--analysis-heartbeat-ms"),
+    ("MUTANT_ANALYSIS_LEASE_MS", "--analysis-lease-ms"),
 ];
 
 impl Config {
@@ -81,6 +91,13 @@ impl Config {
         let listen = listen_text.parse().map_err(|_| {
             format!("MUTANT_LISTEN must be an address like 127.0.0.1:7311, got {listen_text:?}")
         })?;
+        let analysis_heartbeat_ms = parse_number(9, 1_000)?;
+        let analysis_lease_ms = parse_number(10, 10_000)?;
+        if analysis_lease_ms <= 2 * analysis_heartbeat_ms {
+            return Err(format!(
+                "MUTANT_ANALYSIS_LEASE_MS ({analysis_lease_ms}) must be over twice MUTANT_ANALYSIS_HEARTBEAT_MS ({analysis_heartbeat_ms}), or running analyses would be failed while their server is alive"
+            ));
+        }
         Ok(Config {
             listen,
             clickhouse_url: take(1).unwrap_or_else(|| "http://127.0.0.1:8123".into()),
@@ -94,6 +111,8 @@ impl Config {
                 8,
                 std::thread::available_parallelism().map_or(1, usize::from),
             )?,
+            analysis_heartbeat_ms,
+            analysis_lease_ms,
         })
     }
 }
@@ -118,6 +137,9 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:7311");
         assert!(Config::load(|_| None, &["--cache-bytes".into(), "lots".into()]).is_err());
         assert!(Config::load(|_| None, &["--bogus".into(), "1".into()]).is_err());
+        assert_eq!(config.analysis_lease_ms, 10_000);
+        let short_lease = ["--analysis-lease-ms".into(), "1500".into()];
+        assert!(Config::load(|_| None, &short_lease).is_err());
         assert!(
             Config::load(
                 |name| (name == "MUTANT_LISTEN").then(|| "nowhere".into()),

@@ -60,6 +60,9 @@ async fn serve(config: Config) -> Result<(), String> {
         ServiceConfig {
             cache_bytes: config.cache_bytes,
             kernel_threads: config.kernel_threads,
+            analysis_heartbeat: Duration::from_millis(config.analysis_heartbeat_ms as u64),
+            analysis_lease: Duration::from_millis(config.analysis_lease_ms as u64),
+            server_name: server_name(&config),
         },
     );
     let listener = TcpListener::bind(config.listen)
@@ -105,6 +108,16 @@ async fn serve(config: Config) -> Result<(), String> {
         () = tokio::time::sleep(DRAIN_DEADLINE) => tracing::warn!("drain deadline passed; closing remaining connections"),
     }
     Ok(())
+}
+
+/// How this server names itself in the analysis jobs it runs: its host name
+/// (where the system tells it) and its listen address.
+fn server_name(config: &Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    match host.trim() {
+        "" => config.listen.to_string(),
+        host => format!("{host}/{}", config.listen),
+    }
 }
 
 async fn shutdown_signal() {

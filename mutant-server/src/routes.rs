@@ -164,10 +164,12 @@ async fn dispatch(state: &AppState, request: Request<Incoming>) -> (&'static str
                 (_, Err(error)) => Err(error),
                 (Method::GET, Ok(id)) => service
                     .analysis_status(id)
+                    .await
                     .map(|status| json_answer(StatusCode::OK, &status))
                     .map_err(Into::into),
                 (Method::DELETE, Ok(id)) => service
                     .cancel_analysis(id)
+                    .await
                     .map(|status| json_answer(StatusCode::OK, &status))
                     .map_err(Into::into),
                 _ => not_allowed(),
@@ -177,7 +179,7 @@ async fn dispatch(state: &AppState, request: Request<Incoming>) -> (&'static str
             "/v1/analyses/{id}/results",
             match (method.clone(), parse_analysis_id(id)) {
                 (_, Err(error)) => Err(error),
-                (Method::GET, Ok(id)) => analysis_results(service, &request, id),
+                (Method::GET, Ok(id)) => analysis_results(service, &request, id).await,
                 _ => not_allowed(),
             },
         ),
@@ -331,13 +333,13 @@ async fn start_analysis(state: &AppState, request: Request<Incoming>) -> Outcome
     ))
 }
 
-fn analysis_results(service: &Service, request: &Request<Incoming>, id: Uuid) -> Outcome {
+async fn analysis_results(service: &Service, request: &Request<Incoming>, id: Uuid) -> Outcome {
     let query = request.uri().query();
     let limit = query_number(query, "limit", mutant_core::service::DEFAULT_PAGE)?;
     let offset = query_number(query, "offset", 0)?;
     Ok(json_answer(
         StatusCode::OK,
-        &service.analysis_results(id, limit, offset)?,
+        &service.analysis_results(id, limit, offset).await?,
     ))
 }
 

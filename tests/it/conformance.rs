@@ -2,7 +2,9 @@
 //! `MemoryStore` and against ClickHouse (the run that matters).
 
 use mutant_core::Error;
-use mutant_core::model::{DatasetRef, Filter, MetadataUpdate, Metric, NewDataset, Record};
+use mutant_core::model::{
+    AnalysisJob, DatasetRef, Filter, JobState, MetadataUpdate, Metric, NewDataset, Record,
+};
 use mutant_core::store::{FetchQuery, Store};
 use serde_json::{Map, Value, json};
 
@@ -607,6 +609,135 @@ pub(crate) async fn long_id_lists(store: &dyn Store) {
     assert_eq!(store.count(&dataset, &Filter::all()).await.unwrap(), 10_000);
 }
 
+/// Analysis jobs (issue 6): the latest version wins, and a cancel request,
+/// once written, survives later versions that do not carry it.
+pub(crate) async fn analysis_jobs_latest_version_and_sticky_cancel(store: &dyn Store) {
+    let id = uuid::Uuid::new_v4();
+    assert!(matches!(
+        store.get_analysis(id).await,
+        Err(Error::UnknownAnalysis { .. })
+    ));
+    let target = uuid::Uuid::new_v4();
+    let mut job = AnalysisJob::queued(id, "novelty", target, 1_000);
+    job.reference = Some(uuid::Uuid::new_v4());
+    job.params = object(json!({"k": 10, "note": "it's \"quoted\""}));
+    job.server = "abc@host/127.0.0.1:7311".into();
+    store.put_analysis(&job).await.unwrap();
+    assert_eq!(store.get_analysis(id).await.unwrap(), job);
+
+    job.state = JobState::Running;
+    job.progress = 0.25;
+    job.started_at_ms = Some(1_100);
+    job.heartbeat_at_ms = 1_200;
+    store.put_analysis(&job).await.unwrap();
+    assert_eq!(store.get_analysis(id).await.unwrap(), job);
+
+    // A cancel request, then a heartbeat written by a server that had not
+    // seen it yet: the request is not lost.
+    let cancel = AnalysisJob {
+        cancel_requested: true,
+        ..job.clone()
+    };
+    store.put_analysis(&cancel).await.unwrap();
+    job.progress = 0.5;
+    job.heartbeat_at_ms = 2_200;
+    store.put_analysis(&job).await.unwrap();
+    let read = store.get_analysis(id).await.unwrap();
+    assert!(read.cancel_requested);
+    assert_eq!((read.progress, read.heartbeat_at_ms), (0.5, 2_200));
+
+    job.state = JobState::Done;
+    job.progress = 1.0;
+    job.n_results = 3;
+    job.summary = Some(json!({"statistic": 0.5, "p_value": 0.01}));
+    job.finished_at_ms = Some(3_000);
+    job.target_watermark = 42;
+    job.reference_watermark = 7;
+    store.put_analysis(&job).await.unwrap();
+    let read = store.get_analysis(id).await.unwrap();
+    assert_eq!(
+        read,
+        AnalysisJob {
+            cancel_requested: true,
+            ..job.clone()
+        }
+    );
+    // Another job is untouched by all this.
+    assert!(matches!(
+        store.get_analysis(uuid::Uuid::new_v4()).await,
+        Err(Error::UnknownAnalysis { .. })
+    ));
+}
+
+/// Analysis results (issue 6): pages by rank; writing them twice (a retried
+/// INSERT) changes nothing.
+pub(crate) async fn analysis_results_are_paged_by_rank(store: &dyn Store) {
+    let id = uuid::Uuid::new_v4();
+    let rows: Vec<Value> = (0..2_500)
+        .map(|rank| json!({"id": format!("r{rank}"), "score": 1.0 / (rank as f64 + 1.0), "rank": rank + 1, "evidence": {"text": "a'b\"c\\d"}}))
+        .collect();
+    assert!(store.analysis_results(id, 0, 10).await.unwrap().is_empty());
+    store.put_analysis_results(id, &rows).await.unwrap();
+    store.put_analysis_results(id, &rows).await.unwrap();
+    assert_eq!(store.analysis_results(id, 0, 3).await.unwrap(), rows[..3]);
+    assert_eq!(
+        store.analysis_results(id, 1_998, 5).await.unwrap(),
+        rows[1_998..2_003]
+    );
+    assert_eq!(
+        store.analysis_results(id, 2_490, 100).await.unwrap(),
+        rows[2_490..]
+    );
+    assert!(
+        store
+            .analysis_results(id, 2_500, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.analysis_results(id, 0, 0).await.unwrap().is_empty());
+    let other = uuid::Uuid::new_v4();
+    store.put_analysis_results(other, &rows[..1]).await.unwrap();
+    assert_eq!(
+        store.analysis_results(other, 0, 10).await.unwrap(),
+        rows[..1]
+    );
+}
+
+/// A dataset's data watermark (issue 6) grows with every upsert and delete,
+/// matches what a load reports, and is refused once the dataset is deleted.
+pub(crate) async fn dataset_watermark_follows_writes(store: &dyn Store) {
+    let dataset = store
+        .create_dataset(NewDataset::new("marked", 2))
+        .await
+        .unwrap();
+    assert_eq!(store.dataset_watermark(dataset.id).await.unwrap(), 0);
+    let dataset_ref = DatasetRef::Id(dataset.id);
+    store.upsert(&dataset_ref, sample_records()).await.unwrap();
+    let after_upsert = store.dataset_watermark(dataset.id).await.unwrap();
+    assert!(after_upsert > 0);
+    assert_eq!(
+        store.load(&dataset_ref).await.unwrap().watermark,
+        after_upsert
+    );
+    assert_eq!(
+        store.dataset_watermark(dataset.id).await.unwrap(),
+        after_upsert,
+        "reads do not move it"
+    );
+    store
+        .delete_records(&dataset_ref, &Filter::ids(["a"]))
+        .await
+        .unwrap();
+    let after_delete = store.dataset_watermark(dataset.id).await.unwrap();
+    assert!(after_delete > after_upsert);
+    store.delete_dataset(&dataset_ref).await.unwrap();
+    assert!(matches!(
+        store.dataset_watermark(dataset.id).await,
+        Err(Error::UnknownDataset { .. })
+    ));
+}
+
 macro_rules! conformance_suite {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -637,4 +768,7 @@ conformance_suite!(
     bad_input_leaves_data_unchanged,
     hostile_strings_are_stored_and_matched_literally,
     long_id_lists,
+    analysis_jobs_latest_version_and_sticky_cancel,
+    analysis_results_are_paged_by_rank,
+    dataset_watermark_follows_writes,
 );

@@ -5,7 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod analysis_jobs;
 mod clickhouse_store;
 mod conformance;
+mod e2e_http;
+mod e2e_sdk;
+mod e2e_support;
 mod model_based;
 mod two_servers;

@@ -286,7 +286,10 @@ pub fn decode_record_batch(bytes: &[u8]) -> Result<Vec<Record>> {
     let n_records = reader.u32()?;
     if n_records > MAX_BATCH_RECORDS {
         // The same answer as the JSON form of an oversized batch.
-        return Err(Error::BatchTooLarge { n_records, max: MAX_BATCH_RECORDS });
+        return Err(Error::BatchTooLarge {
+            n_records,
+            max: MAX_BATCH_RECORDS,
+        });
     }
     let mut records = Vec::with_capacity(n_records.min(bytes.len() / 8));
     for _ in 0..n_records {

@@ -411,7 +411,10 @@ pub struct AnalysisStatus {
     pub id: Uuid,
     /// The algorithm.
     pub kind: String,
-    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    /// `queued`, `running`, `done`, `failed` or `cancelled`; or `stale`: a
+    /// done analysis whose target or reference has had writes (or was
+    /// deleted) since it was computed. A stale analysis's results can still
+    /// be read; start it again for results on the current data.
     pub status: String,
     /// 0 to 1.
     pub progress: f32,
@@ -433,6 +436,10 @@ pub struct AnalysisStatus {
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<u64>,
+    /// The server that runs (or ran) it: a per-process id, then where it
+    /// listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// `GET /v1/analyses/{id}/results`: ranked rows (per kind, see PROTOCOL.md),

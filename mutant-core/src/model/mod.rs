@@ -2,11 +2,13 @@
 //! loaded dataset. Everything here is plain data with validation rules; it
 //! knows nothing of ClickHouse, HTTP or faer.
 
+mod analysis;
 mod dataset;
 mod filter;
 mod loaded;
 mod record;
 
+pub use analysis::{AnalysisJob, JobState};
 pub use dataset::{
     Dataset, DatasetRef, MAX_DATASET_NAME_LEN, MAX_DIMENSION, MetadataUpdate, Metric, NewDataset,
     validate_dataset_name, validate_dimension,

@@ -1,18 +1,18 @@
-//! Analysis jobs: a named algorithm run in the background over a target
-//! dataset (and a reference, where it needs one), with progress, cancel and
-//! ranked results. Jobs live in this server's memory.
+//! Analyses as the protocol sees them: a named algorithm run in the
+//! background over a target dataset (and a reference, where it needs one).
+//! Jobs and their ranked results are kept in the store, so any server answers
+//! status, results and cancel for a job any server started; `jobs.rs` runs
+//! them.
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::Service;
-use super::kernels_run::{AnalysisInput, AnalysisOutput, AnalysisParams, compute};
+use super::kernels_run::AnalysisParams;
 use crate::api::wire::{AnalysisResults, AnalysisStatus, StartAnalysisRequest};
+use crate::model::{AnalysisJob, JobState};
 use crate::store::now_ms;
 use crate::{Error, Result};
 
@@ -115,63 +115,9 @@ impl FromStr for AnalysisKind {
     }
 }
 
-/// One job: its status, progress, cancel flag and, once done, its output.
-#[derive(Debug)]
-struct Job {
-    status: Mutex<AnalysisStatus>,
-    output: Mutex<Option<Arc<AnalysisOutput>>>,
-    progress: Arc<AtomicU32>,
-    cancel: Arc<AtomicBool>,
-}
-
-impl Job {
-    fn snapshot(&self) -> AnalysisStatus {
-        let mut status = lock(&self.status).clone();
-        if status.status == "running" {
-            status.progress = f32::from_bits(self.progress.load(Ordering::Relaxed)).clamp(0.0, 1.0);
-        }
-        status
-    }
-
-    fn update(&self, change: impl FnOnce(&mut AnalysisStatus)) {
-        change(&mut lock(&self.status));
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The analyses this server knows.
-#[derive(Debug, Default)]
-pub struct Analyses {
-    jobs: Mutex<HashMap<Uuid, Arc<Job>>>,
-}
-
-impl Analyses {
-    fn job(&self, id: Uuid) -> Result<Arc<Job>> {
-        lock(&self.jobs)
-            .get(&id)
-            .cloned()
-            .ok_or(Error::UnknownAnalysis { id })
-    }
-
-    /// How many jobs are in each status.
-    pub fn counts_by_status(&self) -> Vec<(String, usize)> {
-        let mut counts: HashMap<String, usize> = HashMap::new();
-        for job in lock(&self.jobs).values() {
-            *counts.entry(lock(&job.status).status.clone()).or_default() += 1;
-        }
-        let mut counts: Vec<_> = counts.into_iter().collect();
-        counts.sort();
-        counts
-    }
-}
-
 impl Service {
-    /// `POST /v1/analyses`: checks the request, queues the job and returns at once.
+    /// `POST /v1/analyses`: checks the request, records the job as `queued`
+    /// in the store and returns at once; this server runs it.
     pub async fn start_analysis(&self, request: StartAnalysisRequest) -> Result<AnalysisStatus> {
         let kind: AnalysisKind = request.kind.parse()?;
         let raw_params = request.params.unwrap_or_default();
@@ -213,129 +159,88 @@ impl Service {
                 ),
             });
         }
-        let status = AnalysisStatus {
-            id: Uuid::new_v4(),
-            kind: kind.as_str().to_owned(),
-            status: "queued".into(),
-            progress: 0.0,
-            error: None,
-            target: target.id,
-            reference: reference.as_ref().map(|reference| reference.id),
-            params: raw_params,
-            created_at_ms: now_ms(),
-            started_at_ms: None,
-            finished_at_ms: None,
-        };
-        let job = Arc::new(Job {
-            status: Mutex::new(status.clone()),
-            output: Mutex::new(None),
-            progress: Arc::new(AtomicU32::new(0)),
-            cancel: Arc::new(AtomicBool::new(false)),
-        });
-        lock(&self.inner.analyses.jobs).insert(status.id, Arc::clone(&job));
-        let service = self.clone();
-        tokio::spawn(async move {
-            let outcome = service.run_job(&job, kind, params, target, reference).await;
-            let finished = now_ms();
-            match outcome {
-                Ok(output) => {
-                    *lock(&job.output) = Some(Arc::new(output));
-                    job.update(|status| {
-                        status.status = "done".into();
-                        status.progress = 1.0;
-                        status.finished_at_ms = Some(finished);
-                    });
-                }
-                Err(Error::Cancelled) => job.update(|status| {
-                    status.status = "cancelled".into();
-                    status.progress =
-                        f32::from_bits(job.progress.load(Ordering::Relaxed)).clamp(0.0, 1.0);
-                    status.finished_at_ms = Some(finished);
-                }),
-                Err(error) => job.update(|status| {
-                    status.status = "failed".into();
-                    status.progress =
-                        f32::from_bits(job.progress.load(Ordering::Relaxed)).clamp(0.0, 1.0);
-                    status.error = Some(error.to_string());
-                    status.finished_at_ms = Some(finished);
-                }),
-            }
-        });
+        let mut job = AnalysisJob::queued(Uuid::new_v4(), kind.as_str(), target.id, now_ms());
+        job.reference = reference.as_ref().map(|reference| reference.id);
+        job.params = raw_params;
+        job.server = self.inner.server_id.clone();
+        self.store().put_analysis(&job).await?;
+        let status = status_of(&job, false);
+        self.spawn_job(job, kind, params, target, reference);
         Ok(status)
     }
 
-    async fn run_job(
-        &self,
-        job: &Job,
-        kind: AnalysisKind,
-        params: AnalysisParams,
-        target: crate::model::Dataset,
-        reference: Option<crate::model::Dataset>,
-    ) -> Result<AnalysisOutput> {
-        if job.cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
-        }
-        job.update(|status| {
-            status.status = "running".into();
-            status.started_at_ms = Some(now_ms());
-        });
-        let target = self.cache().get(&target).await?;
-        let reference = match reference {
-            Some(reference) => Some(self.cache().get(&reference).await?),
-            None => None,
-        };
-        let input = AnalysisInput {
-            kind,
-            params,
-            target,
-            reference,
-            threads: self.kernel_threads(),
-            progress: Arc::clone(&job.progress),
-            cancel: Arc::clone(&job.cancel),
-        };
-        super::run_blocking(move || compute(&input)).await
+    /// `GET /v1/analyses/{id}`: the job's latest version; a job whose server
+    /// stopped heartbeating is marked failed first, and a done job whose
+    /// datasets changed since reads `stale`.
+    pub async fn analysis_status(&self, id: Uuid) -> Result<AnalysisStatus> {
+        let job = self.current_job(id).await?;
+        let stale = self.is_stale(&job).await?;
+        Ok(status_of(&job, stale))
     }
 
-    /// `GET /v1/analyses/{id}`.
-    pub fn analysis_status(&self, id: Uuid) -> Result<AnalysisStatus> {
-        Ok(self.inner.analyses.job(id)?.snapshot())
-    }
-
-    /// `GET /v1/analyses/{id}/results`: a page of ranked rows.
-    pub fn analysis_results(
+    /// `GET /v1/analyses/{id}/results`: a page of ranked rows, from the store.
+    /// A `stale` analysis still has its results.
+    pub async fn analysis_results(
         &self,
         id: Uuid,
         limit: usize,
         offset: usize,
     ) -> Result<AnalysisResults> {
-        let job = self.inner.analyses.job(id)?;
-        let status = job.snapshot();
-        let Some(output) = lock(&job.output).clone() else {
+        let job = self.current_job(id).await?;
+        if job.state != JobState::Done {
             return Err(Error::AnalysisNotFinished {
                 id,
-                status: status.status,
+                status: job.state.as_str().to_owned(),
             });
-        };
+        }
         let limit = limit.min(super::MAX_PAGE);
-        let results = output
-            .rows
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .cloned()
-            .collect();
+        let results = self.store().analysis_results(id, offset, limit).await?;
         Ok(AnalysisResults {
             results,
-            total: output.rows.len(),
-            summary: output.summary.clone(),
+            total: usize::try_from(job.n_results).unwrap_or(usize::MAX),
+            summary: job.summary,
         })
     }
 
-    /// `DELETE /v1/analyses/{id}`: cancels a queued or running analysis.
-    pub fn cancel_analysis(&self, id: Uuid) -> Result<AnalysisStatus> {
-        let job = self.inner.analyses.job(id)?;
-        job.cancel.store(true, Ordering::Relaxed);
-        Ok(job.snapshot())
+    /// `DELETE /v1/analyses/{id}`: cancels a queued or running analysis,
+    /// wherever it runs. A queued job is cancelled at once; a running one
+    /// stops at its server's next heartbeat. A finished one is left alone.
+    pub async fn cancel_analysis(&self, id: Uuid) -> Result<AnalysisStatus> {
+        let mut job = self.current_job(id).await?;
+        if job.state.is_final() {
+            let stale = self.is_stale(&job).await?;
+            return Ok(status_of(&job, stale));
+        }
+        self.analyses().cancel_here(id);
+        job.cancel_requested = true;
+        if job.state == JobState::Queued {
+            job.state = JobState::Cancelled;
+            job.finished_at_ms = Some(now_ms());
+        }
+        self.store().put_analysis(&job).await?;
+        Ok(status_of(&job, false))
+    }
+}
+
+/// The wire form of a job version.
+fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
+    AnalysisStatus {
+        id: job.id,
+        kind: job.kind.clone(),
+        status: if stale {
+            "stale".to_owned()
+        } else {
+            job.state.as_str().to_owned()
+        },
+        progress: job.progress.clamp(0.0, 1.0),
+        error: job.error.clone(),
+        target: job.target,
+        reference: job.reference,
+        params: job.params.clone(),
+        created_at_ms: job.created_at_ms,
+        started_at_ms: job.started_at_ms,
+        finished_at_ms: job.finished_at_ms,
+        server: (!job.server.is_empty()).then(|| job.server.clone()),
     }
 }
 

@@ -3,14 +3,17 @@
 //! kernels, and returns wire responses. The server only adds HTTP.
 
 mod analysis;
+mod jobs;
 mod kernels_run;
 mod knn;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use self::analysis::{Analyses, AnalysisKind, ReferenceUse};
+pub use self::analysis::{AnalysisKind, ReferenceUse};
+pub use self::jobs::Analyses;
 pub use self::knn::{MAX_K, MAX_QUERIES};
 use crate::api::wire::{
     CountRequest, CountResponse, CreateDatasetRequest, DatasetInfo, DatasetList,
@@ -28,12 +31,22 @@ pub const MAX_PAGE: usize = 10_000;
 pub const DEFAULT_PAGE: usize = 100;
 
 /// How the service runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
-    /// Bytes of datasets kept in memory.
+    /// Bytes of datasets kept in memory. Default 4 GiB.
     pub cache_bytes: usize,
-    /// Threads each kernel may use.
+    /// Threads each kernel may use. Default: the machine's cores.
     pub kernel_threads: usize,
+    /// How often the server running an analysis rewrites its job (progress,
+    /// heartbeat, and a look for cancel requests). Default 1 s.
+    pub analysis_heartbeat: Duration,
+    /// How long a queued or running job may go without a heartbeat before
+    /// any server reading it marks it failed. Keep it several heartbeats
+    /// long, and the same on every server. Default 10 s.
+    pub analysis_lease: Duration,
+    /// How this server names itself in the jobs it runs (its host and listen
+    /// address, say); a random per-process id is added. Default empty.
+    pub server_name: String,
 }
 
 impl Default for ServiceConfig {
@@ -41,6 +54,9 @@ impl Default for ServiceConfig {
         ServiceConfig {
             cache_bytes: 4 << 30,
             kernel_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            analysis_heartbeat: Duration::from_secs(1),
+            analysis_lease: Duration::from_secs(10),
+            server_name: String::new(),
         }
     }
 }
@@ -57,6 +73,8 @@ struct Inner {
     cache: DatasetCache,
     analyses: Analyses,
     config: ServiceConfig,
+    /// This process in the jobs it runs: a random id, then `server_name`.
+    server_id: String,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -69,12 +87,18 @@ impl Service {
     /// The service over `store`.
     pub fn new(store: Arc<dyn Store>, config: ServiceConfig) -> Self {
         let cache = DatasetCache::new(Arc::clone(&store), config.cache_bytes);
+        let process_id = uuid::Uuid::new_v4().simple().to_string();
+        let server_id = match config.server_name.as_str() {
+            "" => process_id,
+            name => format!("{process_id}@{name}"),
+        };
         Service {
             inner: Arc::new(Inner {
                 store,
                 cache,
                 analyses: Analyses::default(),
                 config,
+                server_id,
             }),
         }
     }
@@ -208,7 +232,10 @@ impl Service {
         request: GetRecordsRequest,
     ) -> Result<RecordsResponse> {
         // Asking for ids without a limit asks for all of them (up to a page).
-        let default_limit = request.ids.as_ref().map_or(DEFAULT_PAGE, |ids| ids.len().clamp(1, MAX_PAGE));
+        let default_limit = request
+            .ids
+            .as_ref()
+            .map_or(DEFAULT_PAGE, |ids| ids.len().clamp(1, MAX_PAGE));
         let limit = request.limit.unwrap_or(default_limit);
         if limit > MAX_PAGE {
             return Err(Error::InvalidParameter {

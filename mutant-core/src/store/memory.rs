@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::{FetchQuery, Store, VersionClock, now_ms, select_datasets};
 use crate::ingest::validate_batch;
 use crate::model::{
-    Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate, NewDataset, Record,
-    validate_dataset_name,
+    AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
+    NewDataset, Record, validate_dataset_name,
 };
 use crate::{Error, Result};
 
@@ -33,6 +33,8 @@ struct DatasetEntry {
 #[derive(Debug, Default)]
 struct State {
     datasets: HashMap<Uuid, DatasetEntry>,
+    analyses: HashMap<Uuid, AnalysisJob>,
+    analysis_results: HashMap<Uuid, Vec<Value>>,
 }
 
 impl State {
@@ -317,5 +319,55 @@ impl Store for MemoryStore {
                 .retain(|_, versioned| versioned.record.is_some());
         }
         Ok(())
+    }
+
+    async fn dataset_watermark(&self, dataset_id: Uuid) -> Result<u64> {
+        let state = self.state();
+        let entry = state.entry(&DatasetRef::Id(dataset_id))?;
+        Ok(entry
+            .records
+            .values()
+            .map(|versioned| versioned.version)
+            .max()
+            .unwrap_or(0))
+    }
+
+    async fn put_analysis(&self, job: &AnalysisJob) -> Result<()> {
+        let mut state = self.state();
+        let cancel_requested = job.cancel_requested
+            || state
+                .analyses
+                .get(&job.id)
+                .is_some_and(|previous| previous.cancel_requested);
+        state.analyses.insert(
+            job.id,
+            AnalysisJob {
+                cancel_requested,
+                ..job.clone()
+            },
+        );
+        Ok(())
+    }
+
+    async fn get_analysis(&self, id: Uuid) -> Result<AnalysisJob> {
+        self.state()
+            .analyses
+            .get(&id)
+            .cloned()
+            .ok_or(Error::UnknownAnalysis { id })
+    }
+
+    async fn put_analysis_results(&self, id: Uuid, rows: &[Value]) -> Result<()> {
+        self.state().analysis_results.insert(id, rows.to_vec());
+        Ok(())
+    }
+
+    async fn analysis_results(&self, id: Uuid, offset: usize, limit: usize) -> Result<Vec<Value>> {
+        Ok(self
+            .state()
+            .analysis_results
+            .get(&id)
+            .map(|rows| rows.iter().skip(offset).take(limit).cloned().collect())
+            .unwrap_or_default())
     }
 }

@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::model::{
-    Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate, NewDataset, Record,
+    AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
+    NewDataset, Record,
 };
 
 #[cfg(feature = "clickhouse")]
@@ -107,6 +108,28 @@ pub trait Store: Send + Sync + 'static {
     /// Physically reclaims deleted datasets, deleted records and replaced
     /// versions. Safe to run at any time, from any server.
     async fn compact(&self) -> Result<()>;
+
+    /// The dataset's data version: the highest version of any of its record
+    /// rows (upserts and deletes alike), 0 when it has none. It only grows
+    /// with writes, so a recorded watermark below it means newer data.
+    /// `UnknownDataset` once the dataset is deleted.
+    async fn dataset_watermark(&self, dataset_id: Uuid) -> Result<u64>;
+
+    /// Writes a new version of an analysis job (the last written wins on
+    /// read). A `cancel_requested` written once stays true in every later
+    /// read, whatever later versions say, so a cancel racing a heartbeat is
+    /// never lost.
+    async fn put_analysis(&self, job: &AnalysisJob) -> Result<()>;
+
+    /// The latest version of a job; `UnknownAnalysis` if it was never written.
+    async fn get_analysis(&self, id: Uuid) -> Result<AnalysisJob>;
+
+    /// Stores a job's ranked result rows (JSON objects), row `i` at rank `i`.
+    /// Writing the same rows again is harmless: reads return one row per rank.
+    async fn put_analysis_results(&self, id: Uuid, rows: &[Value]) -> Result<()>;
+
+    /// The stored rows of ranks `offset .. offset + limit`, in rank order.
+    async fn analysis_results(&self, id: Uuid, offset: usize, limit: usize) -> Result<Vec<Value>>;
 }
 
 /// Sorts datasets by name and keeps those matching the pattern.

@@ -115,15 +115,29 @@ const RECENT_DATASET_TTL: std::time::Duration = std::time::Duration::from_secs(1
 pub(super) struct RecentDatasets(std::sync::Mutex<HashMap<Uuid, (Dataset, std::time::Instant)>>);
 
 /// The live dataset a write addresses, from the recent cache when addressed by UUID.
-pub(super) async fn resolve_for_write(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<Dataset> {
+pub(super) async fn resolve_for_write(
+    store: &ClickHouseStore,
+    dataset: &DatasetRef,
+) -> Result<Dataset> {
     if let DatasetRef::Id(id) = dataset {
-        let recent = store.recent_datasets.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((found, _)) = recent.get(id).filter(|(_, at)| at.elapsed() < RECENT_DATASET_TTL) {
+        let recent = store
+            .recent_datasets
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((found, _)) = recent
+            .get(id)
+            .filter(|(_, at)| at.elapsed() < RECENT_DATASET_TTL)
+        {
             return Ok(found.clone());
         }
     }
     let found = resolve(store, dataset).await?;
-    let mut recent = store.recent_datasets.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut recent = store
+        .recent_datasets
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     recent.retain(|_, (_, at)| at.elapsed() < RECENT_DATASET_TTL);
     recent.insert(found.id, (found.clone(), std::time::Instant::now()));
     Ok(found)

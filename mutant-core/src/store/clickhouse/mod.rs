@@ -6,6 +6,7 @@
 //! SQL text (`sql`). Works against 18.16.1 (Debian's, the floor) and current
 //! releases.
 
+mod analyses;
 mod catalogue;
 mod group_commit;
 mod load;
@@ -27,7 +28,8 @@ use self::group_commit::GroupCommitter;
 pub use self::schema::ServerVersion;
 use super::{FetchQuery, Store, VersionClock};
 use crate::model::{
-    Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate, NewDataset, Record,
+    AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
+    NewDataset, Record,
 };
 use crate::{Error, Result};
 
@@ -154,7 +156,12 @@ impl ClickHouseStore {
             .await
             .map_err(failure)?;
         let client = client.with_database(&config.database);
-        for statement in [schema::CREATE_DATASETS, schema::CREATE_RECORDS] {
+        for statement in [
+            schema::CREATE_DATASETS,
+            schema::CREATE_RECORDS,
+            schema::CREATE_ANALYSES,
+            schema::CREATE_ANALYSIS_RESULTS,
+        ] {
             client.query(statement).execute().await.map_err(failure)?;
         }
         let mut insert_settings = Vec::new();
@@ -291,5 +298,25 @@ impl Store for ClickHouseStore {
 
     async fn compact(&self) -> Result<()> {
         records::compact(self).await
+    }
+
+    async fn dataset_watermark(&self, dataset_id: Uuid) -> Result<u64> {
+        analyses::dataset_watermark(self, dataset_id).await
+    }
+
+    async fn put_analysis(&self, job: &AnalysisJob) -> Result<()> {
+        analyses::put(self, job).await
+    }
+
+    async fn get_analysis(&self, id: Uuid) -> Result<AnalysisJob> {
+        analyses::get(self, id).await
+    }
+
+    async fn put_analysis_results(&self, id: Uuid, rows: &[Value]) -> Result<()> {
+        analyses::put_results(self, id, rows).await
+    }
+
+    async fn analysis_results(&self, id: Uuid, offset: usize, limit: usize) -> Result<Vec<Value>> {
+        analyses::results(self, id, offset, limit).await
     }
 }

@@ -1,9 +1,9 @@
 //! The ClickHouse schema Mutant creates for itself, idempotently, and the
 //! server version that decides which settings may be sent.
 //!
-//! Both tables are `ReplacingMergeTree(version)`: every write is a new row
-//! with a higher version, and reads resolve each key to its highest version
-//! (see ARCHITECTURE.md). The engines and types exist in 18.16.1, the floor.
+//! The catalogue, record and job tables are `ReplacingMergeTree(version)`:
+//! every write is a new row with a higher version, and reads resolve each key
+//! to its highest version (see ARCHITECTURE.md). The engines and types exist in 18.16.1, the floor.
 //!
 //! Record metadata is kept twice: as canonical JSON (`metadata`, returned to
 //! clients) and as parallel typed arrays (`meta_*`) that filters compare
@@ -48,6 +48,42 @@ pub(super) const CREATE_RECORDS: &str = "CREATE TABLE IF NOT EXISTS records (
     meta_strings Array(String),
     meta_numbers Array(Float64)
 ) ENGINE = ReplacingMergeTree(version) ORDER BY (dataset, id)";
+
+/// Analysis jobs: one row per version of a job. The key holds
+/// `cancel_requested` beside `id` so that a cancel request and the running
+/// server's later heartbeats are different keys: merges never collapse the
+/// request away, and `max(cancel_requested)` over a job's rows is exactly
+/// "was a cancel ever requested".
+pub(super) const CREATE_ANALYSES: &str = "CREATE TABLE IF NOT EXISTS analyses (
+    id UUID,
+    cancel_requested UInt8,
+    version UInt64,
+    kind String,
+    target UUID,
+    reference UUID,
+    params String,
+    status String,
+    progress Float32,
+    error String,
+    summary String,
+    n_results UInt64,
+    created_at_ms UInt64,
+    started_at_ms UInt64,
+    finished_at_ms UInt64,
+    heartbeat_at_ms UInt64,
+    server String,
+    target_watermark UInt64,
+    reference_watermark UInt64
+) ENGINE = ReplacingMergeTree(version) ORDER BY (id, cancel_requested)";
+
+/// Ranked result rows of finished analyses, one JSON object per rank. Rows are
+/// written once, before their job reads `done`; a retried INSERT can only
+/// repeat identical rows, which reads drop.
+pub(super) const CREATE_ANALYSIS_RESULTS: &str = "CREATE TABLE IF NOT EXISTS analysis_results (
+    analysis UUID,
+    rank UInt64,
+    row String
+) ENGINE = MergeTree ORDER BY (analysis, rank)";
 
 /// A ClickHouse release, as `SELECT version()` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,0 +1,337 @@
+//! Running analysis jobs so that every server sees them: the job row in the
+//! store is the truth, and the server running a job rewrites it (progress,
+//! heartbeat) every `analysis_heartbeat`. Any server that reads a queued or
+//! running job whose heartbeat is older than `analysis_lease` marks it
+//! failed, so a job whose server died never stays running. Cancel requests
+//! reach the running server through the store, at its next heartbeat.
+//!
+//! The running server never overwrites a final state that someone else wrote
+//! (a cancel of a queued job, a failure after a lost lease): it checks the
+//! latest version at every heartbeat and before its last write, and stops.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::Service;
+use super::analysis::AnalysisKind;
+use super::kernels_run::{AnalysisInput, AnalysisOutput, AnalysisParams, compute};
+use crate::model::{AnalysisJob, Dataset, JobState};
+use crate::store::now_ms;
+use crate::{Error, Result};
+
+/// Attempts at a job's last write before giving up (the lease then fails it).
+const FINAL_WRITE_ATTEMPTS: u32 = 3;
+
+/// A job this server runs: what `/metrics` counts and what kernels watch.
+#[derive(Debug)]
+struct LocalJob {
+    state: Mutex<JobState>,
+    progress: Arc<AtomicU32>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl LocalJob {
+    fn progress(&self) -> f32 {
+        f32::from_bits(self.progress.load(Ordering::Relaxed)).clamp(0.0, 1.0)
+    }
+
+    fn set_state(&self, state: JobState) {
+        *lock(&self.state) = state;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The analyses this server runs or ran since it started.
+#[derive(Debug, Default)]
+pub struct Analyses {
+    jobs: Mutex<HashMap<Uuid, Arc<LocalJob>>>,
+}
+
+impl Analyses {
+    /// How many of this server's jobs are in each status (from memory, not
+    /// from the store).
+    pub fn counts_by_status(&self) -> Vec<(String, usize)> {
+        let mut counts: HashMap<JobState, usize> = HashMap::new();
+        for job in lock(&self.jobs).values() {
+            *counts.entry(*lock(&job.state)).or_default() += 1;
+        }
+        let mut counts: Vec<_> = counts
+            .into_iter()
+            .map(|(state, count)| (state.as_str().to_owned(), count))
+            .collect();
+        counts.sort();
+        counts
+    }
+
+    fn register(&self, id: Uuid) -> Arc<LocalJob> {
+        let job = Arc::new(LocalJob {
+            state: Mutex::new(JobState::Queued),
+            progress: Arc::new(AtomicU32::new(0)),
+            cancel: Arc::new(AtomicBool::new(false)),
+        });
+        lock(&self.jobs).insert(id, Arc::clone(&job));
+        job
+    }
+
+    fn running_here(&self, id: Uuid) -> Option<Arc<LocalJob>> {
+        lock(&self.jobs)
+            .get(&id)
+            .filter(|job| !lock(&job.state).is_final())
+            .cloned()
+    }
+
+    /// Stops a job at once if this server runs it.
+    pub(super) fn cancel_here(&self, id: Uuid) {
+        if let Some(job) = self.running_here(id) {
+            job.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What a job computes on.
+struct JobInput {
+    kind: AnalysisKind,
+    params: AnalysisParams,
+    target: Dataset,
+    reference: Option<Dataset>,
+}
+
+/// What a finished computation hands back: its rows and the data versions
+/// of the datasets it loaded.
+struct Computed {
+    output: AnalysisOutput,
+    target_watermark: u64,
+    reference_watermark: u64,
+}
+
+impl Service {
+    /// Runs a queued job in the background on this server.
+    pub(super) fn spawn_job(
+        &self,
+        job: AnalysisJob,
+        kind: AnalysisKind,
+        params: AnalysisParams,
+        target: Dataset,
+        reference: Option<Dataset>,
+    ) {
+        let local = self.analyses().register(job.id);
+        let service = self.clone();
+        let input = JobInput {
+            kind,
+            params,
+            target,
+            reference,
+        };
+        tokio::spawn(async move { service.drive(job, input, local).await });
+    }
+
+    /// Computes the job while heartbeating, then stores its results and its
+    /// final state.
+    async fn drive(&self, mut job: AnalysisJob, input: JobInput, local: Arc<LocalJob>) {
+        local.set_state(JobState::Running);
+        job.state = JobState::Running;
+        job.started_at_ms = Some(now_ms());
+        job.heartbeat_at_ms = now_ms();
+        self.write_job(&job).await;
+        let work = self.compute_job(input, &local);
+        let mut work = std::pin::pin!(work);
+        let mut ticker = tokio::time::interval(self.inner.config.analysis_heartbeat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut taken_over: Option<JobState> = None;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut work => break outcome,
+                _ = ticker.tick(), if taken_over.is_none() => {
+                    taken_over = self.heartbeat(&mut job, &local).await;
+                }
+            }
+        };
+        if taken_over.is_none() {
+            taken_over = self.final_state_elsewhere(&mut job, &local).await;
+        }
+        if let Some(state) = taken_over {
+            local.set_state(state);
+            return;
+        }
+        job.progress = local.progress();
+        job.finished_at_ms = Some(now_ms());
+        let state = match outcome {
+            Ok(computed) => match self.store_results(&job, &computed.output).await {
+                Ok(()) => {
+                    job.progress = 1.0;
+                    job.n_results = computed.output.rows.len() as u64;
+                    job.summary = computed.output.summary;
+                    job.target_watermark = computed.target_watermark;
+                    job.reference_watermark = computed.reference_watermark;
+                    JobState::Done
+                }
+                Err(error) => {
+                    job.error = Some(format!("storing the results failed: {error}"));
+                    JobState::Failed
+                }
+            },
+            Err(Error::Cancelled) => JobState::Cancelled,
+            Err(error) => {
+                job.error = Some(error.to_string());
+                JobState::Failed
+            }
+        };
+        job.state = state;
+        job.heartbeat_at_ms = now_ms();
+        for attempt in 1..=FINAL_WRITE_ATTEMPTS {
+            if self.write_job(&job).await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        }
+        local.set_state(state);
+    }
+
+    async fn compute_job(&self, input: JobInput, local: &LocalJob) -> Result<Computed> {
+        if local.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let target = self.cache().get(&input.target).await?;
+        let reference = match &input.reference {
+            Some(reference) => Some(self.cache().get(reference).await?),
+            None => None,
+        };
+        let target_watermark = target.watermark;
+        let reference_watermark = reference
+            .as_ref()
+            .map_or(0, |reference| reference.watermark);
+        let kernel_input = AnalysisInput {
+            kind: input.kind,
+            params: input.params,
+            target,
+            reference,
+            threads: self.kernel_threads(),
+            progress: Arc::clone(&local.progress),
+            cancel: Arc::clone(&local.cancel),
+        };
+        let output = super::run_blocking(move || compute(&kernel_input)).await?;
+        Ok(Computed {
+            output,
+            target_watermark,
+            reference_watermark,
+        })
+    }
+
+    /// Picks up a cancel request, notices a final state written elsewhere,
+    /// and rewrites the job with its progress and a fresh heartbeat. Returns
+    /// the final state if someone else ended the job.
+    async fn heartbeat(&self, job: &mut AnalysisJob, local: &LocalJob) -> Option<JobState> {
+        if let Some(state) = self.final_state_elsewhere(job, local).await {
+            return Some(state);
+        }
+        job.progress = job.progress.max(local.progress());
+        job.heartbeat_at_ms = now_ms();
+        self.write_job(job).await;
+        None
+    }
+
+    /// Reads the job's latest version: copies a cancel request onto the
+    /// kernels' flag, and returns the state if it is final (the lease ran out,
+    /// or a cancel caught it queued).
+    async fn final_state_elsewhere(
+        &self,
+        job: &mut AnalysisJob,
+        local: &LocalJob,
+    ) -> Option<JobState> {
+        let latest = match self.store().get_analysis(job.id).await {
+            Ok(latest) => latest,
+            Err(error) => {
+                tracing::warn!(analysis = %job.id, %error, "cannot read the analysis job; carrying on");
+                return None;
+            }
+        };
+        if latest.cancel_requested {
+            job.cancel_requested = true;
+            local.cancel.store(true, Ordering::Relaxed);
+        }
+        if latest.state.is_final() {
+            local.cancel.store(true, Ordering::Relaxed);
+            return Some(latest.state);
+        }
+        None
+    }
+
+    async fn store_results(&self, job: &AnalysisJob, output: &AnalysisOutput) -> Result<()> {
+        self.store()
+            .put_analysis_results(job.id, &output.rows)
+            .await
+    }
+
+    /// Writes a version of the job; a failure is logged, and the lease takes
+    /// care of a job whose server can no longer write.
+    async fn write_job(&self, job: &AnalysisJob) -> bool {
+        match self.store().put_analysis(job).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(analysis = %job.id, %error, "cannot write the analysis job");
+                false
+            }
+        }
+    }
+
+    /// The job's latest version, failed first if its server stopped
+    /// heartbeating for longer than the lease.
+    pub(super) async fn current_job(&self, id: Uuid) -> Result<AnalysisJob> {
+        let mut job = self.store().get_analysis(id).await?;
+        if let Some(local) = self.analyses().running_here(id) {
+            // This server runs it: fresher progress than the last heartbeat,
+            // and no lease to check.
+            if !job.state.is_final() {
+                job.progress = job.progress.max(local.progress());
+            }
+            return Ok(job);
+        }
+        let now = now_ms();
+        let silent_ms = now.saturating_sub(job.heartbeat_at_ms);
+        if job.state.is_final() || silent_ms <= duration_ms(self.inner.config.analysis_lease) {
+            return Ok(job);
+        }
+        job.state = JobState::Failed;
+        job.error = Some(format!(
+            "the server running this analysis stopped (last heartbeat {} s ago); start it again",
+            silent_ms / 1000
+        ));
+        job.finished_at_ms = Some(now);
+        self.store().put_analysis(&job).await?;
+        Ok(job)
+    }
+
+    /// Whether a done job's datasets have writes newer than it was computed
+    /// on (or are gone).
+    pub(super) async fn is_stale(&self, job: &AnalysisJob) -> Result<bool> {
+        if job.state != JobState::Done {
+            return Ok(false);
+        }
+        let datasets = std::iter::once((job.target, job.target_watermark)).chain(
+            job.reference
+                .map(|reference| (reference, job.reference_watermark)),
+        );
+        for (dataset_id, watermark) in datasets {
+            match self.store().dataset_watermark(dataset_id).await {
+                Ok(current) if current > watermark => return Ok(true),
+                Ok(_) => {}
+                Err(Error::UnknownDataset { .. }) => return Ok(true),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(false)
+    }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
