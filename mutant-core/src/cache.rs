@@ -10,16 +10,35 @@ use std::sync::{Arc, Mutex};
 use lru::LruCache;
 use uuid::Uuid;
 
-use crate::model::{Dataset, DatasetRef, LoadedDataset};
+use crate::model::{Dataset, DatasetRef, LoadedDataset, RowIndex};
 use crate::store::Store;
 use crate::{Error, Result};
 
-/// How far before its watermark a cached dataset re-reads changes, in
-/// nanoseconds: writes whose versions were handed out earlier but reached
-/// ClickHouse later (group commit, another server) are still picked up.
+/// How far before its previous refresh a cached dataset re-reads changes, in
+/// nanoseconds: a write's version is handed out before its INSERT completes
+/// (group commit, another server), so a row can become visible a little after
+/// a refresh that already read past its version. Such a row is picked up by
+/// the next refresh as long as it became visible within this overlap.
 const REFRESH_OVERLAP_NANOS: u64 = 2_000_000_000;
 
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<LoadedDataset>>>>;
+/// A dataset in memory and, once it has been refreshed, its id index.
+struct Cached {
+    loaded: Arc<LoadedDataset>,
+    index: Option<RowIndex>,
+    /// Wall-clock nanoseconds when the last load or refresh started.
+    checked_at: u64,
+}
+
+/// Wall-clock nanoseconds, the clock write versions come from.
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+        })
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
 
 struct Entry {
     slot: Slot,
@@ -86,30 +105,51 @@ impl DatasetCache {
             Arc::clone(&entry.slot)
         };
         let mut guard = slot.lock().await;
-        let loaded = match guard.as_mut() {
-            Some(loaded) => {
-                let since = loaded.watermark.saturating_sub(REFRESH_OVERLAP_NANOS);
+        let (loaded, size_bytes) = match guard.as_mut() {
+            Some(cached) => {
+                // Everything past the watermark, and whatever may have become
+                // visible late since the last check; not the overlap before the
+                // watermark itself, or a dataset whose writes stopped would
+                // re-read its last burst of writes forever.
+                let since = cached
+                    .loaded
+                    .watermark
+                    .min(cached.checked_at.saturating_sub(REFRESH_OVERLAP_NANOS));
+                let checked_at = now_nanos();
                 let changes = self.store.load_changes(dataset.id, since).await?;
+                cached.checked_at = checked_at;
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 let n_changed = changes.upserts.len() + changes.deleted_ids.len();
                 if n_changed > 0 {
-                    Arc::make_mut(loaded).apply_changes(&changes);
+                    let index = cached
+                        .index
+                        .get_or_insert_with(|| RowIndex::build(&cached.loaded));
+                    // Copies the dataset only if a request still holds the old version.
+                    Arc::make_mut(&mut cached.loaded).apply_changes_indexed(&changes, index);
                     self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
                     self.counters
                         .rows_refreshed
                         .fetch_add(n_changed as u64, Ordering::Relaxed);
                 }
-                Arc::clone(loaded)
+                let size_bytes = cached.loaded.size_bytes()
+                    + cached.index.as_ref().map_or(0, RowIndex::size_bytes);
+                (Arc::clone(&cached.loaded), size_bytes)
             }
             None => {
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                let checked_at = now_nanos();
                 let loaded = Arc::new(self.store.load(&DatasetRef::Id(dataset.id)).await?);
-                *guard = Some(Arc::clone(&loaded));
-                loaded
+                *guard = Some(Cached {
+                    loaded: Arc::clone(&loaded),
+                    index: None,
+                    checked_at,
+                });
+                let size_bytes = loaded.size_bytes();
+                (loaded, size_bytes)
             }
         };
         drop(guard);
-        self.account(dataset.id, loaded.size_bytes())?;
+        self.account(dataset.id, size_bytes)?;
         Ok(loaded)
     }
 

@@ -78,6 +78,33 @@ pub struct LoadedDataset {
     pub watermark: u64,
 }
 
+/// Record id to row, for applying changes to a [`LoadedDataset`] without
+/// rebuilding the map every time.
+#[derive(Debug, Clone, Default)]
+pub struct RowIndex(HashMap<String, usize>);
+
+impl RowIndex {
+    /// The index of `loaded` as it is now.
+    pub fn build(loaded: &LoadedDataset) -> Self {
+        RowIndex(
+            loaded
+                .ids
+                .iter()
+                .enumerate()
+                .map(|(row_idx, id)| (id.clone(), row_idx))
+                .collect(),
+        )
+    }
+
+    /// Bytes it holds, roughly.
+    pub fn size_bytes(&self) -> usize {
+        self.0
+            .keys()
+            .map(|id| id.len() + size_of::<String>() + size_of::<usize>() + 8)
+            .sum()
+    }
+}
+
 /// What changed in a dataset since a watermark: the latest state of every
 /// record written after it, and the ids deleted after it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -148,12 +175,15 @@ impl LoadedDataset {
     /// deleted ones, and advances the watermark. Applying the same changes
     /// twice is harmless.
     pub fn apply_changes(&mut self, changes: &DatasetChanges) {
-        let mut row_of: HashMap<String, usize> = self
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(row_idx, id)| (id.clone(), row_idx))
-            .collect();
+        let mut index = RowIndex::build(self);
+        self.apply_changes_indexed(changes, &mut index);
+    }
+
+    /// [`apply_changes`](Self::apply_changes) with an index the caller keeps
+    /// between refreshes, so a small change costs in proportion to its size,
+    /// not to the dataset's. `index` must be this dataset's, and stays so.
+    pub fn apply_changes_indexed(&mut self, changes: &DatasetChanges, index: &mut RowIndex) {
+        let row_of = &mut index.0;
         let dimension = self.dataset.dimension;
         for record in &changes.upserts {
             match row_of.get(&record.id) {

@@ -14,5 +14,5 @@ pub use dataset::{
     validate_dataset_name, validate_dimension,
 };
 pub use filter::{Condition, Field, Filter, FilterValue};
-pub use loaded::{ClassVocabulary, DatasetChanges, LoadedDataset};
+pub use loaded::{ClassVocabulary, DatasetChanges, LoadedDataset, RowIndex};
 pub use record::{MetadataValue, Record, RecordMetadata};
