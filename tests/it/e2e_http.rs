@@ -22,10 +22,10 @@ const JSON: &str = "application/json";
 
 /// One HTTP answer.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     content_type: Option<String>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
@@ -47,13 +47,13 @@ impl Reply {
 
 /// A tiny HTTP/1.1 client: one connection per request, `Connection: close`.
 #[derive(Debug, Clone)]
-struct Http {
+pub(crate) struct Http {
     address: String,
     token: Option<String>,
 }
 
 impl Http {
-    fn new(server: &ServerProcess) -> Http {
+    pub(crate) fn new(server: &ServerProcess) -> Http {
         Http {
             address: server.url.trim_start_matches("http://").to_owned(),
             token: None,
@@ -69,7 +69,13 @@ impl Http {
 
     /// Sends a request; `headers` may include `Transfer-Encoding: chunked`,
     /// in which case `body` is sent as is, without `Content-Length`.
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         let mut stream = tokio::net::TcpStream::connect(&self.address).await.unwrap();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",

@@ -13,3 +13,5 @@ mod e2e_sdk;
 mod e2e_support;
 mod model_based;
 mod two_servers;
+mod hostile;
+mod load;
