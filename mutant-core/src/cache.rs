@@ -40,6 +40,11 @@ fn now_nanos() -> u64 {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
 
+/// A cached copy checked longer ago than this is reloaded whole instead of
+/// refreshed: compaction drops tombstones older than its grace period (10
+/// minutes by default), and a refresh from an older check could miss deletes.
+const MAX_REFRESH_GAP_NANOS: u64 = 5 * 60 * 1_000_000_000;
+
 struct Entry {
     slot: Slot,
     size_bytes: usize,
@@ -105,6 +110,11 @@ impl DatasetCache {
             Arc::clone(&entry.slot)
         };
         let mut guard = slot.lock().await;
+        if guard.as_ref().is_some_and(|cached| {
+            now_nanos().saturating_sub(cached.checked_at) > MAX_REFRESH_GAP_NANOS
+        }) {
+            *guard = None;
+        }
         let (loaded, size_bytes) = match guard.as_mut() {
             Some(cached) => {
                 // Everything past the watermark, and whatever may have become
