@@ -153,6 +153,19 @@ impl NewDataset {
         self
     }
 
+    /// The dataset this request creates, with its id and creation time.
+    pub fn into_dataset(self, id: Uuid, now_ms: u64) -> Dataset {
+        Dataset {
+            id,
+            name: self.name,
+            dimension: self.dimension,
+            metric: self.metric,
+            metadata: self.metadata,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+
     /// Checks the name and the dimension.
     pub fn validate(&self) -> Result<()> {
         validate_dataset_name(&self.name)?;

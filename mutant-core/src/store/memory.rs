@@ -131,16 +131,7 @@ impl Store for MemoryStore {
                 name: new_dataset.name,
             });
         }
-        let now = now_ms();
-        let dataset = Dataset {
-            id: Uuid::new_v4(),
-            name: new_dataset.name,
-            dimension: new_dataset.dimension,
-            metric: new_dataset.metric,
-            metadata: new_dataset.metadata,
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
+        let dataset = new_dataset.into_dataset(Uuid::new_v4(), now_ms());
         state.datasets.insert(
             dataset.id,
             DatasetEntry {

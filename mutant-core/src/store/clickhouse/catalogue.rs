@@ -194,16 +194,7 @@ pub(super) async fn create(store: &ClickHouseStore, new_dataset: NewDataset) -> 
             name: new_dataset.name,
         });
     }
-    let now = now_ms();
-    let dataset = Dataset {
-        id: Uuid::new_v4(),
-        name: new_dataset.name,
-        dimension: new_dataset.dimension,
-        metric: new_dataset.metric,
-        metadata: new_dataset.metadata,
-        created_at_ms: now,
-        updated_at_ms: now,
-    };
+    let dataset = new_dataset.into_dataset(Uuid::new_v4(), now_ms());
     claim_name(store, &dataset, None).await
 }
 
