@@ -1,4 +1,4 @@
-"""faiss-cpu at its best on the data of Mutant's kNN benchmark (benches/knn.rs).
+"""faiss-cpu at its best on the data of Mutant's kNN benchmark (tests/benches/knn.rs).
 
 Regenerates the benchmark's data bit for bit (seeded, counter-based
 splitmix64), then times exact IndexFlatL2 / IndexFlatIP: the 1,000-query batch
@@ -25,7 +25,7 @@ MASK = (1 << 64) - 1
 
 
 def generate(stream, n_values):
-    """Value i of `stream`: splitmix64 of a counter, as in benches/knn.rs."""
+    """Value i of `stream`: splitmix64 of a counter, as in tests/bench/knn.rs."""
     base = np.uint64((SEED + stream * 0x1000_0000_0000) & MASK)
     out = np.empty(n_values, dtype=np.float32)
     chunk = 1 << 22

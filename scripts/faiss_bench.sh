@@ -23,7 +23,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 echo "== Mutant (cargo bench, release) =="
-(cd "$root" && cargo bench -p mutant-core --no-default-features --features kernels --bench knn -- "$@") | tee "$results/mutant.txt"
+(cd "$root" && cargo bench -p mutant-tests --bench knn -- "$@") | tee "$results/mutant.txt"
 echo "== faiss-cpu =="
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$venv/bin/python" "$root/scripts/faiss_bench.py" "$@" | tee "$results/faiss.txt"
 

@@ -1,13 +1,54 @@
 //! Shared support for Mutant's integration tests: reaching the ClickHouse that
-//! `scripts/clickhouse.sh` starts, and one database per test.
+//! `scripts/clickhouse.sh` starts, and one database per test; and the shared
+//! pieces of the benchmark programs (`bench`).
 
+pub mod bench;
+
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use mutant_core::store::{ClickHouseConfig, ClickHouseStore};
 
-/// The ClickHouse URL tests use: `MUTANT_CLICKHOUSE_URL`, by convention.
+/// The URL [`start_clickhouse`] found, when it had to start ClickHouse.
+static STARTED_CLICKHOUSE: OnceLock<String> = OnceLock::new();
+
+/// The ClickHouse URL tests use: `MUTANT_CLICKHOUSE_URL`, by convention, or
+/// the one [`start_clickhouse`] started.
 pub fn clickhouse_url() -> String {
-    std::env::var("MUTANT_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".to_owned())
+    std::env::var("MUTANT_CLICKHOUSE_URL")
+        .ok()
+        .or_else(|| STARTED_CLICKHOUSE.get().cloned())
+        .unwrap_or_else(|| "http://127.0.0.1:8123".to_owned())
+}
+
+/// Makes sure a ClickHouse answers: with `MUTANT_CLICKHOUSE_URL` set, that
+/// one; otherwise `scripts/clickhouse.sh start` (which reuses an instance it
+/// started before), whose URL [`clickhouse_url`] returns from then on.
+/// Panics, with the script's exit status, when it cannot start one.
+pub fn start_clickhouse() -> String {
+    if std::env::var_os("MUTANT_CLICKHOUSE_URL").is_some() {
+        return clickhouse_url();
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/clickhouse.sh");
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("start")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
+    let url = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        output.status.success() && url.starts_with("http"),
+        "{} start failed ({}); see its messages above",
+        script.display(),
+        output.status
+    );
+    STARTED_CLICKHOUSE.get_or_init(|| url).clone()
 }
 
 /// A store on a fresh database named after the test. Panics, with how to fix
@@ -187,4 +228,21 @@ pub fn server_binary() -> std::path::PathBuf {
         binary.display()
     );
     binary
+}
+
+impl ServerProcess {
+    /// Like [`ServerProcess::start_with`], on the ClickHouse at
+    /// `clickhouse_url` instead of [`clickhouse_url`]'s: its database there is
+    /// dropped first, and the server is pointed at it.
+    pub async fn start_on(
+        test_name: &str,
+        clickhouse_url: &str,
+        extra_env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let database = format!("mutant_e2e_{test_name}");
+        drop_database(clickhouse_url, &database).await;
+        let mut env = vec![("MUTANT_CLICKHOUSE_URL", clickhouse_url)];
+        env.extend_from_slice(extra_env);
+        ServerProcess::spawn(database, &env).await
+    }
 }

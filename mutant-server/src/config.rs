@@ -33,9 +33,14 @@ pub(crate) struct Config {
     /// or running analysis failed; over twice the heartbeat, and the same on
     /// every server. `MUTANT_ANALYSIS_LEASE_MS` / `--analysis-lease-ms`; default 10000.
     pub(crate) analysis_lease_ms: usize,
+    /// The longest wait, in milliseconds, for one exchange with ClickHouse (a
+    /// query, an INSERT, or the next chunk of a loading dataset); past it the
+    /// request fails with 503 `store_unavailable`.
+    /// `MUTANT_CLICKHOUSE_TIMEOUT_MS` / `--clickhouse-timeout-ms`; default 30000.
+    pub(crate) clickhouse_timeout_ms: usize,
 }
 
-const SETTINGS: [(&str, &str); 11] = [
+const SETTINGS: [(&str, &str); 12] = [
     ("MUTANT_LISTEN", "--listen"),
     ("MUTANT_CLICKHOUSE_URL", "--clickhouse-url"),
     ("MUTANT_CLICKHOUSE_USER", "--clickhouse-user"),
@@ -47,6 +52,7 @@ const SETTINGS: [(&str, &str); 11] = [
     ("MUTANT_KERNEL_THREADS", "--kernel-threads"),
     ("MUTANT_ANALYSIS_HEARTBEAT_MS", "--analysis-heartbeat-ms"),
     ("MUTANT_ANALYSIS_LEASE_MS", "--analysis-lease-ms"),
+    ("MUTANT_CLICKHOUSE_TIMEOUT_MS", "--clickhouse-timeout-ms"),
 ];
 
 impl Config {
@@ -113,6 +119,7 @@ impl Config {
             )?,
             analysis_heartbeat_ms,
             analysis_lease_ms,
+            clickhouse_timeout_ms: parse_number(11, 30_000)?,
         })
     }
 }
@@ -138,6 +145,9 @@ mod tests {
         assert!(Config::load(|_| None, &["--cache-bytes".into(), "lots".into()]).is_err());
         assert!(Config::load(|_| None, &["--bogus".into(), "1".into()]).is_err());
         assert_eq!(config.analysis_lease_ms, 10_000);
+        assert_eq!(config.clickhouse_timeout_ms, 30_000);
+        let timeout = ["--clickhouse-timeout-ms".into(), "0".into()];
+        assert!(Config::load(|_| None, &timeout).is_err());
         let short_lease = ["--analysis-lease-ms".into(), "1500".into()];
         assert!(Config::load(|_| None, &short_lease).is_err());
         assert!(

@@ -47,8 +47,9 @@ async fn main() {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let mut clickhouse =
-        ClickHouseConfig::new(&config.clickhouse_url).with_database(&config.database);
+    let mut clickhouse = ClickHouseConfig::new(&config.clickhouse_url)
+        .with_database(&config.database)
+        .with_timeout(Duration::from_millis(config.clickhouse_timeout_ms as u64));
     clickhouse.user = config.clickhouse_user.clone();
     clickhouse.password = config.clickhouse_password.clone();
     let store = ClickHouseStore::connect(clickhouse)

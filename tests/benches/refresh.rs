@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use mutant_client::wire::KnnRequest;
 use mutant_client::{BatchWriterConfig, Client, NewDataset, Record};
 use mutant_tests::ServerProcess;
+use mutant_tests::bench::{median, seeded_vector};
 
 const N_RECORDS: usize = 100_000;
 const DIMENSION: usize = 384;
@@ -26,15 +27,7 @@ const ROUNDS: usize = 7;
 const SETTLE: Duration = Duration::from_millis(2_500);
 
 fn vector(seed: usize) -> Vec<f32> {
-    let mut state = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..DIMENSION)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect()
+    seeded_vector(seed as u64, DIMENSION)
 }
 
 async fn timed_query(client: &Client, seed: usize) -> Duration {
@@ -48,11 +41,6 @@ async fn timed_query(client: &Client, seed: usize) -> Duration {
     let neighbours = client.knn("cached", &request).await.unwrap();
     assert_eq!(neighbours[0].len(), 10);
     started.elapsed()
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 #[tokio::main]

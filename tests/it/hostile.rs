@@ -37,8 +37,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|number| Value::from(number)),
-        (-1e6f64..1e6).prop_map(|number| Value::from(number)),
+        any::<i64>().prop_map(Value::from),
+        (-1e6f64..1e6).prop_map(Value::from),
         "[a-z$.]{0,12}".prop_map(Value::String),
         prop_oneof![
             Just("$in"),

@@ -48,7 +48,7 @@ async fn one_client(client: Client, client_idx: usize, deadline: Instant) -> Lat
     while Instant::now() < deadline {
         op += 1;
         let started = Instant::now();
-        if op % 25 == 0 {
+        if op.is_multiple_of(25) {
             let request = StartAnalysisRequest {
                 kind: "mislabel".into(),
                 target: "fixed".into(),
@@ -61,7 +61,7 @@ async fn one_client(client: Client, client_idx: usize, deadline: Instant) -> Lat
                 .unwrap_or_else(|error| panic!("analysis failed under load: {error}"));
             assert_eq!(status.status, "done");
             latencies.analyses.push(started.elapsed());
-        } else if op % 2 == 0 {
+        } else if op.is_multiple_of(2) {
             let batch: Vec<Record> = (0..50)
                 .map(|row| {
                     Record::new(format!("c{client_idx}-{op}-{row}"), vector(op * 50 + row))

@@ -59,12 +59,14 @@ impl GroupCommitter {
         client: clickhouse::Client,
         insert_settings: Vec<(String, String)>,
         config: GroupCommitConfig,
+        timeout: Duration,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(4096);
         tokio::spawn(run_committer(
             client,
             Arc::new(insert_settings),
             config,
+            timeout,
             receiver,
         ));
         GroupCommitter { sender }
@@ -93,6 +95,7 @@ async fn run_committer(
     client: clickhouse::Client,
     insert_settings: Arc<Vec<(String, String)>>,
     config: GroupCommitConfig,
+    timeout: Duration,
     mut receiver: mpsc::Receiver<PendingWrite>,
 ) {
     let in_flight = Arc::new(Semaphore::new(config.max_inserts_in_flight.max(1)));
@@ -122,7 +125,7 @@ async fn run_committer(
             for write in &group {
                 body.extend_from_slice(&write.encoded_rows);
             }
-            let outcome = insert_rows(&client, &insert_settings, Bytes::from(body)).await;
+            let outcome = insert_rows(&client, &insert_settings, timeout, Bytes::from(body)).await;
             drop(permit);
             for write in group {
                 // A caller that gave up waiting no longer needs its answer.

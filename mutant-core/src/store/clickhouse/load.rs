@@ -185,12 +185,16 @@ pub(super) fn load_statement(dataset: &Dataset) -> String {
 pub(super) async fn load(store: &ClickHouseStore, dataset: Dataset) -> Result<LoadedDataset> {
     // Sizing the buffers up front saves the copies and page faults of growing them.
     let n_rows: u64 = store
-        .client
-        .query("SELECT count() FROM records WHERE dataset = toUUID(?)")
-        .bind(dataset.id.to_string())
-        .fetch_one()
-        .await
-        .map_err(|error| store.error(error))?;
+        .bounded(async {
+            store
+                .client
+                .query("SELECT count() FROM records WHERE dataset = toUUID(?)")
+                .bind(dataset.id.to_string())
+                .fetch_one()
+                .await
+                .map_err(|error| store.error(error))
+        })
+        .await?;
     let statement = load_statement(&dataset);
     let mut cursor = store
         .client
@@ -200,7 +204,11 @@ pub(super) async fn load(store: &ClickHouseStore, dataset: Dataset) -> Result<Lo
     let mut loader = Loader::new(dataset);
     loader.reserve(usize::try_from(n_rows).unwrap_or(0));
     let mut pending: Vec<u8> = Vec::new();
-    while let Some(chunk) = cursor.next().await.map_err(|error| store.error(error))? {
+    // Bounded chunk by chunk: a large load may take long, a stalled one may not.
+    while let Some(chunk) = store
+        .bounded(async { cursor.next().await.map_err(|error| store.error(error)) })
+        .await?
+    {
         let mut rest: &[u8] = &chunk;
         // A row split across chunks: complete it in `pending` a little at a
         // time, so that the chunk itself is decoded in place, never copied.

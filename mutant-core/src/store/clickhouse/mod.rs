@@ -51,6 +51,12 @@ pub struct ClickHouseConfig {
     /// cache refreshing from a watermark up to this old still sees the
     /// deletes. Default 10 minutes.
     pub tombstone_grace: Duration,
+    /// The longest wait for one exchange with ClickHouse: a whole query or
+    /// INSERT, or, while a dataset loads, the next chunk of its rows (so a
+    /// large load is bounded by its pace, not its size). Past it the call
+    /// fails with [`Error::StoreUnavailable`], as for an unreachable server.
+    /// Default 30 s.
+    pub timeout: Duration,
 }
 
 impl ClickHouseConfig {
@@ -63,6 +69,7 @@ impl ClickHouseConfig {
             database: "mutant".into(),
             group_commit: GroupCommitConfig::default(),
             tombstone_grace: Duration::from_secs(600),
+            timeout: Duration::from_secs(30),
         }
     }
 
@@ -75,6 +82,13 @@ impl ClickHouseConfig {
     /// Sets how long tombstones survive compaction.
     pub fn with_tombstone_grace(mut self, grace: Duration) -> Self {
         self.tombstone_grace = grace;
+        self
+    }
+
+    /// Sets the longest wait for one exchange with ClickHouse (see
+    /// [`ClickHouseConfig::timeout`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 }
@@ -122,6 +136,7 @@ pub struct ClickHouseStore {
     clock: VersionClock,
     max_insert_bytes: usize,
     tombstone_grace: Duration,
+    timeout: Duration,
     recent_datasets: catalogue::RecentDatasets,
 }
 
@@ -168,8 +183,12 @@ impl ClickHouseStore {
         if server_version.has_async_insert() {
             insert_settings.push(("async_insert".to_owned(), "0".to_owned()));
         }
-        let committer =
-            GroupCommitter::start(client.clone(), insert_settings.clone(), config.group_commit);
+        let committer = GroupCommitter::start(
+            client.clone(),
+            insert_settings.clone(),
+            config.group_commit,
+            config.timeout,
+        );
         Ok(ClickHouseStore {
             client,
             url: config.url,
@@ -179,6 +198,7 @@ impl ClickHouseStore {
             clock: VersionClock::default(),
             max_insert_bytes: config.group_commit.max_bytes,
             tombstone_grace: config.tombstone_grace,
+            timeout: config.timeout,
             recent_datasets: catalogue::RecentDatasets::default(),
         })
     }
@@ -202,6 +222,24 @@ impl ClickHouseStore {
     fn error(&self, failure: impl Into<StoreFailure>) -> Error {
         into_error(&self.url, failure.into())
     }
+
+    /// Runs `exchange`, failing with [`Error::StoreUnavailable`] when it takes
+    /// longer than the configured timeout: a stalled ClickHouse must not hold
+    /// a request (and its client) forever.
+    async fn bounded<T>(&self, exchange: impl Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(self.error(timed_out(self.timeout))),
+        }
+    }
+}
+
+/// The failure of an exchange that outlived `timeout`.
+fn timed_out(timeout: Duration) -> StoreFailure {
+    StoreFailure::Unavailable(format!(
+        "no answer within {} ms, the ClickHouse timeout; if ClickHouse is only busy, raise the timeout (MUTANT_CLICKHOUSE_TIMEOUT_MS)",
+        timeout.as_millis()
+    ))
 }
 
 fn into_error(url: &str, failure: StoreFailure) -> Error {
@@ -218,12 +256,15 @@ fn into_error(url: &str, failure: StoreFailure) -> Error {
 async fn insert_rows(
     client: &Client,
     settings: &[(String, String)],
+    timeout: Duration,
     body: Bytes,
 ) -> Result<(), StoreFailure> {
-    let mut insert = client.insert_formatted_with(format!(
-        "INSERT INTO records ({}) FORMAT RowBinary",
-        schema::RECORD_COLUMNS
-    ));
+    let mut insert = client
+        .insert_formatted_with(format!(
+            "INSERT INTO records ({}) FORMAT RowBinary",
+            schema::RECORD_COLUMNS
+        ))
+        .with_timeouts(Some(timeout), Some(timeout));
     for (name, value) in settings {
         insert = insert.with_setting(name, value);
     }
@@ -235,23 +276,29 @@ async fn insert_rows(
 #[async_trait]
 impl Store for ClickHouseStore {
     async fn create_dataset(&self, new_dataset: NewDataset) -> Result<Dataset> {
-        catalogue::create(self, new_dataset).await
+        self.bounded(async { catalogue::create(self, new_dataset).await })
+            .await
     }
 
     async fn get_dataset(&self, dataset: &DatasetRef) -> Result<Dataset> {
-        catalogue::resolve(self, dataset).await
+        self.bounded(async { catalogue::resolve(self, dataset).await })
+            .await
     }
 
     async fn list_datasets(
         &self,
         metadata_pattern: Option<&Map<String, Value>>,
     ) -> Result<Vec<Dataset>> {
-        let datasets = catalogue::live_datasets(self).await?;
-        Ok(super::select_datasets(datasets, metadata_pattern))
+        self.bounded(async {
+            let datasets = catalogue::live_datasets(self).await?;
+            Ok(super::select_datasets(datasets, metadata_pattern))
+        })
+        .await
     }
 
     async fn rename_dataset(&self, dataset: &DatasetRef, new_name: &str) -> Result<Dataset> {
-        catalogue::rename(self, dataset, new_name).await
+        self.bounded(async { catalogue::rename(self, dataset, new_name).await })
+            .await
     }
 
     async fn update_dataset_metadata(
@@ -259,31 +306,45 @@ impl Store for ClickHouseStore {
         dataset: &DatasetRef,
         update: MetadataUpdate,
     ) -> Result<Dataset> {
-        catalogue::update_metadata(self, dataset, update).await
+        self.bounded(async { catalogue::update_metadata(self, dataset, update).await })
+            .await
     }
 
     async fn delete_dataset(&self, dataset: &DatasetRef) -> Result<()> {
-        catalogue::delete(self, dataset).await
+        self.bounded(async { catalogue::delete(self, dataset).await })
+            .await
     }
 
     async fn upsert(&self, dataset: &DatasetRef, records: Vec<Record>) -> Result<usize> {
-        let dataset = catalogue::resolve_for_write(self, dataset).await?;
-        records::upsert(self, &dataset, records).await
+        self.bounded(async {
+            let dataset = catalogue::resolve_for_write(self, dataset).await?;
+            records::upsert(self, &dataset, records).await
+        })
+        .await
     }
 
     async fn delete_records(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
-        let dataset = catalogue::resolve(self, dataset).await?;
-        records::delete(self, &dataset, filter).await
+        self.bounded(async {
+            let dataset = catalogue::resolve(self, dataset).await?;
+            records::delete(self, &dataset, filter).await
+        })
+        .await
     }
 
     async fn fetch(&self, dataset: &DatasetRef, query: &FetchQuery) -> Result<Vec<Record>> {
-        let dataset = catalogue::resolve(self, dataset).await?;
-        records::fetch(self, &dataset, query).await
+        self.bounded(async {
+            let dataset = catalogue::resolve(self, dataset).await?;
+            records::fetch(self, &dataset, query).await
+        })
+        .await
     }
 
     async fn count(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
-        let dataset = catalogue::resolve(self, dataset).await?;
-        records::count(self, &dataset, filter).await
+        self.bounded(async {
+            let dataset = catalogue::resolve(self, dataset).await?;
+            records::count(self, &dataset, filter).await
+        })
+        .await
     }
 
     async fn load(&self, dataset: &DatasetRef) -> Result<LoadedDataset> {
@@ -292,8 +353,11 @@ impl Store for ClickHouseStore {
     }
 
     async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges> {
-        let dataset = catalogue::resolve(self, &DatasetRef::Id(dataset_id)).await?;
-        load::load_changes(self, &dataset, watermark).await
+        self.bounded(async {
+            let dataset = catalogue::resolve(self, &DatasetRef::Id(dataset_id)).await?;
+            load::load_changes(self, &dataset, watermark).await
+        })
+        .await
     }
 
     async fn compact(&self) -> Result<()> {
@@ -301,22 +365,25 @@ impl Store for ClickHouseStore {
     }
 
     async fn dataset_watermark(&self, dataset_id: Uuid) -> Result<u64> {
-        analyses::dataset_watermark(self, dataset_id).await
+        self.bounded(async { analyses::dataset_watermark(self, dataset_id).await })
+            .await
     }
 
     async fn put_analysis(&self, job: &AnalysisJob) -> Result<()> {
-        analyses::put(self, job).await
+        self.bounded(async { analyses::put(self, job).await }).await
     }
 
     async fn get_analysis(&self, id: Uuid) -> Result<AnalysisJob> {
-        analyses::get(self, id).await
+        self.bounded(async { analyses::get(self, id).await }).await
     }
 
     async fn put_analysis_results(&self, id: Uuid, rows: &[Value]) -> Result<()> {
-        analyses::put_results(self, id, rows).await
+        self.bounded(async { analyses::put_results(self, id, rows).await })
+            .await
     }
 
     async fn analysis_results(&self, id: Uuid, offset: usize, limit: usize) -> Result<Vec<Value>> {
-        analyses::results(self, id, offset, limit).await
+        self.bounded(async { analyses::results(self, id, offset, limit).await })
+            .await
     }
 }
