@@ -325,11 +325,16 @@ impl Store for MemoryStore {
 
     async fn put_analysis(&self, job: &AnalysisJob) -> Result<()> {
         let mut state = self.state();
-        let cancel_requested = job.cancel_requested
-            || state
-                .analyses
-                .get(&job.id)
-                .is_some_and(|previous| previous.cancel_requested);
+        let previous = state.analyses.get(&job.id);
+        // A final state is final: a later non-final write does not undo it.
+        if previous.is_some_and(|previous| previous.state.is_final() && !job.state.is_final()) {
+            if let Some(previous) = state.analyses.get_mut(&job.id) {
+                previous.cancel_requested |= job.cancel_requested;
+            }
+            return Ok(());
+        }
+        let cancel_requested =
+            job.cancel_requested || previous.is_some_and(|previous| previous.cancel_requested);
         state.analyses.insert(
             job.id,
             AnalysisJob {

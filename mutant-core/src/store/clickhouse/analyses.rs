@@ -135,21 +135,29 @@ pub(super) async fn put(store: &ClickHouseStore, job: &AnalysisJob) -> Result<()
 }
 
 pub(super) async fn get(store: &ClickHouseStore, id: Uuid) -> Result<AnalysisJob> {
-    // The latest row of each flag value: at most two rows, whatever the
-    // number of heartbeats not merged yet.
+    // The latest row of each flag value and of final and non-final states:
+    // at most four rows, whatever the number of heartbeats not merged yet.
     let rows: Vec<JobRow> = store
         .client
         .query(
             "SELECT ?fields FROM analyses WHERE id = toUUID(?) \
-             ORDER BY version DESC LIMIT 1 BY cancel_requested",
+             ORDER BY version DESC LIMIT 1 BY cancel_requested, status IN ('done', 'failed', 'cancelled')",
         )
         .bind(id.to_string())
         .fetch_all()
         .await
         .map_err(|error| store.error(error))?;
     let cancel_requested = rows.iter().any(|row| row.cancel_requested != 0);
-    rows.into_iter()
-        .max_by_key(|row| row.version)
+    // A final state is final: a heartbeat written after another server
+    // cancelled the job or failed it must not bring it back to `running`.
+    let is_final = |row: &JobRow| matches!(row.status.as_str(), "done" | "failed" | "cancelled");
+    let latest_final = rows
+        .iter()
+        .filter(|row| is_final(row))
+        .max_by_key(|row| row.version);
+    let latest = latest_final.or_else(|| rows.iter().max_by_key(|row| row.version));
+    latest
+        .cloned()
         .ok_or(Error::UnknownAnalysis { id })?
         .into_job(cancel_requested)
 }

@@ -121,15 +121,17 @@ async fn run_committer(
         let client = client.clone();
         let insert_settings = Arc::clone(&insert_settings);
         tokio::spawn(async move {
-            let mut body = Vec::with_capacity(n_bytes);
-            for write in &group {
-                body.extend_from_slice(&write.encoded_rows);
-            }
-            let outcome = insert_rows(&client, &insert_settings, timeout, Bytes::from(body)).await;
+            // Each writer's rows go out as their own chunk of the one INSERT
+            // body: no copy into a combined buffer.
+            let (chunks, replies): (Vec<Bytes>, Vec<_>) = group
+                .into_iter()
+                .map(|write| (Bytes::from(write.encoded_rows), write.reply))
+                .unzip();
+            let outcome = insert_rows(&client, &insert_settings, timeout, chunks).await;
             drop(permit);
-            for write in group {
+            for reply in replies {
                 // A caller that gave up waiting no longer needs its answer.
-                let _ = write.reply.send(outcome.clone());
+                let _ = reply.send(outcome.clone());
             }
         });
     }

@@ -257,7 +257,7 @@ async fn insert_rows(
     client: &Client,
     settings: &[(String, String)],
     timeout: Duration,
-    body: Bytes,
+    chunks: Vec<Bytes>,
 ) -> Result<(), StoreFailure> {
     let mut insert = client
         .insert_formatted_with(format!(
@@ -268,7 +268,9 @@ async fn insert_rows(
     for (name, value) in settings {
         insert = insert.with_setting(name, value);
     }
-    insert.send(body).await?;
+    for chunk in chunks {
+        insert.send(chunk).await?;
+    }
     insert.end().await?;
     Ok(())
 }
