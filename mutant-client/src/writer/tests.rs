@@ -344,7 +344,7 @@ fn configurations_out_of_range_are_refused() {
             defaults.max_batch_age(),
             defaults.max_in_flight()
         ),
-        (1000, 4 << 20, Duration::from_millis(100), 4)
+        (1000, 4 << 20, Duration::from_millis(100), 16)
     );
     assert!(defaults.validate().is_ok());
     for bad in [
