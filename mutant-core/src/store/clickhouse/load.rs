@@ -204,11 +204,24 @@ pub(super) async fn load(store: &ClickHouseStore, dataset: Dataset) -> Result<Lo
     let mut loader = Loader::new(dataset);
     loader.reserve(usize::try_from(n_rows).unwrap_or(0));
     let mut pending: Vec<u8> = Vec::new();
-    // Bounded chunk by chunk: a large load may take long, a stalled one may not.
-    while let Some(chunk) = store
-        .bounded(async { cursor.next().await.map_err(|error| store.error(error)) })
-        .await?
-    {
+    // A large load may take long, a stalled one may not: the load fails when
+    // no chunk arrives for the store's timeout. The timer is re-armed at most
+    // four times per timeout, not once per chunk, which would cost more than
+    // decoding the chunk.
+    let stall = tokio::time::sleep(store.timeout);
+    tokio::pin!(stall);
+    let mut armed_at = tokio::time::Instant::now();
+    loop {
+        let next = tokio::select! {
+            biased;
+            next = cursor.next() => next.map_err(|error| store.error(error))?,
+            () = &mut stall => return Err(store.error(super::timed_out(store.timeout))),
+        };
+        let Some(chunk) = next else { break };
+        if armed_at.elapsed() > store.timeout / 4 {
+            armed_at = tokio::time::Instant::now();
+            stall.as_mut().reset(armed_at + store.timeout);
+        }
         let mut rest: &[u8] = &chunk;
         // A row split across chunks: complete it in `pending` a little at a
         // time, so that the chunk itself is decoded in place, never copied.

@@ -235,7 +235,7 @@ impl ClickHouseStore {
 }
 
 /// The failure of an exchange that outlived `timeout`.
-fn timed_out(timeout: Duration) -> StoreFailure {
+pub(super) fn timed_out(timeout: Duration) -> StoreFailure {
     StoreFailure::Unavailable(format!(
         "no answer within {} ms, the ClickHouse timeout; if ClickHouse is only busy, raise the timeout (MUTANT_CLICKHOUSE_TIMEOUT_MS)",
         timeout.as_millis()
