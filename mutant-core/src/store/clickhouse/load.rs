@@ -92,14 +92,32 @@ impl Loader {
         }
         let row_idx = match self.row_of.get(id) {
             Some(&row_idx) if self.versions[row_idx] >= version => return Ok(Some(())),
-            Some(&row_idx) => row_idx,
+            Some(&row_idx) => {
+                if !deleted {
+                    decode_f32s(
+                        vector,
+                        &mut self.loaded.vectors[row_idx * dimension..(row_idx + 1) * dimension],
+                    );
+                }
+                row_idx
+            }
             None => {
                 let row_idx = self.loaded.ids.len();
                 self.row_of.insert(id.to_owned(), row_idx);
                 self.loaded.ids.push(id.to_owned());
-                self.loaded
-                    .vectors
-                    .resize(self.loaded.vectors.len() + dimension, 0.0);
+                // The common case, a first sighting: decode straight onto the
+                // end of the matrix, writing each value once.
+                if deleted {
+                    self.loaded
+                        .vectors
+                        .resize(self.loaded.vectors.len() + dimension, 0.0);
+                } else {
+                    self.loaded.vectors.extend(
+                        vector.chunks_exact(4).map(|bytes| {
+                            f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+                        }),
+                    );
+                }
                 self.loaded.labels.push(None);
                 self.loaded.predictions.push(None);
                 self.versions.push(0);
@@ -110,10 +128,6 @@ impl Loader {
         self.versions[row_idx] = version;
         self.deleted[row_idx] = deleted;
         if !deleted {
-            decode_f32s(
-                vector,
-                &mut self.loaded.vectors[row_idx * dimension..(row_idx + 1) * dimension],
-            );
             self.loaded.labels[row_idx] = self.intern(label)?;
             self.loaded.predictions[row_idx] = self.intern(prediction)?;
         }
