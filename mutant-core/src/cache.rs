@@ -27,6 +27,9 @@ struct Cached {
     index: Option<RowIndex>,
     /// Wall-clock nanoseconds when the last load or refresh started.
     checked_at: u64,
+    /// Bytes held by `loaded` and `index`, recomputed only when they change:
+    /// measuring walks every id, too much for every query.
+    size_bytes: usize,
 }
 
 /// Wall-clock nanoseconds, the clock write versions come from.
@@ -140,21 +143,22 @@ impl DatasetCache {
                     self.counters
                         .rows_refreshed
                         .fetch_add(n_changed as u64, Ordering::Relaxed);
+                    cached.size_bytes = cached.loaded.size_bytes()
+                        + cached.index.as_ref().map_or(0, RowIndex::size_bytes);
                 }
-                let size_bytes = cached.loaded.size_bytes()
-                    + cached.index.as_ref().map_or(0, RowIndex::size_bytes);
-                (Arc::clone(&cached.loaded), size_bytes)
+                (Arc::clone(&cached.loaded), cached.size_bytes)
             }
             None => {
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
                 let checked_at = now_nanos();
                 let loaded = Arc::new(self.store.load(&DatasetRef::Id(dataset.id)).await?);
+                let size_bytes = loaded.size_bytes();
                 *guard = Some(Cached {
                     loaded: Arc::clone(&loaded),
                     index: None,
                     checked_at,
+                    size_bytes,
                 });
-                let size_bytes = loaded.size_bytes();
                 (loaded, size_bytes)
             }
         };
