@@ -85,12 +85,18 @@ pub(crate) async fn read_body(
     }
 }
 
-/// Decodes a JSON body; an empty body reads as `{}`.
+/// Decodes a JSON body, which must be an object; an empty body reads as `{}`.
+/// (serde would also read a struct from an array of its fields in order; the
+/// protocol has no such form, so arrays are refused before it gets the chance.)
 pub(crate) fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServerError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
+    let body: &[u8] = match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        None => b"{}",
+        Some(b'{') => body,
+        Some(_) => {
+            return Err(ServerError::InvalidJson {
+                reason: "the body must be a JSON object, `{...}`".to_owned(),
+            });
+        }
     };
     serde_json::from_slice(body).map_err(|error| ServerError::InvalidJson {
         reason: error.to_string(),

@@ -607,6 +607,13 @@ pub(crate) async fn long_id_lists(store: &dyn Store) {
         10_000
     );
     assert_eq!(store.count(&dataset, &Filter::all()).await.unwrap(), 10_000);
+
+    // An empty id set matches nothing, and deletes nothing.
+    let none = Filter::ids(Vec::<String>::new());
+    assert_eq!(store.count(&dataset, &none).await.unwrap(), 0);
+    assert!(ids_matching(store, &dataset, none.clone()).await.is_empty());
+    assert_eq!(store.delete_records(&dataset, &none).await.unwrap(), 0);
+    assert_eq!(store.count(&dataset, &Filter::all()).await.unwrap(), 10_000);
 }
 
 /// Analysis jobs (issue 6): the latest version wins, and a cancel request,

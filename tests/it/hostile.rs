@@ -117,6 +117,66 @@ fn arbitrary_json_bytes_and_paths_get_an_answer_never_a_server_error() {
         ("POST", "/v1/datasets/h/knn"),
         ("POST", "/v1/analyses"),
     ];
+    // Cases random search once found (`[[]]` read as `{"ids": []}` and sent
+    // `IN ()` to ClickHouse), kept so they are tried on every run.
+    let known_cases = [
+        "[[]]",
+        "[]",
+        "null",
+        "\"text\"",
+        "7",
+        r#"{"ids": []}"#,
+        r#"{"filter": {"id": {"$in": []}}}"#,
+        r#"{"filter": {"label": {"$nin": []}}}"#,
+        r#"{"filter": {"$or": []}}"#,
+        r#"{"filter": {"$and": []}}"#,
+        r#"{"queries": [], "k": 1}"#,
+        r#"{"records": []}"#,
+    ];
+    runtime.block_on(async {
+        for text in known_cases {
+            for (method, route) in routes {
+                let reply = http
+                    .send(
+                        method,
+                        route,
+                        &[("Content-Type", "application/json")],
+                        text.as_bytes(),
+                    )
+                    .await;
+                check(&reply, &format!("{method} {route} {text}"));
+            }
+        }
+        let reply = http
+            .send(
+                "POST",
+                "/v1/datasets/h/records/get",
+                &[("Content-Type", "application/json")],
+                br#"{"ids": []}"#,
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"records": []}),
+            "no ids, no records"
+        );
+        let reply = http
+            .send(
+                "POST",
+                "/v1/datasets/h/count",
+                &[("Content-Type", "application/json")],
+                b"[]",
+            )
+            .await;
+        assert_eq!(reply.status, 400, "a JSON array is not a request");
+    });
     let mut runner = TestRunner::new(Config {
         cases: 48,
         failure_persistence: None,

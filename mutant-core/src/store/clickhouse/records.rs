@@ -136,19 +136,21 @@ fn select_live(
     Ok(sql)
 }
 
-/// Splits a long id list into pieces that keep each query under the limit.
+/// Splits a long id list into pieces that keep each query under the limit;
+/// an empty list gives no pieces, so an empty id set queries nothing.
 fn id_chunks<'a>(ids: &[&'a str]) -> Vec<Vec<&'a str>> {
-    let mut chunks = vec![Vec::new()];
+    let mut chunks: Vec<Vec<&'a str>> = Vec::new();
     let mut chunk_bytes = 0;
     for id in ids {
-        if chunk_bytes + id.len() + 8 > ID_CHUNK_BYTES && chunk_bytes > 0 {
-            chunks.push(Vec::new());
-            chunk_bytes = 0;
+        let cost = id.len() + 8;
+        match chunks.last_mut() {
+            Some(chunk) if chunk_bytes + cost <= ID_CHUNK_BYTES => chunk.push(*id),
+            _ => {
+                chunks.push(vec![*id]);
+                chunk_bytes = 0;
+            }
         }
-        chunk_bytes += id.len() + 8;
-        if let Some(chunk) = chunks.last_mut() {
-            chunk.push(*id);
-        }
+        chunk_bytes += cost;
     }
     chunks
 }
@@ -293,10 +295,7 @@ pub(super) async fn compact(store: &ClickHouseStore) -> Result<()> {
         .map(Uuid::to_string)
         .collect();
     let deleted_refs: Vec<&str> = deleted_datasets.iter().map(String::as_str).collect();
-    for chunk in id_chunks(&deleted_refs)
-        .into_iter()
-        .filter(|chunk| !chunk.is_empty())
-    {
+    for chunk in id_chunks(&deleted_refs) {
         for (table, column) in [("records", "dataset"), ("datasets", "id")] {
             let mut sql = Sql::new(&format!("ALTER TABLE {table} DELETE WHERE {column} IN ("));
             for (index, id) in chunk.iter().enumerate() {
