@@ -75,11 +75,31 @@ pub async fn clickhouse_store_with(
     }
 }
 
-async fn drop_database(url: &str, database: &str) {
+/// Drops `database` and everything in it, if it exists.
+pub async fn drop_database(url: &str, database: &str) {
     let client = clickhouse::Client::default().with_url(url);
     let statement = format!("DROP DATABASE IF EXISTS `{database}`");
     // An unreachable server is reported by `connect` right after.
     let _ = tokio::time::timeout(Duration::from_secs(10), client.query(&statement).execute()).await;
+}
+
+/// Waits until ClickHouse runs no background merge (at most 60 s), so that a
+/// measurement does not pay for the parts an earlier one left behind.
+pub async fn wait_for_quiet_clickhouse() {
+    let client = clickhouse::Client::default()
+        .with_url(clickhouse_url())
+        .with_validation(false);
+    for _ in 0..600 {
+        let merges: u64 = client
+            .query("SELECT count() FROM system.merges")
+            .fetch_one()
+            .await
+            .expect("system.merges is readable");
+        if merges == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until ClickHouse has applied every mutation of `database`.

@@ -1,14 +1,87 @@
 //! Streaming ingest: the SDK's `BatchWriter` through a real `mutant-server`
 //! into ClickHouse, against the same rows written straight into the server's
 //! `records` table with the ClickHouse driver, one INSERT per batch.
+//!
+//! Every phase starts on an empty database of a ClickHouse that runs no
+//! merge, and drops its database when it ends: otherwise each phase would
+//! pay for merging the parts the one before it left behind, and whichever
+//! ran second would lose. The two sides alternate which goes first.
 
 use std::time::Instant;
 
-use mutant_client::{BatchWriterConfig, Client, Record};
+use mutant_client::{BatchWriterConfig, Client, NewDataset, Record};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::clickhouse_url;
+use crate::{
+    ServerProcess, clickhouse_store, clickhouse_url, drop_database, wait_for_quiet_clickhouse,
+};
+
+/// The median rows per second of each side over the rounds of [`measure`].
+#[derive(Debug, Clone, Copy)]
+pub struct IngestRates {
+    /// Driver INSERTs straight into ClickHouse.
+    pub driver: f64,
+    /// The SDK's `BatchWriter` through the server.
+    pub sdk: f64,
+}
+
+/// Measures the driver writing `driver_shape` and the SDK writing
+/// `sdk_shape`, `rounds` times each (alternating which goes first), and
+/// returns each side's median.
+pub async fn measure(
+    driver_shape: IngestShape,
+    sdk_shape: IngestShape,
+    rounds: usize,
+) -> IngestRates {
+    let mut driver = Vec::new();
+    let mut sdk = Vec::new();
+    for round in 0..rounds.max(1) {
+        if round % 2 == 0 {
+            driver.push(driver_phase(driver_shape).await);
+            sdk.push(sdk_phase(sdk_shape).await);
+        } else {
+            sdk.push(sdk_phase(sdk_shape).await);
+            driver.push(driver_phase(driver_shape).await);
+        }
+    }
+    IngestRates {
+        driver: median_rate(driver),
+        sdk: median_rate(sdk),
+    }
+}
+
+fn median_rate(mut rates: Vec<f64>) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates.get(rates.len() / 2).copied().unwrap_or_default()
+}
+
+async fn driver_phase(shape: IngestShape) -> f64 {
+    wait_for_quiet_clickhouse().await;
+    // The store creates the schema the server would; the driver then writes
+    // into its `records` table.
+    let store = clickhouse_store("bench_ingest_driver").await;
+    let database = "mutant_test_bench_ingest_driver";
+    let rate = driver_rows_per_second(database, shape).await;
+    drop(store);
+    drop_database(&clickhouse_url(), database).await;
+    rate
+}
+
+async fn sdk_phase(shape: IngestShape) -> f64 {
+    wait_for_quiet_clickhouse().await;
+    let server = ServerProcess::start("bench_ingest_sdk").await;
+    let client = Client::new(&server.url).expect("the server URL parses");
+    client
+        .create_dataset(&NewDataset::new("ingest", shape.dimension))
+        .await
+        .expect("the ingest dataset is created");
+    let rate = sdk_rows_per_second(&client, "ingest", shape).await;
+    let database = server.database.clone();
+    drop(server);
+    drop_database(&clickhouse_url(), &database).await;
+    rate
+}
 
 /// What one ingest measurement writes.
 #[derive(Debug, Clone, Copy)]

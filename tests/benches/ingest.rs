@@ -14,13 +14,13 @@
 //! ```text
 //! scripts/clickhouse.sh start
 //! cargo build --release -p mutant-server
-//! MUTANT_CLICKHOUSE_URL=http://127.0.0.1:18123 cargo bench -p mutant-tests --bench ingest
+//! MUTANT_CLICKHOUSE_URL=http://127.0.0.1:18123 cargo bench -p mutant-tests --bench ingest [-- --rounds 3]
 //! ```
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-use mutant_client::{Client, NewDataset};
-use mutant_tests::bench::ingest::{IngestShape, driver_rows_per_second, sdk_rows_per_second};
-use mutant_tests::{ServerProcess, clickhouse_url};
+use mutant_tests::bench::argument;
+use mutant_tests::bench::ingest::{IngestShape, measure};
+use mutant_tests::clickhouse_url;
 
 const DIMENSION: usize = 384;
 
@@ -35,28 +35,23 @@ fn shape(batch: usize, n_writers: usize, n_rows: usize) -> IngestShape {
 
 #[tokio::main]
 async fn main() {
-    let server = ServerProcess::start("ingest_bench").await;
-    let client = Client::new(&server.url).unwrap();
-    for name in ["large", "small"] {
-        client
-            .create_dataset(&NewDataset::new(name, DIMENSION))
-            .await
-            .unwrap();
-    }
-    let driver_large = driver_rows_per_second(&server.database, shape(5_000, 1, 100_000)).await;
-    let sdk_large = sdk_rows_per_second(&client, "large", shape(5_000, 1, 100_000)).await;
-    let driver_small = driver_rows_per_second(&server.database, shape(100, 1, 10_000)).await;
-    let sdk_small = sdk_rows_per_second(&client, "small", shape(100, 4, 40_000)).await;
+    let rounds = argument("--rounds").map_or(3, |text| text.parse().unwrap());
+    let large = measure(shape(5_000, 1, 100_000), shape(5_000, 1, 100_000), rounds).await;
+    let small = measure(shape(100, 1, 10_000), shape(100, 4, 40_000), rounds).await;
     println!(
-        "ingest, {DIMENSION}-d f32, ClickHouse at {}",
+        "ingest, {DIMENSION}-d f32, ClickHouse at {}, median of {rounds} rounds, each on an empty database",
         clickhouse_url()
     );
     println!(
-        "batches of 5000: driver {driver_large:>9.0} rows/s, SDK (1 writer)  {sdk_large:>9.0} rows/s, ratio {:.2}x (target >= 0.80x)",
-        sdk_large / driver_large
+        "batches of 5000: driver {:>9.0} rows/s, SDK (1 writer)  {:>9.0} rows/s, ratio {:.2}x (target >= 0.80x)",
+        large.driver,
+        large.sdk,
+        large.sdk / large.driver
     );
     println!(
-        "batches of 100:   driver {driver_small:>9.0} rows/s, SDK (4 writers) {sdk_small:>9.0} rows/s, ratio {:.2}x (target >= 5x)",
-        sdk_small / driver_small
+        "batches of 100:   driver {:>9.0} rows/s, SDK (4 writers) {:>9.0} rows/s, ratio {:.2}x (target >= 5x)",
+        small.driver,
+        small.sdk,
+        small.sdk / small.driver
     );
 }

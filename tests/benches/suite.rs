@@ -25,9 +25,9 @@
 
 use std::time::Instant;
 
-use mutant_client::{Client, NewDataset};
+use mutant_client::Client;
 use mutant_core::kernels::{DatasetView, ExactIndex, Execution, Metric};
-use mutant_tests::bench::ingest::{IngestShape, driver_rows_per_second, sdk_rows_per_second};
+use mutant_tests::bench::ingest::{IngestShape, measure};
 use mutant_tests::bench::{Figure, Ratio, Report, analyses, argument, flag, knn, load, size_tag};
 use mutant_tests::{ServerProcess, start_clickhouse};
 
@@ -43,6 +43,8 @@ struct Sizes {
     ingest_small_driver_rows: usize,
     /// Rows per SDK run with batches of 100.
     ingest_small_sdk_rows: usize,
+    /// Rounds of each ingest measurement; the median counts.
+    ingest_rounds: usize,
     /// The 384-d load, kNN dataset.
     n_rows: usize,
     /// The 128-d load.
@@ -58,6 +60,7 @@ impl Sizes {
             ingest_large_rows: 100_000,
             ingest_small_driver_rows: 10_000,
             ingest_small_sdk_rows: 40_000,
+            ingest_rounds: 3,
             n_rows: 100_000,
             n_rows_128: 1_000_000,
             load_runs: 5,
@@ -70,6 +73,7 @@ impl Sizes {
             ingest_large_rows: 20_000,
             ingest_small_driver_rows: 2_000,
             ingest_small_sdk_rows: 8_000,
+            ingest_rounds: 1,
             n_rows: 50_000,
             n_rows_128: 500_000,
             load_runs: 3,
@@ -79,11 +83,11 @@ impl Sizes {
 }
 
 async fn ingest_section(report: &mut Report, sizes: &Sizes) {
-    let server = ServerProcess::start("suite_ingest").await;
-    let client = Client::new(&server.url).expect("the server URL parses");
-    report.comment(
-        "ingest: rows/s, SDK via the release server vs driver INSERTs of the same batches",
-    );
+    report.comment(&format!(
+        "ingest: rows/s, SDK via the release server vs driver INSERTs of the same batches, \
+         median of {} rounds, each on an empty database",
+        sizes.ingest_rounds
+    ));
     for batch in [100, 5_000] {
         for n_writers in [1, 4] {
             let (driver_rows, sdk_rows) = if batch == 100 {
@@ -97,26 +101,20 @@ async fn ingest_section(report: &mut Report, sizes: &Sizes) {
                 n_writers,
                 n_rows,
             };
-            let dataset = format!("ingest_b{batch}_w{n_writers}");
-            client
-                .create_dataset(&NewDataset::new(&dataset, DIMENSION))
-                .await
-                .expect("the ingest dataset is created");
-            let driver = driver_rows_per_second(&server.database, shape(driver_rows)).await;
-            let sdk = sdk_rows_per_second(&client, &dataset, shape(sdk_rows)).await;
+            let rates = measure(shape(driver_rows), shape(sdk_rows), sizes.ingest_rounds).await;
             let tag = format!("b{batch}_w{n_writers}");
             let driver_key = format!("ingest_driver_{tag}_rows_per_s");
-            report.baseline(&driver_key, driver, "rows/s");
+            report.baseline(&driver_key, rates.driver, "rows/s");
             report.versus(
                 Figure {
                     key: &format!("ingest_sdk_{tag}_rows_per_s"),
-                    value: sdk,
+                    value: rates.sdk,
                     unit: "rows/s",
                 },
                 &driver_key,
                 Ratio {
                     key: &format!("ingest_{tag}_ratio"),
-                    value: sdk / driver,
+                    value: rates.sdk / rates.driver,
                     meaning: "SDK / driver rows/s",
                 },
             );
