@@ -167,7 +167,10 @@ impl ServerProcess {
             .env("MUTANT_LISTEN", format!("127.0.0.1:{port}"))
             .env("MUTANT_CLICKHOUSE_URL", clickhouse_url())
             .env("MUTANT_DATABASE", &database)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("MUTANT_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .stdout(std::process::Stdio::null())
             // Not the test's own stderr: a server outliving an aborted test
             // process must not hold the test runner's output pipe open.
@@ -224,7 +227,8 @@ impl Drop for ServerProcess {
 }
 
 /// Where a test server's log goes: a file in the temporary directory, named
-/// after its database.
+/// after its database. `MUTANT_TEST_SERVER_LOG` sets its level (`RUST_LOG`
+/// syntax, default `warn`).
 fn server_log(database: &str) -> std::process::Stdio {
     let path = std::env::temp_dir().join(format!("{database}.{}.log", std::process::id()));
     match std::fs::File::create(&path) {

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use mutant_core::store::GroupCommitConfig;
+
 /// Everything the server is configured with.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Config {
@@ -38,9 +40,13 @@ pub(crate) struct Config {
     /// request fails with 503 `store_unavailable`.
     /// `MUTANT_CLICKHOUSE_TIMEOUT_MS` / `--clickhouse-timeout-ms`; default 30000.
     pub(crate) clickhouse_timeout_ms: usize,
+    /// How many coalesced INSERTs may run at once; while they run, the next
+    /// one keeps gathering writes. `MUTANT_INSERTS_IN_FLIGHT` /
+    /// `--inserts-in-flight`; default 2.
+    pub(crate) inserts_in_flight: usize,
 }
 
-const SETTINGS: [(&str, &str); 12] = [
+const SETTINGS: [(&str, &str); 13] = [
     ("MUTANT_LISTEN", "--listen"),
     ("MUTANT_CLICKHOUSE_URL", "--clickhouse-url"),
     ("MUTANT_CLICKHOUSE_USER", "--clickhouse-user"),
@@ -53,6 +59,7 @@ const SETTINGS: [(&str, &str); 12] = [
     ("MUTANT_ANALYSIS_HEARTBEAT_MS", "--analysis-heartbeat-ms"),
     ("MUTANT_ANALYSIS_LEASE_MS", "--analysis-lease-ms"),
     ("MUTANT_CLICKHOUSE_TIMEOUT_MS", "--clickhouse-timeout-ms"),
+    ("MUTANT_INSERTS_IN_FLIGHT", "--inserts-in-flight"),
 ];
 
 impl Config {
@@ -120,6 +127,10 @@ impl Config {
             analysis_heartbeat_ms,
             analysis_lease_ms,
             clickhouse_timeout_ms: parse_number(11, 30_000)?,
+            inserts_in_flight: parse_number(
+                12,
+                GroupCommitConfig::default().max_inserts_in_flight,
+            )?,
         })
     }
 }

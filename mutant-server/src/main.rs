@@ -31,6 +31,7 @@ async fn main() {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match Config::load(|name| std::env::var(name).ok(), &args) {
@@ -52,6 +53,7 @@ async fn serve(config: Config) -> Result<(), String> {
         .with_timeout(Duration::from_millis(config.clickhouse_timeout_ms as u64));
     clickhouse.user = config.clickhouse_user.clone();
     clickhouse.password = config.clickhouse_password.clone();
+    clickhouse.group_commit.max_inserts_in_flight = config.inserts_in_flight;
     let store = ClickHouseStore::connect(clickhouse)
         .await
         .map_err(|error| error.to_string())?;

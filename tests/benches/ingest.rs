@@ -14,7 +14,7 @@
 //! ```text
 //! scripts/clickhouse.sh start
 //! cargo build --release -p mutant-server
-//! MUTANT_CLICKHOUSE_URL=http://127.0.0.1:18123 cargo bench -p mutant-tests --bench ingest [-- --rounds 3]
+//! MUTANT_CLICKHOUSE_URL=http://127.0.0.1:18123 cargo bench -p mutant-tests --bench ingest [-- --rounds 3] [--batch 100|5000]
 //! ```
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -36,22 +36,27 @@ fn shape(batch: usize, n_writers: usize, n_rows: usize) -> IngestShape {
 #[tokio::main]
 async fn main() {
     let rounds = argument("--rounds").map_or(3, |text| text.parse().unwrap());
-    let large = measure(shape(5_000, 1, 100_000), shape(5_000, 1, 100_000), rounds).await;
-    let small = measure(shape(100, 1, 10_000), shape(100, 4, 40_000), rounds).await;
+    let only = argument("--batch");
     println!(
         "ingest, {DIMENSION}-d f32, ClickHouse at {}, median of {rounds} rounds, each on an empty database",
         clickhouse_url()
     );
-    println!(
-        "batches of 5000: driver {:>9.0} rows/s, SDK (1 writer)  {:>9.0} rows/s, ratio {:.2}x (target >= 0.80x)",
-        large.driver,
-        large.sdk,
-        large.sdk / large.driver
-    );
-    println!(
-        "batches of 100:   driver {:>9.0} rows/s, SDK (4 writers) {:>9.0} rows/s, ratio {:.2}x (target >= 5x)",
-        small.driver,
-        small.sdk,
-        small.sdk / small.driver
-    );
+    if only.as_deref().is_none_or(|batch| batch == "5000") {
+        let large = measure(shape(5_000, 1, 100_000), shape(5_000, 1, 100_000), rounds).await;
+        println!(
+            "batches of 5000: driver {:>9.0} rows/s, SDK (1 writer)  {:>9.0} rows/s, ratio {:.2}x (target >= 0.80x)",
+            large.driver,
+            large.sdk,
+            large.sdk / large.driver
+        );
+    }
+    if only.as_deref().is_none_or(|batch| batch == "100") {
+        let small = measure(shape(100, 1, 10_000), shape(100, 4, 40_000), rounds).await;
+        println!(
+            "batches of 100:   driver {:>9.0} rows/s, SDK (4 writers) {:>9.0} rows/s, ratio {:.2}x (target >= 5x)",
+            small.driver,
+            small.sdk,
+            small.sdk / small.driver
+        );
+    }
 }

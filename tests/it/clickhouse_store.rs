@@ -85,6 +85,19 @@ async fn concurrent_small_batches_are_all_stored_once() {
         parts < 300,
         "group commit keeps parts well below 18.16's limit, got {parts}"
     );
+    // Every INSERT into a MergeTree takes the next block number, so the
+    // highest one counts the INSERTs; 2,000 upserts arrived.
+    let inserts: u64 = store
+        .client()
+        .query("SELECT max(max_block_number) FROM system.parts WHERE database = currentDatabase() AND table = 'records'")
+        .fetch_one()
+        .await
+        .unwrap();
+    eprintln!("2,000 concurrent upserts went out as {inserts} INSERTs");
+    assert!(
+        inserts <= 1_000,
+        "group commit coalesces concurrent upserts, yet {inserts} INSERTs carried 2,000 of them"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

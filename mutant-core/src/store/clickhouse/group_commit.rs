@@ -91,6 +91,33 @@ impl GroupCommitter {
     }
 }
 
+/// The writes one INSERT will carry.
+struct Group {
+    writes: Vec<PendingWrite>,
+    n_rows: usize,
+    n_bytes: usize,
+}
+
+impl Group {
+    fn new(first: PendingWrite) -> Group {
+        Group {
+            n_rows: first.n_rows,
+            n_bytes: first.encoded_rows.len(),
+            writes: vec![first],
+        }
+    }
+
+    fn push(&mut self, write: PendingWrite) {
+        self.n_rows += write.n_rows;
+        self.n_bytes += write.encoded_rows.len();
+        self.writes.push(write);
+    }
+
+    fn is_full(&self, config: &GroupCommitConfig) -> bool {
+        self.n_rows >= config.max_rows || self.n_bytes >= config.max_bytes
+    }
+}
+
 async fn run_committer(
     client: clickhouse::Client,
     insert_settings: Arc<Vec<(String, String)>>,
@@ -101,23 +128,38 @@ async fn run_committer(
     let in_flight = Arc::new(Semaphore::new(config.max_inserts_in_flight.max(1)));
     while let Some(first) = receiver.recv().await {
         let deadline = Instant::now() + config.max_delay;
-        let mut n_rows = first.n_rows;
-        let mut n_bytes = first.encoded_rows.len();
-        let mut group = vec![first];
-        while n_rows < config.max_rows && n_bytes < config.max_bytes {
+        let mut group = Group::new(first);
+        while !group.is_full(&config) {
             match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(write)) => {
-                    n_rows += write.n_rows;
-                    n_bytes += write.encoded_rows.len();
-                    group.push(write);
-                }
+                Ok(Some(write)) => group.push(write),
                 Ok(None) | Err(_) => break,
             }
         }
-        // Waiting for a free INSERT slot lets more writes queue up for the next group.
-        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+        // While every INSERT slot is taken, the group keeps growing: under
+        // load, INSERTs get as large as the bounds allow, not as large as
+        // one window happens to be.
+        let mut receiver_open = true;
+        let permit = loop {
+            if group.is_full(&config) || !receiver_open {
+                break Arc::clone(&in_flight).acquire_owned().await;
+            }
+            tokio::select! {
+                biased;
+                permit = Arc::clone(&in_flight).acquire_owned() => break permit,
+                write = receiver.recv() => match write {
+                    Some(write) => group.push(write),
+                    None => receiver_open = false,
+                },
+            }
+        };
+        let Ok(permit) = permit else {
             return;
         };
+        let Group {
+            writes: group,
+            n_rows,
+            n_bytes,
+        } = group;
         let client = client.clone();
         let insert_settings = Arc::clone(&insert_settings);
         tokio::spawn(async move {
@@ -127,8 +169,17 @@ async fn run_committer(
                 .into_iter()
                 .map(|write| (Bytes::from(write.encoded_rows), write.reply))
                 .unzip();
+            let started = Instant::now();
             let outcome = insert_rows(&client, &insert_settings, timeout, chunks).await;
             drop(permit);
+            tracing::debug!(
+                writes = replies.len(),
+                rows = n_rows,
+                bytes = n_bytes,
+                millis = started.elapsed().as_millis() as u64,
+                ok = outcome.is_ok(),
+                "group commit INSERT"
+            );
             for reply in replies {
                 // A caller that gave up waiting no longer needs its answer.
                 let _ = reply.send(outcome.clone());
