@@ -2,7 +2,9 @@
 //! bounded in bytes. A cached dataset is refreshed before every use by
 //! fetching only what changed since its watermark (with an overlap, so that
 //! writes that became visible out of version order are not missed), and
-//! concurrent requests for a dataset that is loading share one load.
+//! concurrent requests for a dataset that is loading share one load. Beside
+//! a dataset that has been searched, the cache keeps its [`SearchTerms`]
+//! (norms, centring) and updates only the rows a refresh rewrote.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use lru::LruCache;
 use uuid::Uuid;
 
+use crate::kernels::{DatasetView, Execution, Metric, SearchTerms};
 use crate::model::{Dataset, DatasetRef, LoadedDataset, RowIndex};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -21,15 +24,63 @@ use crate::{Error, Result};
 /// the next refresh as long as it became visible within this overlap.
 const REFRESH_OVERLAP_NANOS: u64 = 2_000_000_000;
 
-/// A dataset in memory and, once it has been refreshed, its id index.
+/// A dataset in memory and, once it has been refreshed, its id index; once
+/// it has been searched, its search terms.
 struct Cached {
     loaded: Arc<LoadedDataset>,
     index: Option<RowIndex>,
+    search_terms: Option<Arc<SearchTerms>>,
     /// Wall-clock nanoseconds when the last load or refresh started.
     checked_at: u64,
-    /// Bytes held by `loaded` and `index`, recomputed only when they change:
-    /// measuring walks every id, too much for every query.
+    /// The highest write version any load or refresh has read, including
+    /// writes that changed nothing held here (metadata only, say), which
+    /// leave `loaded.watermark` behind.
+    read_to: u64,
+    /// Bytes held by `loaded`, `index` and `search_terms`, recomputed only
+    /// when they change: measuring walks every id, too much for every query.
     size_bytes: usize,
+}
+
+impl Cached {
+    fn measure(&mut self) {
+        self.size_bytes = self.loaded.size_bytes()
+            + self.index.as_ref().map_or(0, RowIndex::size_bytes)
+            + self
+                .search_terms
+                .as_ref()
+                .map_or(0, |terms| terms.size_bytes());
+    }
+
+    /// Brings the search terms up to date with the rows a refresh rewrote,
+    /// or drops them (to be rebuilt on the next search) when so much changed
+    /// that a fresh pass is as cheap, or their centre may have drifted.
+    fn update_search_terms(&mut self, rewritten: &[usize]) {
+        let Some(terms) = &mut self.search_terms else {
+            return;
+        };
+        let loaded = &self.loaded;
+        let updated = rewritten.len() <= loaded.n_records() / REBUILD_FRACTION
+            && DatasetView::new(&loaded.vectors, loaded.dataset.dimension)
+                .and_then(|view| Arc::make_mut(terms).update_rows(&view, rewritten))
+                .is_ok();
+        if !updated {
+            self.search_terms = None;
+        }
+    }
+}
+
+/// A refresh that rewrites more than 1/this of a dataset's rows rebuilds its
+/// search terms rather than updating them.
+const REBUILD_FRACTION: usize = 4;
+
+/// A cached dataset and the search terms kept beside it, consistent with
+/// each other.
+#[derive(Debug, Clone)]
+pub struct SearchableDataset {
+    /// The dataset, fresh as of the call.
+    pub loaded: Arc<LoadedDataset>,
+    /// Its search terms under the metric asked for.
+    pub terms: Arc<SearchTerms>,
 }
 
 /// Wall-clock nanoseconds, the clock write versions come from.
@@ -51,6 +102,23 @@ const MAX_REFRESH_GAP_NANOS: u64 = 5 * 60 * 1_000_000_000;
 struct Entry {
     slot: Slot,
     size_bytes: usize,
+}
+
+/// Computes a dataset's search terms on a blocking thread.
+async fn build_terms(
+    loaded: &Arc<LoadedDataset>,
+    metric: Metric,
+    threads: usize,
+) -> Result<SearchTerms> {
+    let loaded = Arc::clone(loaded);
+    tokio::task::spawn_blocking(move || {
+        let view = DatasetView::new(&loaded.vectors, loaded.dataset.dimension)?;
+        SearchTerms::new(&view, metric, &Execution::new().with_threads(threads))
+    })
+    .await
+    .map_err(|error| Error::Internal {
+        message: format!("building search terms failed: {error}"),
+    })?
 }
 
 /// Datasets in memory, shared by every request of a server.
@@ -104,6 +172,30 @@ impl DatasetCache {
 
     /// The dataset in memory, fresh as of this call.
     pub async fn get(&self, dataset: &Dataset) -> Result<Arc<LoadedDataset>> {
+        Ok(self.fresh(dataset, None).await?.0)
+    }
+
+    /// The dataset in memory, fresh as of this call, with its search terms
+    /// under `metric`: built (on `threads` threads, off the async runtime) on
+    /// the first search, then kept and updated with the dataset.
+    pub async fn get_for_search(
+        &self,
+        dataset: &Dataset,
+        metric: Metric,
+        threads: usize,
+    ) -> Result<SearchableDataset> {
+        let (loaded, terms) = self.fresh(dataset, Some((metric, threads))).await?;
+        let terms = terms.ok_or_else(|| Error::Internal {
+            message: "the cache returned no search terms for a search".into(),
+        })?;
+        Ok(SearchableDataset { loaded, terms })
+    }
+
+    async fn fresh(
+        &self,
+        dataset: &Dataset,
+        search: Option<(Metric, usize)>,
+    ) -> Result<(Arc<LoadedDataset>, Option<Arc<SearchTerms>>)> {
         let slot = {
             let mut entries = self.entries();
             let entry = entries.get_or_insert_mut(dataset.id, || Entry {
@@ -118,53 +210,78 @@ impl DatasetCache {
         }) {
             *guard = None;
         }
-        let (loaded, size_bytes) = match guard.as_mut() {
+        let cached = match guard.as_mut() {
             Some(cached) => {
                 // Everything past the watermark, and whatever may have become
                 // visible late since the last check; not the overlap before the
                 // watermark itself, or a dataset whose writes stopped would
                 // re-read its last burst of writes forever.
                 let since = cached
-                    .loaded
-                    .watermark
+                    .read_to
                     .min(cached.checked_at.saturating_sub(REFRESH_OVERLAP_NANOS));
                 let checked_at = now_nanos();
-                let changes = self.store.load_changes(dataset.id, since).await?;
+                let mut changes = self.store.load_changes(dataset.id, since).await?;
                 cached.checked_at = checked_at;
+                cached.read_to = cached.read_to.max(changes.watermark);
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                if !changes.upserts.is_empty() || !changes.deleted_ids.is_empty() {
+                    let index = cached
+                        .index
+                        .get_or_insert_with(|| RowIndex::build(&cached.loaded));
+                    cached.loaded.retain_effective(&mut changes, index);
+                }
                 let n_changed = changes.upserts.len() + changes.deleted_ids.len();
                 if n_changed > 0 {
                     let index = cached
                         .index
                         .get_or_insert_with(|| RowIndex::build(&cached.loaded));
                     // Copies the dataset only if a request still holds the old version.
-                    Arc::make_mut(&mut cached.loaded).apply_changes_indexed(&changes, index);
+                    let rewritten =
+                        Arc::make_mut(&mut cached.loaded).apply_changes_indexed(&changes, index);
+                    cached.update_search_terms(&rewritten);
                     self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
                     self.counters
                         .rows_refreshed
                         .fetch_add(n_changed as u64, Ordering::Relaxed);
-                    cached.size_bytes = cached.loaded.size_bytes()
-                        + cached.index.as_ref().map_or(0, RowIndex::size_bytes);
+                    cached.measure();
                 }
-                (Arc::clone(&cached.loaded), cached.size_bytes)
+                cached
             }
             None => {
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
                 let checked_at = now_nanos();
                 let loaded = Arc::new(self.store.load(&DatasetRef::Id(dataset.id)).await?);
-                let size_bytes = loaded.size_bytes();
-                *guard = Some(Cached {
-                    loaded: Arc::clone(&loaded),
+                let mut cached = Cached {
+                    read_to: loaded.watermark,
+                    loaded,
                     index: None,
+                    search_terms: None,
                     checked_at,
-                    size_bytes,
-                });
-                (loaded, size_bytes)
+                    size_bytes: 0,
+                };
+                cached.measure();
+                guard.insert(cached)
             }
         };
+        if let Some((metric, threads)) = search
+            && cached
+                .search_terms
+                .as_ref()
+                .is_none_or(|terms| terms.metric() != metric)
+        {
+            cached.search_terms = Some(Arc::new(
+                build_terms(&cached.loaded, metric, threads).await?,
+            ));
+            cached.measure();
+        }
+        let answer = (
+            Arc::clone(&cached.loaded),
+            search.and(cached.search_terms.clone()),
+        );
+        let size_bytes = cached.size_bytes;
         drop(guard);
         self.account(dataset.id, size_bytes)?;
-        Ok(loaded)
+        Ok(answer)
     }
 
     /// Records a dataset's size, evicts least recently used datasets until
@@ -275,6 +392,47 @@ mod tests {
         );
         assert_eq!(counters.hits.load(Ordering::Relaxed), 1);
         assert!(counters.rows_refreshed.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[tokio::test]
+    async fn search_terms_are_kept_and_updated_with_the_dataset() {
+        use crate::kernels::{ExactIndex, KnnOptions};
+        let store = store_with(&["a"], 100).await;
+        let cache = DatasetCache::new(Arc::clone(&store), 1 << 20);
+        let dataset = store.get_dataset(&DatasetRef::parse("a")).await.unwrap();
+        let without_terms = {
+            cache.get(&dataset).await.unwrap();
+            cache.held_bytes()
+        };
+        let first = cache.get_for_search(&dataset, Metric::L2, 1).await.unwrap();
+        assert!(
+            cache.held_bytes() > without_terms,
+            "the terms count against the bound"
+        );
+        let again = cache.get_for_search(&dataset, Metric::L2, 1).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&first.terms, &again.terms),
+            "an unchanged dataset keeps its terms"
+        );
+        drop((first, again));
+        store
+            .upsert(
+                &DatasetRef::parse("a"),
+                vec![Record::new("new", vec![-50.0; 4])],
+            )
+            .await
+            .unwrap();
+        let SearchableDataset { loaded, terms } =
+            cache.get_for_search(&dataset, Metric::L2, 1).await.unwrap();
+        assert_eq!(terms.n_rows(), 101);
+        let view = DatasetView::new(&loaded.vectors, 4).unwrap();
+        let query = DatasetView::new(&[-49.0f32; 4], 4).unwrap();
+        let lists = ExactIndex::with_terms(view, &terms)
+            .unwrap()
+            .search(&query, &KnnOptions::new(1), &Execution::new())
+            .unwrap();
+        assert_eq!(loaded.ids[lists.rows(0)[0] as usize], "new");
+        assert_eq!(cache.counters().misses.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

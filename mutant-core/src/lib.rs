@@ -30,7 +30,7 @@ pub mod cache;
 #[cfg(feature = "kernels")]
 pub mod kernels;
 
-#[cfg(all(feature = "store", feature = "kernels"))]
+#[cfg(feature = "store")]
 pub mod service;
 
 pub use error::{Error, Result};

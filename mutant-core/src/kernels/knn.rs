@@ -5,6 +5,8 @@
 //! shapes. A self-kNN graph ("each record's neighbours in its own dataset,
 //! excluding itself") is a first-class query: every score reuses one graph.
 
+use std::borrow::Cow;
+
 use super::progress::Execution;
 use super::search::{self, QuerySource, SearchPlan};
 use super::view::{DatasetView, Metric, check_dimension};
@@ -42,8 +44,135 @@ impl<'a> KnnOptions<'a> {
     }
 }
 
-/// A dataset prepared for repeated exact kNN searches: its per-row norms are
-/// computed once here, not per search.
+/// What exact searches precompute from a dataset, in one pass over it: each
+/// row's term (squared norm for l2, inverse norm for cosine, nothing for dot)
+/// and, for l2 data far from the origin, a centre and the centred copy the
+/// GEMM reads. A cache keeps it beside its dataset and updates only the rows
+/// that change ([`SearchTerms::update_rows`]), so a warm query does not pay
+/// for a pass over the whole matrix.
+///
+/// ```
+/// use mutant_core::kernels::{DatasetView, Execution, ExactIndex, KnnOptions, Metric, SearchTerms};
+/// let mut rows = vec![0.0f32, 0.0, 1.0, 1.0];
+/// let execution = Execution::new();
+/// let mut terms = SearchTerms::new(&DatasetView::new(&rows, 2)?, Metric::L2, &execution)?;
+/// rows.extend([4.0, 4.0]); // a third row arrives
+/// let dataset = DatasetView::new(&rows, 2)?;
+/// terms.update_rows(&dataset, &[2])?;
+/// let index = ExactIndex::with_terms(dataset, &terms)?;
+/// let lists = index.search(&DatasetView::new(&[3.9f32, 3.9], 2)?, &KnnOptions::new(1), &execution)?;
+/// assert_eq!(lists.rows(0), &[2]);
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchTerms {
+    metric: Metric,
+    dimension: usize,
+    n_rows: usize,
+    /// One per row, except for dot, which has none.
+    row_terms: Vec<f32>,
+    centring: Option<Centring>,
+}
+
+/// The centre l2 searches subtract, and the dataset minus it.
+#[derive(Debug, Clone, PartialEq)]
+struct Centring {
+    centre: Vec<f32>,
+    rows: Vec<f32>,
+}
+
+impl SearchTerms {
+    /// The terms of `dataset` under `metric`.
+    pub fn new(
+        dataset: &DatasetView<'_>,
+        metric: Metric,
+        execution: &Execution<'_>,
+    ) -> Result<Self> {
+        let centring = match metric {
+            Metric::L2 if dataset.n_rows() > 0 => search::l2_centre(dataset).map(|centre| {
+                let rows = search::centred(dataset.vectors(), &centre);
+                Centring { centre, rows }
+            }),
+            Metric::L2 | Metric::Cosine | Metric::Dot => None,
+        };
+        let gemm_rows = centring
+            .as_ref()
+            .map_or(dataset.vectors(), |centring| centring.rows.as_slice());
+        let row_terms = search::row_terms(gemm_rows, dataset.dimension(), metric, execution)?;
+        Ok(SearchTerms {
+            metric,
+            dimension: dataset.dimension(),
+            n_rows: dataset.n_rows(),
+            row_terms,
+            centring,
+        })
+    }
+
+    /// Brings the terms up to date with `dataset`, the same dataset after
+    /// some rows changed: `rows` lists the rows whose vectors were rewritten;
+    /// rows past the old end are always recomputed, rows past the new end
+    /// dropped. The centre stays where it was: any centre gives exact
+    /// distances, it only guards their precision.
+    pub fn update_rows(&mut self, dataset: &DatasetView<'_>, rows: &[usize]) -> Result<()> {
+        check_dimension("the updated dataset", self.dimension, dataset.dimension())?;
+        let dimension = self.dimension;
+        let old_n_rows = self.n_rows;
+        let n_rows = dataset.n_rows();
+        let vectors = dataset.vectors();
+        let changed = rows
+            .iter()
+            .copied()
+            .filter(|&row| row < old_n_rows.min(n_rows))
+            .chain(old_n_rows..n_rows);
+        if let Some(centring) = &mut self.centring {
+            centring.rows.resize(n_rows * dimension, 0.0);
+        }
+        if self.metric != Metric::Dot {
+            self.row_terms.resize(n_rows, 0.0);
+        }
+        for row in changed {
+            let source = &vectors[row * dimension..(row + 1) * dimension];
+            let gemm_row = match &mut self.centring {
+                Some(centring) => {
+                    let target = &mut centring.rows[row * dimension..(row + 1) * dimension];
+                    for ((value, &original), &offset) in
+                        target.iter_mut().zip(source).zip(&centring.centre)
+                    {
+                        *value = original - offset;
+                    }
+                    &*target
+                }
+                None => source,
+            };
+            if self.metric != Metric::Dot {
+                self.row_terms[row] = search::row_term(gemm_row, self.metric);
+            }
+        }
+        self.n_rows = n_rows;
+        Ok(())
+    }
+
+    /// The metric these terms serve.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The rows they cover.
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    /// Bytes held, for a cache's accounting.
+    pub fn size_bytes(&self) -> usize {
+        let centring = self.centring.as_ref().map_or(0, |centring| {
+            (centring.centre.capacity() + centring.rows.capacity()) * size_of::<f32>()
+        });
+        size_of::<Self>() + self.row_terms.capacity() * size_of::<f32>() + centring
+    }
+}
+
+/// A dataset prepared for repeated exact kNN searches: its [`SearchTerms`]
+/// are computed once, or borrowed from a cache that keeps them.
 ///
 /// ```
 /// use mutant_core::kernels::{DatasetView, Execution, ExactIndex, KnnOptions, Metric};
@@ -58,11 +187,7 @@ impl<'a> KnnOptions<'a> {
 #[derive(Debug, Clone)]
 pub struct ExactIndex<'a> {
     dataset: DatasetView<'a>,
-    metric: Metric,
-    row_terms: Vec<f32>,
-    /// For l2 data far from the origin: the centre subtracted before the GEMM
-    /// and the centred copy of the dataset.
-    centring: Option<(Vec<f32>, Vec<f32>)>,
+    terms: Cow<'a, SearchTerms>,
 }
 
 impl<'a> ExactIndex<'a> {
@@ -73,32 +198,35 @@ impl<'a> ExactIndex<'a> {
         metric: Metric,
         execution: &Execution<'_>,
     ) -> Result<Self> {
-        dataset.require_rows("the dataset to search")?;
-        if u32::try_from(dataset.n_rows()).is_err() {
+        check_searchable(&dataset)?;
+        let terms = SearchTerms::new(&dataset, metric, execution)?;
+        Ok(ExactIndex {
+            dataset,
+            terms: Cow::Owned(terms),
+        })
+    }
+
+    /// Searches `dataset` with terms computed earlier for exactly this data
+    /// (kept up to date with [`SearchTerms::update_rows`]); no pass over the
+    /// matrix. Terms of another shape are an error.
+    pub fn with_terms(dataset: DatasetView<'a>, terms: &'a SearchTerms) -> Result<Self> {
+        check_searchable(&dataset)?;
+        if terms.n_rows != dataset.n_rows() || terms.dimension != dataset.dimension() {
             return Err(Error::InvalidParameter {
-                name: "dataset",
+                name: "terms",
                 reason: format!(
-                    "{} rows is more than a kNN search indexes (2^32 - 1); split the dataset",
-                    dataset.n_rows()
+                    "the search terms cover {} rows of dimension {}, the dataset has {} of dimension {}; \
+                     update them with the dataset",
+                    terms.n_rows,
+                    terms.dimension,
+                    dataset.n_rows(),
+                    dataset.dimension()
                 ),
             });
         }
-        let centring = match metric {
-            Metric::L2 => search::l2_centre(&dataset).map(|centre| {
-                let rows = search::centred(dataset.vectors(), &centre);
-                (centre, rows)
-            }),
-            Metric::Cosine | Metric::Dot => None,
-        };
-        let gemm_rows = centring
-            .as_ref()
-            .map_or(dataset.vectors(), |(_, rows)| rows.as_slice());
-        let row_terms = search::row_terms(gemm_rows, dataset.dimension(), metric, execution)?;
         Ok(ExactIndex {
             dataset,
-            metric,
-            row_terms,
-            centring,
+            terms: Cow::Borrowed(terms),
         })
     }
 
@@ -109,7 +237,7 @@ impl<'a> ExactIndex<'a> {
 
     /// The metric of every search.
     pub fn metric(&self) -> Metric {
-        self.metric
+        self.terms.metric
     }
 
     /// The `options.k` nearest dataset rows of every query, nearest first, ties
@@ -121,9 +249,9 @@ impl<'a> ExactIndex<'a> {
         execution: &Execution<'_>,
     ) -> Result<NeighbourLists> {
         check_dimension("the queries", self.dataset.dimension(), queries.dimension())?;
-        match &self.centring {
-            Some((centre, _)) => {
-                let centred_queries = search::centred(queries.vectors(), centre);
+        match &self.terms.centring {
+            Some(centring) => {
+                let centred_queries = search::centred(queries.vectors(), &centring.centre);
                 self.run(
                     QuerySource::External(queries.vectors()),
                     &centred_queries,
@@ -161,9 +289,10 @@ impl<'a> ExactIndex<'a> {
     }
 
     fn gemm_rows(&self) -> &[f32] {
-        self.centring
+        self.terms
+            .centring
             .as_ref()
-            .map_or(self.dataset.vectors(), |(_, rows)| rows.as_slice())
+            .map_or(self.dataset.vectors(), |centring| centring.rows.as_slice())
     }
 
     fn run(
@@ -197,8 +326,8 @@ impl<'a> ExactIndex<'a> {
             dataset: self.dataset,
             gemm_rows: self.gemm_rows(),
             gemm_queries,
-            metric: self.metric,
-            row_terms: &self.row_terms,
+            metric: self.terms.metric,
+            row_terms: &self.terms.row_terms,
             queries,
             n_queries,
             k: options.k.min(self.dataset.n_rows()),
@@ -206,6 +335,21 @@ impl<'a> ExactIndex<'a> {
         };
         search::run(&plan, execution)
     }
+}
+
+/// A kNN search needs rows to search, and row numbers that fit a `u32`.
+fn check_searchable(dataset: &DatasetView<'_>) -> Result<()> {
+    dataset.require_rows("the dataset to search")?;
+    if u32::try_from(dataset.n_rows()).is_err() {
+        return Err(Error::InvalidParameter {
+            name: "dataset",
+            reason: format!(
+                "{} rows is more than a kNN search indexes (2^32 - 1); split the dataset",
+                dataset.n_rows()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The `options.k` nearest rows of `dataset` to each query, nearest first.

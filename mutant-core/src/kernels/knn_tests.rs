@@ -339,3 +339,87 @@ fn progress_reaches_one_and_never_decreases() {
     assert!(reports.windows(2).all(|pair| pair[0] <= pair[1]));
     assert_eq!(reports.last().copied(), Some(1.0));
 }
+
+/// A dataset of `n_rows` rows from `values`, as the cache holds it.
+fn loaded_dataset(values: &[f32], dimension: usize) -> crate::model::LoadedDataset {
+    let mut loaded = crate::model::LoadedDataset::empty(crate::model::Dataset {
+        id: uuid::Uuid::nil(),
+        name: "d".into(),
+        dimension,
+        metric: crate::model::Metric::L2,
+        metadata: Default::default(),
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    });
+    for (row, vector) in values.chunks_exact(dimension).enumerate() {
+        loaded.push(&crate::model::Record::new(
+            format!("r{row}"),
+            vector.to_vec(),
+        ));
+    }
+    loaded
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Search terms updated row by row, as the cache does after a refresh,
+    /// search exactly like a fresh index; away from centring they are the
+    /// very terms a fresh pass computes.
+    #[test]
+    fn updated_search_terms_search_like_fresh_ones(
+        (dimension, dataset, n_rows) in matrix_strategy(300),
+        offset in prop_oneof![Just(0.0f32), Just(1000.0f32)],
+        metric in metric_strategy(),
+        change_seed in any::<u64>(),
+        n_upserts in 0usize..40,
+        n_deletes in 0usize..40,
+    ) {
+        let dataset: Vec<f32> = dataset.iter().map(|value| value + offset).collect();
+        let mut loaded = loaded_dataset(&dataset, dimension);
+        let execution = Execution::new().with_threads(2);
+        let mut terms = SearchTerms::new(&DatasetView::new(&loaded.vectors, dimension).unwrap(), metric, &execution).unwrap();
+        let mut generator = super::super::SplitMix64::new(change_seed);
+        let id_space = n_rows + n_upserts;
+        let mut upserted = std::collections::HashSet::new();
+        let mut upserts = Vec::new();
+        for _ in 0..n_upserts {
+            let id = format!("r{}", generator.below(id_space));
+            let vector = (0..dimension).map(|_| (generator.next_f64() * 20.0 - 10.0) as f32 + offset).collect();
+            if upserted.insert(id.clone()) {
+                upserts.push(crate::model::Record::new(id, vector));
+            }
+        }
+        let changes = crate::model::DatasetChanges {
+            upserts,
+            deleted_ids: (0..n_deletes).map(|_| format!("r{}", generator.below(id_space))).collect(),
+            watermark: 1,
+        };
+        let mut index = crate::model::RowIndex::build(&loaded);
+        let rewritten = loaded.apply_changes_indexed(&changes, &mut index);
+        prop_assume!(loaded.n_records() > 0);
+        let view = DatasetView::new(&loaded.vectors, dimension).unwrap();
+        terms.update_rows(&view, &rewritten).unwrap();
+        let fresh = SearchTerms::new(&view, metric, &execution).unwrap();
+        if terms.centring.is_none() && fresh.centring.is_none() {
+            prop_assert_eq!(&terms, &fresh);
+        }
+        let queries: Vec<f32> = (0..3 * dimension).map(|_| (generator.next_f64() * 20.0 - 10.0) as f32 + offset).collect();
+        let query_view = DatasetView::new(&queries, dimension).unwrap();
+        let lists = ExactIndex::with_terms(view, &terms).unwrap().search(&query_view, &KnnOptions::new(5), &execution).unwrap();
+        assert_matches_model(&lists, &brute_force(&loaded.vectors, dimension, &queries, metric, None, false));
+    }
+}
+
+#[test]
+fn terms_of_another_shape_are_refused() {
+    let rows = [0.0f32, 0.0, 1.0, 1.0];
+    let view = DatasetView::new(&rows, 2).unwrap();
+    let terms = SearchTerms::new(&view, Metric::L2, &Execution::new()).unwrap();
+    let longer = [0.0f32, 0.0, 1.0, 1.0, 2.0, 2.0];
+    let longer_view = DatasetView::new(&longer, 2).unwrap();
+    assert!(matches!(
+        ExactIndex::with_terms(longer_view, &terms),
+        Err(Error::InvalidParameter { name: "terms", .. })
+    ));
+}

@@ -5,8 +5,8 @@
 //! (the caller maps rows to ids) and, where it is long, runs under an
 //! [`Execution`]: thread count, progress callback, cancellation flag.
 //!
-//! - Exact kNN: [`knn`], [`knn_graph`] and [`ExactIndex`] (norms computed once
-//!   per dataset) compute distances by blocked GEMM with a bounded top-k per
+//! - Exact kNN: [`knn`], [`knn_graph`] and [`ExactIndex`] (its [`SearchTerms`],
+//!   the norms, computed once per dataset and updated row by row) compute distances by blocked GEMM with a bounded top-k per
 //!   query; results are [`NeighbourLists`], deterministic for any thread count.
 //! - Scores over a kNN graph, which the caller builds once and passes to every
 //!   score that needs it: [`boundary_uncertainty`], [`mislabel`], [`novelty`],
@@ -62,7 +62,7 @@ pub use boundary::{BoundaryScores, boundary_uncertainty};
 pub use density::{DensityScores, novelty, uniqueness};
 pub use drift::{ClassShare, DriftOptions, DriftReport, drift};
 pub use duplicates::{DuplicatePair, DuplicateThreshold, near_duplicates, near_duplicates_across};
-pub use knn::{ExactIndex, KnnOptions, NeighbourLists, knn, knn_graph};
+pub use knn::{ExactIndex, KnnOptions, NeighbourLists, SearchTerms, knn, knn_graph};
 pub use mislabel::{MislabelMethod, MislabelScores, mislabel};
 pub use outlier::{OutlierScores, class_outlier};
 pub use progress::Execution;

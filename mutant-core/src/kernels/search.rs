@@ -93,6 +93,18 @@ pub(crate) struct SearchPlan<'a> {
     pub(crate) filter: Option<&'a [bool]>,
 }
 
+/// The term of one row that turns its dot products into ranking keys: its
+/// squared norm (l2), its inverse norm (cosine, 0 for a zero vector), or 0
+/// (dot, which needs none).
+pub(crate) fn row_term(row: &[f32], metric: Metric) -> f32 {
+    let squared: f32 = row.iter().map(|&value| value * value).sum();
+    match metric {
+        Metric::L2 => squared,
+        Metric::Cosine if squared > 0.0 => 1.0 / squared.sqrt(),
+        Metric::Cosine | Metric::Dot => 0.0,
+    }
+}
+
 /// Computes the per-row terms that turn dot products into ranking keys, for
 /// the row-major `vectors` of rows of `dimension` values.
 pub(crate) fn row_terms(
@@ -118,14 +130,7 @@ pub(crate) fn row_terms(
             let rows = &vectors[start * dimension..end * dimension];
             Ok(rows
                 .chunks_exact(dimension)
-                .map(|row| {
-                    let squared: f32 = row.iter().map(|&value| value * value).sum();
-                    match metric {
-                        Metric::L2 => squared,
-                        Metric::Cosine if squared > 0.0 => 1.0 / squared.sqrt(),
-                        Metric::Cosine | Metric::Dot => 0.0,
-                    }
-                })
+                .map(|row| row_term(row, metric))
                 .collect::<Vec<f32>>())
         },
     )?;

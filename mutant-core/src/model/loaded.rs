@@ -179,12 +179,41 @@ impl LoadedDataset {
         self.apply_changes_indexed(changes, &mut index);
     }
 
+    /// Drops from `changes` what would not alter this dataset: upserts of
+    /// rows it already holds as they are (a refresh's overlap re-reads recent
+    /// writes; metadata and uri are not held here) and deletes of ids it does
+    /// not hold. `index` must be this dataset's.
+    pub fn retain_effective(&self, changes: &mut DatasetChanges, index: &RowIndex) {
+        let dimension = self.dataset.dimension;
+        let name = |code: Option<u32>| code.and_then(|code| self.classes.name(code));
+        changes
+            .upserts
+            .retain(|record| match index.0.get(&record.id) {
+                Some(&row_idx) => {
+                    self.vectors[row_idx * dimension..(row_idx + 1) * dimension]
+                        != record.vector[..]
+                        || name(self.labels[row_idx]) != record.label.as_deref()
+                        || name(self.predictions[row_idx]) != record.prediction.as_deref()
+                }
+                None => true,
+            });
+        changes.deleted_ids.retain(|id| index.0.contains_key(id));
+    }
+
     /// [`apply_changes`](Self::apply_changes) with an index the caller keeps
     /// between refreshes, so a small change costs in proportion to its size,
     /// not to the dataset's. `index` must be this dataset's, and stays so.
-    pub fn apply_changes_indexed(&mut self, changes: &DatasetChanges, index: &mut RowIndex) {
+    /// Returns the rows whose vectors were written (replaced, appended, or
+    /// moved into the place of a deleted row), in order: what anything kept
+    /// beside the vectors, such as search norms, must recompute.
+    pub fn apply_changes_indexed(
+        &mut self,
+        changes: &DatasetChanges,
+        index: &mut RowIndex,
+    ) -> Vec<usize> {
         let row_of = &mut index.0;
         let dimension = self.dataset.dimension;
+        let mut rewritten = Vec::with_capacity(changes.upserts.len() + changes.deleted_ids.len());
         for record in &changes.upserts {
             match row_of.get(&record.id) {
                 Some(&row_idx) => {
@@ -198,9 +227,11 @@ impl LoadedDataset {
                         .prediction
                         .as_deref()
                         .map(|name| self.classes.intern(name));
+                    rewritten.push(row_idx);
                 }
                 None => {
                     row_of.insert(record.id.clone(), self.ids.len());
+                    rewritten.push(self.ids.len());
                     self.push(record);
                 }
             }
@@ -215,6 +246,7 @@ impl LoadedDataset {
                         last * dimension..(last + 1) * dimension,
                         row_idx * dimension,
                     );
+                    rewritten.push(row_idx);
                 }
                 self.ids.swap_remove(row_idx);
                 self.labels.swap_remove(row_idx);
@@ -223,6 +255,11 @@ impl LoadedDataset {
             }
         }
         self.watermark = self.watermark.max(changes.watermark);
+        let n_rows = self.ids.len();
+        rewritten.retain(|&row_idx| row_idx < n_rows);
+        rewritten.sort_unstable();
+        rewritten.dedup();
+        rewritten
     }
 }
 
@@ -258,6 +295,23 @@ mod tests {
             watermark: 7,
         };
         loaded.apply_changes(&changes);
+        let mut again = changes.clone();
+        loaded.retain_effective(&mut again, &RowIndex::build(&loaded));
+        assert_eq!(
+            (again.upserts.len(), again.deleted_ids.len()),
+            (0, 0),
+            "changes already applied change nothing"
+        );
+        let mut relabelled = DatasetChanges {
+            upserts: vec![
+                Record::new("b", vec![5.0, 5.0])
+                    .with_label("cat")
+                    .with_prediction("dog"),
+            ],
+            ..DatasetChanges::default()
+        };
+        loaded.retain_effective(&mut relabelled, &RowIndex::build(&loaded));
+        assert_eq!(relabelled.upserts.len(), 1, "a new label is a change");
         loaded.apply_changes(&changes);
         let mut rows: Vec<(String, Vec<f32>, Option<&str>)> = (0..loaded.n_records())
             .map(|row_idx| {

@@ -6,7 +6,8 @@ use super::{Service, kernel_metric, run_blocking};
 use crate::api::wire::{
     IncludeSet, KnnRequest, KnnResponse, Neighbour, WireRecord, WireRecordFields,
 };
-use crate::kernels::{DatasetView, Execution, KnnOptions, knn};
+use crate::cache::SearchableDataset;
+use crate::kernels::{DatasetView, ExactIndex, Execution, KnnOptions};
 use crate::model::{DatasetRef, Filter};
 use crate::store::FetchQuery;
 use crate::{Error, Result};
@@ -23,7 +24,12 @@ impl Service {
         validate_request(&request, &dataset.name, dataset.dimension)?;
         let filter = request.filter.as_ref().map(Filter::from_json).transpose()?;
         let include = IncludeSet::from_list(request.include.as_deref(), IncludeSet::default());
-        let loaded = self.cache().get(&dataset).await?;
+        let metric = kernel_metric(dataset.metric);
+        let threads = self.kernel_threads();
+        let SearchableDataset { loaded, terms } = self
+            .cache()
+            .get_for_search(&dataset, metric, threads)
+            .await?;
         if loaded.n_records() == 0 {
             return Ok(KnnResponse {
                 results: vec![Vec::new(); request.queries.len()],
@@ -34,8 +40,6 @@ impl Service {
             None => None,
         };
         let k = request.k.min(loaded.n_records());
-        let metric = kernel_metric(dataset.metric);
-        let threads = self.kernel_threads();
         let queries: Vec<f32> = request.queries.concat();
         let kernel_input = std::sync::Arc::clone(&loaded);
         let neighbours = run_blocking(move || {
@@ -45,10 +49,8 @@ impl Service {
             if let Some(allowed) = allowed.as_deref() {
                 options = options.with_filter(allowed);
             }
-            knn(
-                &view,
+            ExactIndex::with_terms(view, &terms)?.search(
                 &query_view,
-                metric,
                 &options,
                 &Execution::new().with_threads(threads),
             )
