@@ -340,6 +340,49 @@ fn progress_reaches_one_and_never_decreases() {
     assert_eq!(reports.last().copied(), Some(1.0));
 }
 
+#[test]
+fn phases_given_parts_climb_once_from_zero_to_one() {
+    let values: Vec<f32> = (0..3000).map(|index| (index % 97) as f32).collect();
+    let dataset = DatasetView::new(&values, 3).unwrap();
+    let reports = std::sync::Mutex::new(Vec::new());
+    let report = |fraction: f32| reports.lock().unwrap().push(fraction);
+    let execution = Execution::new().with_threads(2).with_progress(&report);
+    knn_graph(
+        &dataset,
+        Metric::L2,
+        &KnnOptions::new(3),
+        &execution.part(0.0, 0.25),
+    )
+    .unwrap();
+    let first_phase = reports.lock().unwrap().len();
+    let second = execution.part(0.25, 1.0);
+    knn_graph(
+        &dataset,
+        Metric::L2,
+        &KnnOptions::new(3),
+        &second.part(0.0, 0.5),
+    )
+    .unwrap();
+    knn_graph(
+        &dataset,
+        Metric::L2,
+        &KnnOptions::new(3),
+        &second.part(0.5, 1.0),
+    )
+    .unwrap();
+    let reports = reports.into_inner().unwrap();
+    assert!(
+        reports[..first_phase]
+            .iter()
+            .all(|&fraction| fraction <= 0.25)
+    );
+    assert!(
+        reports.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{reports:?}"
+    );
+    assert_eq!(reports.last().copied(), Some(1.0));
+}
+
 /// A dataset of `n_rows` rows from `values`, as the cache holds it.
 fn loaded_dataset(values: &[f32], dimension: usize) -> crate::model::LoadedDataset {
     let mut loaded = crate::model::LoadedDataset::empty(crate::model::Dataset {

@@ -27,6 +27,8 @@ use crate::{Error, Result};
 pub struct Execution<'a> {
     threads: usize,
     progress: Option<&'a (dyn Fn(f32) + Sync)>,
+    /// The share of the whole run this execution's progress covers.
+    share: (f32, f32),
     cancel: Option<&'a AtomicBool>,
 }
 
@@ -54,6 +56,7 @@ impl<'a> Execution<'a> {
         Execution {
             threads,
             progress: None,
+            share: (0.0, 1.0),
             cancel: None,
         }
     }
@@ -62,8 +65,7 @@ impl<'a> Execution<'a> {
     pub fn single_threaded() -> Self {
         Execution {
             threads: 1,
-            progress: None,
-            cancel: None,
+            ..Execution::new()
         }
     }
 
@@ -94,6 +96,31 @@ impl<'a> Execution<'a> {
     /// The number of threads a kernel may use.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// The same execution for one phase of a longer run, covering the
+    /// fraction `start..end` of this one's progress: a run of several
+    /// kernels gives each its part, and its progress climbs once from 0 to 1
+    /// instead of restarting with every kernel.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use mutant_core::kernels::{knn_graph, DatasetView, Execution, KnnOptions, Metric};
+    /// let seen = Mutex::new(Vec::new());
+    /// let report = |fraction: f32| seen.lock().unwrap().push(fraction);
+    /// let execution = Execution::new().with_progress(&report);
+    /// let dataset = DatasetView::new(&[0.0f32, 1.0, 5.0], 1)?;
+    /// knn_graph(&dataset, Metric::L2, &KnnOptions::new(1), &execution.part(0.5, 1.0))?;
+    /// assert!(seen.lock().unwrap().iter().all(|&fraction| fraction >= 0.5));
+    /// # Ok::<(), mutant_core::Error>(())
+    /// ```
+    pub fn part(&self, start: f32, end: f32) -> Execution<'a> {
+        let (from, to) = self.share;
+        let at = |fraction: f32| from + (to - from) * fraction.clamp(0.0, 1.0);
+        Execution {
+            share: (at(start), at(end)),
+            ..*self
+        }
     }
 
     /// An error if the caller has asked to stop.
@@ -136,7 +163,8 @@ impl Stage<'_> {
         let done = self.done_units.fetch_add(units, Ordering::Relaxed) + units;
         if let Some(progress) = self.execution.progress {
             let within = (done as f32 / self.total_units as f32).min(1.0);
-            let fraction = self.start + (self.end - self.start) * within;
+            let (from, to) = self.execution.share;
+            let fraction = from + (to - from) * (self.start + (self.end - self.start) * within);
             // The lock keeps reports monotonic although workers finish out of order.
             let mut last = self
                 .last_reported

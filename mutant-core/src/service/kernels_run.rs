@@ -374,9 +374,14 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
             &target_view,
             metric,
             &KnnOptions::new(k),
-            &execution,
+            &execution.part(0.0, 0.5),
         )?;
-        let reference_graph = knn_graph(reference_view, metric, &KnnOptions::new(k), &execution)?;
+        let reference_graph = knn_graph(
+            reference_view,
+            metric,
+            &KnnOptions::new(k),
+            &execution.part(0.5, 1.0),
+        )?;
         Ok((target_graph, reference_graph))
     };
 
@@ -562,9 +567,14 @@ fn run_select(
     let params = &input.params;
     let metric = kernel_metric(target.dataset.metric);
     let self_k = params.k.min(target.n_records().saturating_sub(1)).max(1);
-    let self_graph = knn_graph(target_view, metric, &KnnOptions::new(self_k), execution)?;
+    // Progress: the self graph, then each weighted score, an equal part each.
+    let n_phases = (1 + params.weights.len()) as f32;
+    let phase =
+        |index: usize| execution.part(index as f32 / n_phases, (index + 1) as f32 / n_phases);
+    let self_graph = knn_graph(target_view, metric, &KnnOptions::new(self_k), &phase(0))?;
     let mut rankings: Vec<Vec<u32>> = Vec::new();
-    for (kind, _) in &params.weights {
+    for (weight_idx, (kind, _)) in params.weights.iter().enumerate() {
+        let execution = &phase(weight_idx + 1);
         let scores = match (kind, reference_view) {
             (AnalysisKind::Mislabel, _) => {
                 mislabel(target_view, &self_graph, params.method)?.scores
@@ -593,9 +603,14 @@ fn run_select(
                     target_view,
                     metric,
                     &KnnOptions::new(k),
-                    execution,
+                    &execution.part(0.0, 0.5),
                 )?;
-                let reference_graph = knn_graph(reference, metric, &KnnOptions::new(k), execution)?;
+                let reference_graph = knn_graph(
+                    reference,
+                    metric,
+                    &KnnOptions::new(k),
+                    &execution.part(0.5, 1.0),
+                )?;
                 novelty(target_view, reference, &target_graph, &reference_graph)?.scores
             }
             (other, _) => {
