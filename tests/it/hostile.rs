@@ -85,6 +85,21 @@ fn check(reply: &Reply, what: &str) {
     }
 }
 
+/// Sends `text` as a JSON body to each of `routes` and checks the answer.
+async fn json_to_every_route(http: &Http, routes: &[(&str, &str)], text: &str) {
+    for (method, route) in routes {
+        let reply = http
+            .send(
+                method,
+                route,
+                &[("Content-Type", "application/json")],
+                text.as_bytes(),
+            )
+            .await;
+        check(&reply, &format!("{method} {route} {text}"));
+    }
+}
+
 #[test]
 fn arbitrary_json_bytes_and_paths_get_an_answer_never_a_server_error() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -135,17 +150,7 @@ fn arbitrary_json_bytes_and_paths_get_an_answer_never_a_server_error() {
     ];
     runtime.block_on(async {
         for text in known_cases {
-            for (method, route) in routes {
-                let reply = http
-                    .send(
-                        method,
-                        route,
-                        &[("Content-Type", "application/json")],
-                        text.as_bytes(),
-                    )
-                    .await;
-                check(&reply, &format!("{method} {route} {text}"));
-            }
+            json_to_every_route(&http, &routes, text).await;
         }
         let reply = http
             .send(
@@ -191,18 +196,7 @@ fn arbitrary_json_bytes_and_paths_get_an_answer_never_a_server_error() {
             ),
             |(body, bytes, path)| {
                 runtime.block_on(async {
-                    let text = body.to_string();
-                    for (method, route) in routes {
-                        let reply = http
-                            .send(
-                                method,
-                                route,
-                                &[("Content-Type", "application/json")],
-                                text.as_bytes(),
-                            )
-                            .await;
-                        check(&reply, &format!("{method} {route} {text}"));
-                    }
+                    json_to_every_route(&http, &routes, &body.to_string()).await;
                     for route in ["/v1/datasets/h/records", "/v1/datasets/h/knn"] {
                         let reply = http
                             .send(
