@@ -44,9 +44,13 @@ pub(crate) struct Config {
     /// one keeps gathering writes. `MUTANT_INSERTS_IN_FLIGHT` /
     /// `--inserts-in-flight`; default 2.
     pub(crate) inserts_in_flight: usize,
+    /// Seconds between compactions, which physically remove deleted datasets
+    /// (with their analyses) and expired deleted records.
+    /// `MUTANT_COMPACT_INTERVAL_S` / `--compact-interval-s`; default 3600.
+    pub(crate) compact_interval_s: usize,
 }
 
-const SETTINGS: [(&str, &str); 13] = [
+const SETTINGS: [(&str, &str); 14] = [
     ("MUTANT_LISTEN", "--listen"),
     ("MUTANT_CLICKHOUSE_URL", "--clickhouse-url"),
     ("MUTANT_CLICKHOUSE_USER", "--clickhouse-user"),
@@ -60,6 +64,7 @@ const SETTINGS: [(&str, &str); 13] = [
     ("MUTANT_ANALYSIS_LEASE_MS", "--analysis-lease-ms"),
     ("MUTANT_CLICKHOUSE_TIMEOUT_MS", "--clickhouse-timeout-ms"),
     ("MUTANT_INSERTS_IN_FLIGHT", "--inserts-in-flight"),
+    ("MUTANT_COMPACT_INTERVAL_S", "--compact-interval-s"),
 ];
 
 impl Config {
@@ -131,6 +136,7 @@ impl Config {
                 12,
                 GroupCommitConfig::default().max_inserts_in_flight,
             )?,
+            compact_interval_s: parse_number(13, 3_600)?,
         })
     }
 }

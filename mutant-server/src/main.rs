@@ -79,6 +79,12 @@ async fn serve(config: Config) -> Result<(), String> {
         config,
     });
 
+    let compaction = {
+        let state = Arc::clone(&state);
+        let interval = Duration::from_secs(state.config.compact_interval_s as u64);
+        tokio::spawn(async move { state.service.compact_every(interval).await })
+    };
+
     let graceful = GracefulShutdown::new();
     let builder = hyper::server::conn::http1::Builder::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -105,6 +111,7 @@ async fn serve(config: Config) -> Result<(), String> {
         }
     }
     drop(listener);
+    compaction.abort();
     tracing::info!("shutting down: no new connections, draining in-flight requests");
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("drained"),

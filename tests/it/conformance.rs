@@ -745,6 +745,66 @@ pub(crate) async fn dataset_watermark_follows_writes(store: &dyn Store) {
     ));
 }
 
+/// Compaction forgets the analyses (and their results) of deleted datasets,
+/// as target or as reference, and keeps every other analysis.
+pub(crate) async fn compaction_forgets_the_analyses_of_deleted_datasets(store: &dyn Store) {
+    let kept = store
+        .create_dataset(NewDataset::new("kept", 1))
+        .await
+        .unwrap();
+    let gone = store
+        .create_dataset(NewDataset::new("gone", 1))
+        .await
+        .unwrap();
+    let analysis = |target: uuid::Uuid, reference: Option<uuid::Uuid>| {
+        let mut job = AnalysisJob::queued(uuid::Uuid::new_v4(), "novelty", target, 1_000);
+        job.reference = reference;
+        job
+    };
+    let survivor = analysis(kept.id, None);
+    let of_target = analysis(gone.id, None);
+    let of_reference = analysis(kept.id, Some(gone.id));
+    let rows = [json!({"id": "r", "score": 0.5, "rank": 1})];
+    for job in [&survivor, &of_target, &of_reference] {
+        store.put_analysis(job).await.unwrap();
+        store.put_analysis_results(job.id, &rows).await.unwrap();
+    }
+    store
+        .delete_dataset(&DatasetRef::parse("gone"))
+        .await
+        .unwrap();
+    store.compact().await.unwrap();
+    // ClickHouse applies its mutations in the background.
+    let mut forgotten = false;
+    for _ in 0..600 {
+        let target_gone = store.get_analysis(of_target.id).await.is_err();
+        let reference_gone = store.get_analysis(of_reference.id).await.is_err();
+        let results_gone = store
+            .analysis_results(of_reference.id, 0, 10)
+            .await
+            .unwrap()
+            .is_empty();
+        if target_gone && reference_gone && results_gone {
+            forgotten = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        forgotten,
+        "the analyses of a deleted dataset outlived compaction"
+    );
+    assert!(matches!(
+        store.get_analysis(of_target.id).await,
+        Err(Error::UnknownAnalysis { .. })
+    ));
+    assert_eq!(store.get_analysis(survivor.id).await.unwrap(), survivor);
+    assert_eq!(
+        store.analysis_results(survivor.id, 0, 10).await.unwrap(),
+        rows
+    );
+}
+
 macro_rules! conformance_suite {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -778,4 +838,5 @@ conformance_suite!(
     analysis_jobs_latest_version_and_sticky_cancel,
     analysis_results_are_paged_by_rank,
     dataset_watermark_follows_writes,
+    compaction_forgets_the_analyses_of_deleted_datasets,
 );

@@ -1291,3 +1291,43 @@ async fn analyses_run_report_progress_rank_and_cancel_body() {
         21
     );
 }
+
+#[test]
+fn the_server_compacts_deleted_datasets_on_its_own() {
+    crate::e2e_support::run(the_server_compacts_deleted_datasets_on_its_own_body);
+}
+
+async fn the_server_compacts_deleted_datasets_on_its_own_body() {
+    let server =
+        ServerProcess::start_with("sdk_compaction", &[("MUTANT_COMPACT_INTERVAL_S", "1")]).await;
+    let client = client(&server);
+    client
+        .create_dataset(&NewDataset::new("doomed", 2))
+        .await
+        .unwrap();
+    let records: Vec<Record> = (0..50)
+        .map(|index| Record::new(format!("r{index}"), vec![index as f32, 1.0]))
+        .collect();
+    client.upsert("doomed", &records).await.unwrap();
+    client.delete_dataset("doomed").await.unwrap();
+    let clickhouse = clickhouse::Client::default()
+        .with_url(mutant_tests::clickhouse_url())
+        .with_database(&server.database)
+        .with_validation(false);
+    let mut physical = u64::MAX;
+    for _ in 0..300 {
+        physical = clickhouse
+            .query("SELECT count() FROM records")
+            .fetch_one()
+            .await
+            .unwrap();
+        if physical == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        physical, 0,
+        "a deleted dataset's rows are still stored 30 s later, with compaction every second"
+    );
+}

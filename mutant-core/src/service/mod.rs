@@ -318,6 +318,31 @@ fn parse_pattern(text: &str) -> Result<Map<String, Value>> {
 }
 
 /// Maps the model's metric onto the kernels'.
+impl Service {
+    /// Compacts the store every `interval` (the first time one interval from
+    /// now) for as long as it is polled: the rows of deleted datasets and
+    /// their analyses, and records deleted longer ago than the tombstone
+    /// grace, are removed. Failures are logged and tried again next time.
+    /// Several servers may all run it; compaction is safe from any of them.
+    pub async fn compact_every(&self, interval: Duration) {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let started = std::time::Instant::now();
+            match self.store().compact().await {
+                Ok(()) => tracing::info!(
+                    millis = started.elapsed().as_millis() as u64,
+                    "compaction requested"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "compaction failed; trying again next interval")
+                }
+            }
+        }
+    }
+}
+
 fn kernel_metric(metric: Metric) -> crate::kernels::Metric {
     match metric {
         Metric::L2 => crate::kernels::Metric::L2,

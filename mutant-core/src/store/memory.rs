@@ -2,7 +2,7 @@
 //! embedding Mutant in a program and for kernel tests. Nothing survives the
 //! process; ClickHouse is the real persistence.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -33,6 +33,8 @@ struct DatasetEntry {
 #[derive(Debug, Default)]
 struct State {
     datasets: HashMap<Uuid, DatasetEntry>,
+    /// Deleted since the last compaction; their analyses go at the next.
+    deleted_datasets: HashSet<Uuid>,
     analyses: HashMap<Uuid, AnalysisJob>,
     analysis_results: HashMap<Uuid, Vec<Value>>,
 }
@@ -197,6 +199,7 @@ impl Store for MemoryStore {
         let mut state = self.state();
         let id = state.resolve(dataset)?;
         state.datasets.remove(&id);
+        state.deleted_datasets.insert(id);
         Ok(())
     }
 
@@ -304,11 +307,28 @@ impl Store for MemoryStore {
     }
 
     async fn compact(&self) -> Result<()> {
-        for entry in self.state().datasets.values_mut() {
+        let mut state = self.state();
+        for entry in state.datasets.values_mut() {
             entry
                 .records
                 .retain(|_, versioned| versioned.record.is_some());
         }
+        let deleted = std::mem::take(&mut state.deleted_datasets);
+        let State {
+            analyses,
+            analysis_results,
+            ..
+        } = &mut *state;
+        analyses.retain(|id, job| {
+            let orphaned = deleted.contains(&job.target)
+                || job
+                    .reference
+                    .is_some_and(|reference| deleted.contains(&reference));
+            if orphaned {
+                analysis_results.remove(id);
+            }
+            !orphaned
+        });
         Ok(())
     }
 

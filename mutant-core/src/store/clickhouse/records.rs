@@ -296,34 +296,88 @@ pub(super) async fn compact(store: &ClickHouseStore) -> Result<()> {
         .collect();
     let deleted_refs: Vec<&str> = deleted_datasets.iter().map(String::as_str).collect();
     for chunk in id_chunks(&deleted_refs) {
-        for (table, column) in [("records", "dataset"), ("datasets", "id")] {
-            let mut sql = Sql::new(&format!("ALTER TABLE {table} DELETE WHERE {column} IN ("));
-            for (index, id) in chunk.iter().enumerate() {
-                if index > 0 {
-                    sql.push(", ");
-                }
-                sql.push("toUUID(").text_arg(id).push(")");
-            }
-            sql.push(")");
-            sql.bind_into(&store.client)
-                .execute()
-                .await
-                .map_err(|error| store.error(error))?;
+        // The analyses of a deleted dataset (as target or reference) go with
+        // it, named by id: a mutation's subquery would run whenever the
+        // mutation does, perhaps after the analyses rows are gone.
+        let analyses = analyses_of(store, &chunk).await?;
+        let analysis_refs: Vec<&str> = analyses.iter().map(String::as_str).collect();
+        for analysis_chunk in id_chunks(&analysis_refs) {
+            delete_where_in(store, "analysis_results", "analysis", &analysis_chunk).await?;
+            delete_where_in(store, "analyses", "id", &analysis_chunk).await?;
         }
+        delete_where_in(store, "records", "dataset", &chunk).await?;
+        delete_where_in(store, "datasets", "id", &chunk).await?;
     }
     // A record whose latest version is an old tombstone goes entirely: all its
     // versions at once, so no older version can come back to life. Replaced
-    // versions are collapsed by ClickHouse's own background merges.
+    // versions are collapsed by ClickHouse's own background merges. The
+    // mutation is sent only when it has rows to remove: ClickHouse rewrites
+    // every part a mutation covers, matching rows or not.
     let grace_nanos = u64::try_from(store.tombstone_grace.as_nanos()).unwrap_or(u64::MAX);
     let cutoff = store.clock.next().saturating_sub(grace_nanos);
-    let mut sql = Sql::new(
-        "ALTER TABLE records DELETE WHERE (dataset, id) IN (SELECT dataset, id FROM records \
-         GROUP BY dataset, id HAVING argMax(deleted, version) = 1 AND max(version) < ",
-    );
-    sql.unsigned_arg(cutoff).push(")");
+    let expired = |prefix: &str| {
+        let mut sql = Sql::new(prefix);
+        sql.push(
+            "(SELECT dataset, id FROM records GROUP BY dataset, id \
+             HAVING argMax(deleted, version) = 1 AND max(version) < ",
+        )
+        .unsigned_arg(cutoff)
+        .push(")");
+        sql
+    };
+    let n_expired: u64 = expired("SELECT count() FROM ")
+        .bind_into(&store.client)
+        .fetch_one()
+        .await
+        .map_err(|error| store.error(error))?;
+    if n_expired > 0 {
+        expired("ALTER TABLE records DELETE WHERE (dataset, id) IN ")
+            .bind_into(&store.client)
+            .execute()
+            .await
+            .map_err(|error| store.error(error))?;
+    }
+    Ok(())
+}
+
+/// The ids of the analyses that target or compare against any of `datasets`.
+async fn analyses_of(store: &ClickHouseStore, datasets: &[&str]) -> Result<Vec<String>> {
+    let mut sql = Sql::new("SELECT DISTINCT toString(id) FROM analyses WHERE ");
+    for (index, column) in ["target", "reference"].iter().enumerate() {
+        if index > 0 {
+            sql.push(" OR ");
+        }
+        sql.push(column).push(" IN (");
+        push_uuid_list(&mut sql, datasets);
+        sql.push(")");
+    }
+    sql.bind_into(&store.client)
+        .fetch_all()
+        .await
+        .map_err(|error| store.error(error))
+}
+
+/// `ALTER TABLE table DELETE WHERE column IN (uuids)`.
+async fn delete_where_in(
+    store: &ClickHouseStore,
+    table: &str,
+    column: &str,
+    uuids: &[&str],
+) -> Result<()> {
+    let mut sql = Sql::new(&format!("ALTER TABLE {table} DELETE WHERE {column} IN ("));
+    push_uuid_list(&mut sql, uuids);
+    sql.push(")");
     sql.bind_into(&store.client)
         .execute()
         .await
-        .map_err(|error| store.error(error))?;
-    Ok(())
+        .map_err(|error| store.error(error))
+}
+
+fn push_uuid_list(sql: &mut Sql, uuids: &[&str]) {
+    for (index, id) in uuids.iter().enumerate() {
+        if index > 0 {
+            sql.push(", ");
+        }
+        sql.push("toUUID(").text_arg(id).push(")");
+    }
 }
