@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use mutant_client::wire::KnnRequest;
+use mutant_client::wire::{Include, KnnRequest};
 use mutant_client::{BatchWriterConfig, Client, NewDataset, Record};
 use mutant_tests::ServerProcess;
 use mutant_tests::bench::{median, seeded_vector};
@@ -31,12 +31,19 @@ fn vector(seed: usize) -> Vec<f32> {
 }
 
 async fn timed_query(client: &Client, seed: usize) -> Duration {
-    let request = KnnRequest {
-        queries: vec![vector(seed)],
-        k: 10,
-        filter: None,
-        include: None,
-    };
+    timed_request(
+        client,
+        KnnRequest {
+            queries: vec![vector(seed)],
+            k: 10,
+            filter: None,
+            include: None,
+        },
+    )
+    .await
+}
+
+async fn timed_request(client: &Client, request: KnnRequest) -> Duration {
     let started = Instant::now();
     let neighbours = client.knn("cached", &request).await.unwrap();
     assert_eq!(neighbours[0].len(), 10);
@@ -82,6 +89,21 @@ async fn main() {
     for round in 0..ROUNDS {
         warm.push(timed_query(&client, 2_000_000 + round).await);
     }
+    let mut filtered = Vec::new();
+    for round in 0..ROUNDS {
+        filtered.push(
+            timed_request(
+                &client,
+                KnnRequest {
+                    queries: vec![vector(5_000_000 + round)],
+                    k: 10,
+                    filter: Some(serde_json::json!({"label": {"$in": ["c1", "c2", "c3"]}})),
+                    include: Some(vec![Include::Label]),
+                },
+            )
+            .await,
+        );
+    }
     let mut after_upsert = Vec::new();
     for round in 0..ROUNDS {
         tokio::time::sleep(SETTLE).await;
@@ -96,13 +118,23 @@ async fn main() {
         client.upsert("cached", &batch).await.unwrap();
         after_upsert.push(timed_query(&client, 4_000_000 + round).await);
     }
-    let (warm, after_upsert, cold) = (median(warm), median(after_upsert), median(cold));
+    let (warm, filtered, after_upsert, cold) = (
+        median(warm),
+        median(filtered),
+        median(after_upsert),
+        median(cold),
+    );
     println!(
         "kNN, k = 10, one query, {N_RECORDS} x {DIMENSION} through the server and SDK (medians)"
     );
     println!(
         "warm (cached, nothing new)      : {:>9.2} ms",
         warm.as_secs_f64() * 1e3
+    );
+    println!(
+        "warm, label filter and labels   : {:>9.2} ms  ({:.2}x warm)",
+        filtered.as_secs_f64() * 1e3,
+        filtered.as_secs_f64() / warm.as_secs_f64()
     );
     println!(
         "first after a 100-record upsert : {:>9.2} ms  ({:.2}x warm, target <= 2x)",

@@ -803,6 +803,33 @@ async fn knn_distances_per_metric_filters_and_includes_body() {
     )
     .await;
     assert_eq!(none, vec![Vec::<Neighbour>::new()]);
+    // Filters on id, label and prediction run on the cached copy, the others
+    // in ClickHouse: both give the store's answers (`$nin` and `$ne` also
+    // match a missing field).
+    let not_odd = query(
+        "euclid",
+        vec![vec![0.0, 0.0]],
+        4,
+        Some(json!({"label": {"$nin": ["odd"]}, "prediction": {"$ne": "odd"}})),
+    )
+    .await;
+    assert_distances(&not_odd[0], &[("a", 0.0), ("d", 2.0)]);
+    let by_metadata = query(
+        "euclid",
+        vec![vec![0.0, 0.0]],
+        4,
+        Some(json!({"metadata.name": {"$in": ["b", "d"]}})),
+    )
+    .await;
+    assert_distances(&by_metadata[0], &[("d", 2.0), ("b", 5.0)]);
+    let by_id_and_uri = query(
+        "euclid",
+        vec![vec![0.0, 0.0]],
+        4,
+        Some(json!({"$or": [{"id": "c"}, {"uri": "file:///b"}]})),
+    )
+    .await;
+    assert_distances(&by_id_and_uri[0], &[("c", 1.0), ("b", 5.0)]);
 
     // include returns the fields asked for, and only those.
     let bare = query("euclid", vec![vec![0.0, 0.0]], 1, None).await;
@@ -852,6 +879,23 @@ async fn knn_distances_per_metric_filters_and_includes_body() {
     assert_eq!(labels_only[0][0].fields.label.as_deref(), Some("y"));
     assert_eq!(labels_only[0][0].fields.uri, None);
     assert_eq!(labels_only[0][0].fields.vector, None);
+    let from_memory = client
+        .knn(
+            "euclid",
+            &KnnRequest {
+                queries: vec![vec![3.0, 3.0]],
+                k: 1,
+                filter: None,
+                include: Some(vec![Include::Vector, Include::Label, Include::Prediction]),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(from_memory[0][0].id, "b");
+    assert_eq!(from_memory[0][0].fields.vector, Some(vec![3.0, 4.0]));
+    assert_eq!(from_memory[0][0].fields.label.as_deref(), Some("odd"));
+    assert_eq!(from_memory[0][0].fields.prediction, None);
+    assert_eq!(from_memory[0][0].fields.uri, None);
 
     // An upsert is visible to the next kNN (the cache refreshes).
     client

@@ -156,12 +156,40 @@ impl Filter {
 
     /// True when `record` satisfies the filter.
     pub fn matches(&self, record: &Record) -> bool {
+        self.matches_fields(&|field| field_value(record, field))
+    }
+
+    /// True when the record whose fields `value_of` reads satisfies the
+    /// filter: for records held in another form than [`Record`], such as a
+    /// loaded dataset's rows. `value_of` answers `None` for an absent field.
+    ///
+    /// ```
+    /// use mutant_core::model::{Field, Filter, FilterValue};
+    /// let filter = Filter::eq(Field::Label, FilterValue::String("cat".into()));
+    /// let label_cat = |field: &Field| match field {
+    ///     Field::Label => Some(FilterValue::String("cat".into())),
+    ///     _ => None,
+    /// };
+    /// assert!(filter.matches_fields(&label_cat));
+    /// assert!(!filter.matches_fields(&|_: &Field| None));
+    /// ```
+    pub fn matches_fields(&self, value_of: &dyn Fn(&Field) -> Option<FilterValue>) -> bool {
         match self {
-            Filter::And(parts) => parts.iter().all(|part| part.matches(record)),
-            Filter::Or(parts) => parts.iter().any(|part| part.matches(record)),
-            Filter::Condition(field, condition) => {
-                let value = field_value(record, field);
-                condition.holds(value.as_ref())
+            Filter::And(parts) => parts.iter().all(|part| part.matches_fields(value_of)),
+            Filter::Or(parts) => parts.iter().any(|part| part.matches_fields(value_of)),
+            Filter::Condition(field, condition) => condition.holds(value_of(field).as_ref()),
+        }
+    }
+
+    /// Whether the filter reads only `id`, `label` and `prediction`: the
+    /// fields a loaded dataset holds, so that it can be applied in memory.
+    pub fn reads_only_id_label_prediction(&self) -> bool {
+        match self {
+            Filter::And(parts) | Filter::Or(parts) => {
+                parts.iter().all(Filter::reads_only_id_label_prediction)
+            }
+            Filter::Condition(field, _) => {
+                matches!(field, Field::Id | Field::Label | Field::Prediction)
             }
         }
     }

@@ -8,7 +8,7 @@ use crate::api::wire::{
 };
 use crate::cache::SearchableDataset;
 use crate::kernels::{DatasetView, ExactIndex, Execution, KnnOptions};
-use crate::model::{DatasetRef, Filter};
+use crate::model::{DatasetRef, Filter, LoadedDataset};
 use crate::store::FetchQuery;
 use crate::{Error, Result};
 
@@ -35,7 +35,13 @@ impl Service {
                 results: vec![Vec::new(); request.queries.len()],
             });
         }
-        let allowed = match filter {
+        // A filter on id, label and prediction is applied to the snapshot in
+        // hand, on the kernel's thread; any other asks the store.
+        let (memory_filter, store_filter) = match filter {
+            Some(filter) if filter.reads_only_id_label_prediction() => (Some(filter), None),
+            other => (None, other),
+        };
+        let store_allowed = match store_filter {
             Some(filter) => Some(self.allowed_rows(&dataset.id, &loaded.ids, filter).await?),
             None => None,
         };
@@ -45,6 +51,17 @@ impl Service {
         let neighbours = run_blocking(move || {
             let view = DatasetView::new(&kernel_input.vectors, kernel_input.dataset.dimension)?;
             let query_view = DatasetView::new(&queries, kernel_input.dataset.dimension)?;
+            let allowed: Option<Vec<bool>> = match memory_filter {
+                Some(filter) => Some(
+                    (0..kernel_input.n_records())
+                        .map(|row_idx| {
+                            filter
+                                .matches_fields(&|field| kernel_input.filter_value(row_idx, field))
+                        })
+                        .collect(),
+                ),
+                None => store_allowed,
+            };
             let mut options = KnnOptions::new(k);
             if let Some(allowed) = allowed.as_deref() {
                 options = options.with_filter(allowed);
@@ -57,21 +74,29 @@ impl Service {
         })
         .await?;
 
+        let in_memory = !include.uri && !include.metadata;
         let mut results: Vec<Vec<Neighbour>> = (0..neighbours.n_queries())
             .map(|query_idx| {
                 neighbours
                     .rows(query_idx)
                     .iter()
                     .zip(neighbours.distances(query_idx))
-                    .map(|(&row, &distance)| Neighbour {
-                        id: loaded.ids[row as usize].clone(),
-                        distance,
-                        fields: WireRecordFields::default(),
+                    .map(|(&row, &distance)| {
+                        let row = row as usize;
+                        Neighbour {
+                            id: loaded.ids[row].clone(),
+                            distance,
+                            fields: if in_memory {
+                                loaded_fields(&loaded, row, &include)
+                            } else {
+                                WireRecordFields::default()
+                            },
+                        }
                     })
                     .collect()
             })
             .collect();
-        if include != IncludeSet::default() {
+        if !in_memory {
             self.attach_fields(&dataset.id, &mut results, &include)
                 .await?;
         }
@@ -137,6 +162,24 @@ impl Service {
             }
         }
         Ok(())
+    }
+}
+
+/// The fields `include` asks for that the loaded dataset holds: vector,
+/// label and prediction.
+fn loaded_fields(loaded: &LoadedDataset, row: usize, include: &IncludeSet) -> WireRecordFields {
+    WireRecordFields {
+        vector: include.vector.then(|| loaded.row(row).to_vec()),
+        label: include
+            .label
+            .then(|| loaded.label(row).map(str::to_owned))
+            .flatten(),
+        prediction: include
+            .prediction
+            .then(|| loaded.prediction(row).map(str::to_owned))
+            .flatten(),
+        uri: None,
+        metadata: None,
     }
 }
 
