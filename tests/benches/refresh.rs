@@ -4,7 +4,8 @@
 //! all in the same run, through the real server and the SDK.
 //!
 //! Target: the first query after the upsert costs at most 2x a warm one, and
-//! well under a full reload. Each figure is the median of 7.
+//! well under a full reload. Also a warm query with a label filter that
+//! returns labels. Each figure is the median of 7.
 //!
 //! ```text
 //! scripts/clickhouse.sh start
