@@ -89,10 +89,12 @@ impl SearchTerms {
         execution: &Execution<'_>,
     ) -> Result<Self> {
         let centring = match metric {
-            Metric::L2 if dataset.n_rows() > 0 => search::l2_centre(dataset).map(|centre| {
-                let rows = search::centred(dataset.vectors(), &centre);
-                Centring { centre, rows }
-            }),
+            Metric::L2 if dataset.n_rows() > 0 => {
+                search::l2_centre(dataset, execution)?.map(|centre| {
+                    let rows = search::centred(dataset.vectors(), &centre);
+                    Centring { centre, rows }
+                })
+            }
             Metric::L2 | Metric::Cosine | Metric::Dot => None,
         };
         let gemm_rows = centring

@@ -19,25 +19,51 @@ use super::view::{DatasetView, Metric};
 
 /// The centre that l2 searches subtract from every vector before the GEMM,
 /// when the data sits far from the origin: `|x|^2 + |y|^2 - 2 x.y` then keeps
-/// its digits. `None` when centring is not worth a copy of the dataset.
-pub(crate) fn l2_centre(dataset: &DatasetView<'_>) -> Option<Vec<f32>> {
+/// its digits. `None` when centring is not worth a copy of the dataset. One
+/// pass over the matrix, in blocks of rows on the execution's threads.
+pub(crate) fn l2_centre(
+    dataset: &DatasetView<'_>,
+    execution: &Execution<'_>,
+) -> Result<Option<Vec<f32>>> {
+    const BLOCK_ROWS: usize = 4096;
     let dimension = dataset.dimension();
-    let n_rows = dataset.n_rows() as f64;
+    let vectors = dataset.vectors();
+    let n_rows = dataset.n_rows();
+    let blocks = parallel_map(
+        execution.threads(),
+        n_rows.div_ceil(BLOCK_ROWS),
+        || (),
+        |_, block_idx| {
+            execution.check_cancelled()?;
+            let start = block_idx * BLOCK_ROWS;
+            let end = (start + BLOCK_ROWS).min(n_rows);
+            let mut sums = vec![0.0f64; dimension];
+            let mut squared_norms = 0.0f64;
+            for row in vectors[start * dimension..end * dimension].chunks_exact(dimension) {
+                for (sum, &value) in sums.iter_mut().zip(row) {
+                    *sum += f64::from(value);
+                    squared_norms += f64::from(value) * f64::from(value);
+                }
+            }
+            Ok((sums, squared_norms))
+        },
+    )?;
     let mut sums = vec![0.0f64; dimension];
     let mut squared_norms = 0.0f64;
-    for row in dataset.vectors().chunks_exact(dimension) {
-        for (sum, &value) in sums.iter_mut().zip(row) {
-            *sum += f64::from(value);
-            squared_norms += f64::from(value) * f64::from(value);
+    for (block_sums, block_squared) in blocks {
+        for (sum, block_sum) in sums.iter_mut().zip(block_sums) {
+            *sum += block_sum;
         }
+        squared_norms += block_squared;
     }
+    let n_rows = n_rows as f64;
     let mean: Vec<f64> = sums.iter().map(|sum| sum / n_rows).collect();
     let mean_squared_norm: f64 = mean.iter().map(|value| value * value).sum();
     let spread = squared_norms / n_rows - mean_squared_norm;
     // Rounding error grows with |x|^2 = |mean|^2 + spread; centring pays for
     // its copy once the mean dominates.
-    (mean_squared_norm > 4.0 * spread.max(0.0))
-        .then(|| mean.iter().map(|&value| value as f32).collect())
+    Ok((mean_squared_norm > 4.0 * spread.max(0.0))
+        .then(|| mean.iter().map(|&value| value as f32).collect()))
 }
 
 /// `vectors` minus `centre`, row by row.
