@@ -174,5 +174,22 @@ mod tests {
             )
             .is_err()
         );
+        assert_eq!(config.inserts_in_flight, 2);
+        assert_eq!(config.compact_interval_s, 3_600);
+    }
+
+    #[test]
+    fn every_setting_is_documented_where_operators_look() {
+        for (document, text) in [
+            ("README.md", include_str!("../../README.md")),
+            ("PROTOCOL.md", include_str!("../../PROTOCOL.md")),
+        ] {
+            for (variable, flag) in SETTINGS {
+                assert!(
+                    text.contains(&format!("| `{variable}` | `{flag}` |")),
+                    "{document}'s settings table lacks {variable} / {flag}"
+                );
+            }
+        }
     }
 }
