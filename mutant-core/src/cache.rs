@@ -6,6 +6,7 @@
 //! a dataset that has been searched, the cache keeps its [`SearchTerms`]
 //! (norms, centring) and updates only the rows a refresh rewrote.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +14,7 @@ use lru::LruCache;
 use uuid::Uuid;
 
 use crate::kernels::{DatasetView, Execution, Metric, SearchTerms};
-use crate::model::{Dataset, DatasetRef, LoadedDataset, RowIndex};
+use crate::model::{Dataset, DatasetChanges, DatasetRef, LoadedDataset, RowIndex};
 use crate::store::Store;
 use crate::{Error, Result};
 
@@ -36,8 +37,13 @@ struct Cached {
     /// writes that changed nothing held here (metadata only, say), which
     /// leave `loaded.watermark` behind.
     read_to: u64,
-    /// Bytes held by `loaded`, `index` and `search_terms`, recomputed only
-    /// when they change: measuring walks every id, too much for every query.
+    /// The version each id had when a refresh last read it, for the writes
+    /// still inside the refresh overlap: a row the overlap shows again at
+    /// the same version is not fetched again.
+    recently_read: HashMap<String, u64>,
+    /// Bytes held by `loaded`, `index`, `search_terms` and `recently_read`,
+    /// recomputed only when the dataset changes: measuring walks every id,
+    /// too much for every query.
     size_bytes: usize,
 }
 
@@ -48,7 +54,12 @@ impl Cached {
             + self
                 .search_terms
                 .as_ref()
-                .map_or(0, |terms| terms.size_bytes());
+                .map_or(0, |terms| terms.size_bytes())
+            + self
+                .recently_read
+                .keys()
+                .map(|id| id.capacity() + 2 * size_of::<(String, u64)>())
+                .sum::<usize>();
     }
 
     /// Brings the search terms up to date with the rows a refresh rewrote,
@@ -140,6 +151,9 @@ pub struct CacheCounters {
     pub refreshes: AtomicU64,
     /// Records upserted or deleted by those refreshes.
     pub rows_refreshed: AtomicU64,
+    /// Whole rows refreshes fetched from the store, applied or found
+    /// unchanged.
+    pub rows_fetched: AtomicU64,
     /// Datasets evicted to stay within the bound.
     pub evictions: AtomicU64,
 }
@@ -220,9 +234,8 @@ impl DatasetCache {
                     .read_to
                     .min(cached.checked_at.saturating_sub(REFRESH_OVERLAP_NANOS));
                 let checked_at = now_nanos();
-                let mut changes = self.store.load_changes(dataset.id, since).await?;
+                let mut changes = self.read_changes(cached, dataset.id, since).await?;
                 cached.checked_at = checked_at;
-                cached.read_to = cached.read_to.max(changes.watermark);
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 if !changes.upserts.is_empty() || !changes.deleted_ids.is_empty() {
                     let index = cached
@@ -253,6 +266,7 @@ impl DatasetCache {
                 let loaded = Arc::new(self.store.load(&DatasetRef::Id(dataset.id)).await?);
                 let mut cached = Cached {
                     read_to: loaded.watermark,
+                    recently_read: HashMap::new(),
                     loaded,
                     index: None,
                     search_terms: None,
@@ -282,6 +296,69 @@ impl DatasetCache {
         drop(guard);
         self.account(dataset.id, size_bytes)?;
         Ok(answer)
+    }
+
+    /// What changed since `since`, fetching whole rows only for writes this
+    /// copy has not read: those past its watermark, and those in the overlap
+    /// that became visible late (or that the full load read, the first time).
+    /// The overlap's other rows cost an id and a version each.
+    async fn read_changes(
+        &self,
+        cached: &mut Cached,
+        dataset_id: Uuid,
+        since: u64,
+    ) -> Result<DatasetChanges> {
+        let versions = self.store.change_versions(dataset_id, since).await?;
+        let read_to = cached.read_to;
+        let mut late: Vec<String> = versions
+            .iter()
+            .filter(|(id, version)| {
+                *version <= read_to
+                    && cached
+                        .recently_read
+                        .get(id)
+                        .is_none_or(|read| read < version)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        late.sort_unstable();
+        late.dedup();
+        let mut changes = if versions.iter().any(|(_, version)| *version > read_to) {
+            self.store.load_changes(dataset_id, read_to).await?
+        } else {
+            DatasetChanges {
+                watermark: read_to,
+                ..DatasetChanges::default()
+            }
+        };
+        if !late.is_empty() {
+            // These rows' latest state since `since` supersedes whatever the
+            // fetch past the watermark said of the same ids.
+            let late_changes = self.store.load_changes_of(dataset_id, since, &late).await?;
+            let superseded: HashSet<&str> = late.iter().map(String::as_str).collect();
+            changes
+                .upserts
+                .retain(|record| !superseded.contains(record.id.as_str()));
+            changes
+                .deleted_ids
+                .retain(|id| !superseded.contains(id.as_str()));
+            changes.upserts.extend(late_changes.upserts);
+            changes.deleted_ids.extend(late_changes.deleted_ids);
+            changes.watermark = changes.watermark.max(late_changes.watermark);
+        }
+        for (id, version) in versions {
+            let read = cached.recently_read.entry(id).or_insert(version);
+            *read = (*read).max(version);
+            cached.read_to = cached.read_to.max(version);
+        }
+        // The overlap only moves forward: what is older than this window
+        // will not be shown again.
+        cached.recently_read.retain(|_, version| *version > since);
+        self.counters.rows_fetched.fetch_add(
+            (changes.upserts.len() + changes.deleted_ids.len()) as u64,
+            Ordering::Relaxed,
+        );
+        Ok(changes)
     }
 
     /// Records a dataset's size, evicts least recently used datasets until
@@ -433,6 +510,44 @@ mod tests {
             .unwrap();
         assert_eq!(loaded.ids[lists.rows(0)[0] as usize], "new");
         assert_eq!(cache.counters().misses.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_fetches_each_write_once() {
+        let store = store_with(&["a"], 10).await;
+        let cache = DatasetCache::new(Arc::clone(&store), 1 << 20);
+        let dataset = store.get_dataset(&DatasetRef::parse("a")).await.unwrap();
+        let fetched = || cache.counters().rows_fetched.load(Ordering::Relaxed);
+        cache.get(&dataset).await.unwrap();
+        // The first refresh reads the overlap before the load once, whole.
+        cache.get(&dataset).await.unwrap();
+        let after_first = fetched();
+        cache.get(&dataset).await.unwrap();
+        assert_eq!(fetched(), after_first, "nothing new, nothing fetched");
+        let upsert = |id: &'static str| {
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .upsert(&DatasetRef::parse("a"), vec![Record::new(id, vec![7.0; 4])])
+                    .await
+                    .unwrap();
+            }
+        };
+        upsert("new").await;
+        upsert("r3").await;
+        let refreshed = cache.get(&dataset).await.unwrap();
+        assert_eq!(fetched(), after_first + 2, "only the two new writes");
+        assert_eq!(refreshed.n_records(), 11);
+        assert_eq!(
+            refreshed.row(refreshed.ids.iter().position(|id| id == "r3").unwrap()),
+            [7.0; 4]
+        );
+        cache.get(&dataset).await.unwrap();
+        assert_eq!(
+            fetched(),
+            after_first + 2,
+            "the overlap shows them again, unfetched"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,6 +91,11 @@ impl Metrics {
                 &counters.rows_refreshed,
             ),
             (
+                "mutant_cache_rows_fetched_total",
+                "Whole rows refreshes fetched from ClickHouse, applied or found unchanged.",
+                &counters.rows_fetched,
+            ),
+            (
                 "mutant_cache_evictions_total",
                 "Datasets evicted to stay within the bound.",
                 &counters.evictions,

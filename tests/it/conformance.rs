@@ -608,6 +608,14 @@ pub(crate) async fn long_id_lists(store: &dyn Store) {
     );
     assert_eq!(store.count(&dataset, &Filter::all()).await.unwrap(), 10_000);
 
+    // Changes restricted to ids, with the id list over the query size limit.
+    let dataset_id = store.get_dataset(&dataset).await.unwrap().id;
+    let changes = store.load_changes_of(dataset_id, 0, &ids).await.unwrap();
+    assert_eq!(
+        (changes.upserts.len(), changes.deleted_ids.len()),
+        (10_000, 10_000)
+    );
+
     // An empty id set matches nothing, and deletes nothing.
     let none = Filter::ids(Vec::<String>::new());
     assert_eq!(store.count(&dataset, &none).await.unwrap(), 0);
@@ -745,6 +753,70 @@ pub(crate) async fn dataset_watermark_follows_writes(store: &dyn Store) {
     ));
 }
 
+/// What a refreshing cache asks for: the versions written since a
+/// watermark, and the changes of chosen ids only.
+pub(crate) async fn change_versions_and_changes_of_chosen_ids(store: &dyn Store) {
+    let dataset = store
+        .create_dataset(NewDataset::new("versions", 2))
+        .await
+        .unwrap();
+    let name = DatasetRef::parse("versions");
+    store.upsert(&name, sample_records()).await.unwrap();
+    let after_first = store.dataset_watermark(dataset.id).await.unwrap();
+    store
+        .delete_records(&name, &Filter::ids(["b"]))
+        .await
+        .unwrap();
+    store
+        .upsert(&name, vec![Record::new("a", vec![9.0, 9.0])])
+        .await
+        .unwrap();
+    let latest = |versions: &[(String, u64)], id: &str| {
+        versions
+            .iter()
+            .filter(|(seen, _)| seen == id)
+            .map(|(_, version)| *version)
+            .max()
+    };
+    let everything = store.change_versions(dataset.id, 0).await.unwrap();
+    for id in ["a", "b", "c", "d"] {
+        assert!(latest(&everything, id).is_some(), "{id} was written");
+    }
+    let since_first = store
+        .change_versions(dataset.id, after_first)
+        .await
+        .unwrap();
+    assert!(latest(&since_first, "a").is_some_and(|version| version > after_first));
+    assert!(latest(&since_first, "b").is_some(), "a delete is a change");
+    assert_eq!(latest(&since_first, "c"), None);
+    assert_eq!(
+        latest(&since_first, "a"),
+        latest(&everything, "a"),
+        "the newest version is reported"
+    );
+
+    let chosen = store
+        .load_changes_of(
+            dataset.id,
+            0,
+            &["a".to_owned(), "b".to_owned(), "zz".to_owned()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chosen.upserts.len(), 1);
+    assert_eq!(chosen.upserts[0].id, "a");
+    assert_eq!(chosen.upserts[0].vector, [9.0, 9.0]);
+    assert_eq!(chosen.deleted_ids, ["b"]);
+    assert!(
+        store
+            .load_changes_of(dataset.id, 0, &[])
+            .await
+            .unwrap()
+            .upserts
+            .is_empty()
+    );
+}
+
 /// Compaction forgets the analyses (and their results) of deleted datasets,
 /// as target or as reference, and keeps every other analysis.
 pub(crate) async fn compaction_forgets_the_analyses_of_deleted_datasets(store: &dyn Store) {
@@ -839,4 +911,5 @@ conformance_suite!(
     analysis_results_are_paged_by_rank,
     dataset_watermark_follows_writes,
     compaction_forgets_the_analyses_of_deleted_datasets,
+    change_versions_and_changes_of_chosen_ids,
 );

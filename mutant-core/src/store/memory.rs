@@ -306,6 +306,38 @@ impl Store for MemoryStore {
         Ok(changes)
     }
 
+    async fn load_changes_of(
+        &self,
+        dataset_id: Uuid,
+        watermark: u64,
+        ids: &[String],
+    ) -> Result<DatasetChanges> {
+        let mut changes = self.load_changes(dataset_id, watermark).await?;
+        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        changes
+            .upserts
+            .retain(|record| wanted.contains(record.id.as_str()));
+        changes
+            .deleted_ids
+            .retain(|id| wanted.contains(id.as_str()));
+        Ok(changes)
+    }
+
+    async fn change_versions(
+        &self,
+        dataset_id: Uuid,
+        watermark: u64,
+    ) -> Result<Vec<(String, u64)>> {
+        let state = self.state();
+        let entry = state.entry(&DatasetRef::Id(dataset_id))?;
+        Ok(entry
+            .records
+            .iter()
+            .filter(|(_, versioned)| versioned.version > watermark)
+            .map(|(id, versioned)| (id.clone(), versioned.version))
+            .collect())
+    }
+
     async fn compact(&self) -> Result<()> {
         let mut state = self.state();
         for entry in state.datasets.values_mut() {

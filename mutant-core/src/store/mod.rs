@@ -105,6 +105,22 @@ pub trait Store: Send + Sync + 'static {
     /// mistaken for the old one.
     async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges>;
 
+    /// [`load_changes`](Store::load_changes) restricted to `ids`: a cache
+    /// fetches only the rows it has not applied yet.
+    async fn load_changes_of(
+        &self,
+        dataset_id: Uuid,
+        watermark: u64,
+        ids: &[String],
+    ) -> Result<DatasetChanges>;
+
+    /// The id and version of rows written after `watermark` (upserts and
+    /// deletes; at least each id's latest), without the rows themselves: a
+    /// cache compares them with what it has applied before it fetches
+    /// anything.
+    async fn change_versions(&self, dataset_id: Uuid, watermark: u64)
+    -> Result<Vec<(String, u64)>>;
+
     /// Physically reclaims deleted datasets, deleted records and replaced
     /// versions. Safe to run at any time, from any server.
     async fn compact(&self) -> Result<()>;

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::ClickHouseStore;
+use super::records::id_chunks;
 use super::rowbinary::{RowReader, decode_f32s};
+use super::sql::Sql;
 use crate::model::{Dataset, DatasetChanges, LoadedDataset, Record, RecordMetadata};
 use crate::{Error, Result};
 
@@ -304,22 +306,55 @@ struct ChangedRow {
     metadata: String,
 }
 
+/// What changed after `watermark`: every id's latest row among those
+/// written after it, restricted to `ids` when given (in chunks that keep each
+/// statement under the query size limit).
 pub(super) async fn load_changes(
     store: &ClickHouseStore,
     dataset: &Dataset,
     watermark: u64,
+    ids: Option<&[String]>,
 ) -> Result<DatasetChanges> {
-    let rows: Vec<ChangedRow> = store
-        .client
-        .query(
+    let statement = || {
+        let mut sql = Sql::new(
             "SELECT id, version, deleted, vector, label, prediction, uri, metadata FROM records \
-             WHERE dataset = toUUID(?) AND version > ?",
-        )
-        .bind(dataset.id.to_string())
-        .bind(watermark)
-        .fetch_all()
-        .await
-        .map_err(|error| store.error(error))?;
+             WHERE dataset = toUUID(",
+        );
+        sql.text_arg(&dataset.id.to_string())
+            .push(") AND version > ")
+            .unsigned_arg(watermark);
+        sql
+    };
+    let statements = match ids {
+        None => vec![statement()],
+        Some(ids) => {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            id_chunks(&ids)
+                .into_iter()
+                .map(|chunk| {
+                    let mut sql = statement();
+                    sql.push(" AND id IN (");
+                    for (index, id) in chunk.iter().enumerate() {
+                        if index > 0 {
+                            sql.push(", ");
+                        }
+                        sql.text_arg(id);
+                    }
+                    sql.push(")");
+                    sql
+                })
+                .collect()
+        }
+    };
+    let mut rows: Vec<ChangedRow> = Vec::new();
+    for sql in statements {
+        rows.extend(
+            sql.bind_into(&store.client)
+                .fetch_all::<ChangedRow>()
+                .await
+                .map_err(|error| store.error(error))?,
+        );
+    }
     let mut latest: HashMap<String, ChangedRow> = HashMap::with_capacity(rows.len());
     for row in rows {
         match latest.get(&row.id) {
@@ -349,4 +384,26 @@ pub(super) async fn load_changes(
         }
     }
     Ok(changes)
+}
+
+/// The id and version of every row written after `watermark`.
+pub(super) async fn change_versions(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    watermark: u64,
+) -> Result<Vec<(String, u64)>> {
+    #[derive(Debug, clickhouse::Row, Deserialize)]
+    struct VersionRow {
+        id: String,
+        version: u64,
+    }
+    let rows: Vec<VersionRow> = store
+        .client
+        .query("SELECT id, version FROM records WHERE dataset = toUUID(?) AND version > ?")
+        .bind(dataset.id.to_string())
+        .bind(watermark)
+        .fetch_all()
+        .await
+        .map_err(|error| store.error(error))?;
+    Ok(rows.into_iter().map(|row| (row.id, row.version)).collect())
 }

@@ -357,7 +357,32 @@ impl Store for ClickHouseStore {
     async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges> {
         self.bounded(async {
             let dataset = catalogue::resolve(self, &DatasetRef::Id(dataset_id)).await?;
-            load::load_changes(self, &dataset, watermark).await
+            load::load_changes(self, &dataset, watermark, None).await
+        })
+        .await
+    }
+
+    async fn load_changes_of(
+        &self,
+        dataset_id: Uuid,
+        watermark: u64,
+        ids: &[String],
+    ) -> Result<DatasetChanges> {
+        self.bounded(async {
+            let dataset = catalogue::resolve(self, &DatasetRef::Id(dataset_id)).await?;
+            load::load_changes(self, &dataset, watermark, Some(ids)).await
+        })
+        .await
+    }
+
+    async fn change_versions(
+        &self,
+        dataset_id: Uuid,
+        watermark: u64,
+    ) -> Result<Vec<(String, u64)>> {
+        self.bounded(async {
+            let dataset = catalogue::resolve(self, &DatasetRef::Id(dataset_id)).await?;
+            load::change_versions(self, &dataset, watermark).await
         })
         .await
     }

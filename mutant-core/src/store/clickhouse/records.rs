@@ -138,7 +138,7 @@ fn select_live(
 
 /// Splits a long id list into pieces that keep each query under the limit;
 /// an empty list gives no pieces, so an empty id set queries nothing.
-fn id_chunks<'a>(ids: &[&'a str]) -> Vec<Vec<&'a str>> {
+pub(super) fn id_chunks<'a>(ids: &[&'a str]) -> Vec<Vec<&'a str>> {
     let mut chunks: Vec<Vec<&'a str>> = Vec::new();
     let mut chunk_bytes = 0;
     for id in ids {
