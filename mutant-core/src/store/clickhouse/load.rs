@@ -333,14 +333,7 @@ pub(super) async fn load_changes(
                 .into_iter()
                 .map(|chunk| {
                     let mut sql = statement();
-                    sql.push(" AND id IN (");
-                    for (index, id) in chunk.iter().enumerate() {
-                        if index > 0 {
-                            sql.push(", ");
-                        }
-                        sql.text_arg(id);
-                    }
-                    sql.push(")");
+                    sql.push(" AND id IN (").text_list(&chunk, None).push(")");
                     sql
                 })
                 .collect()

@@ -101,14 +101,7 @@ fn resolved_records(dataset_id: Uuid, with_vectors: bool, id_subset: Option<&[&s
         .text_arg(&dataset_id.to_string())
         .push(")");
     if let Some(ids) = id_subset {
-        sql.push(" AND id IN (");
-        for (index, id) in ids.iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            sql.text_arg(id);
-        }
-        sql.push(")");
+        sql.push(" AND id IN (").text_list(ids, None).push(")");
     }
     sql.push(" GROUP BY id)");
     sql
@@ -347,9 +340,10 @@ async fn analyses_of(store: &ClickHouseStore, datasets: &[&str]) -> Result<Vec<S
         if index > 0 {
             sql.push(" OR ");
         }
-        sql.push(column).push(" IN (");
-        push_uuid_list(&mut sql, datasets);
-        sql.push(")");
+        sql.push(column)
+            .push(" IN (")
+            .text_list(datasets, Some("toUUID"))
+            .push(")");
     }
     sql.bind_into(&store.client)
         .fetch_all()
@@ -365,19 +359,9 @@ async fn delete_where_in(
     uuids: &[&str],
 ) -> Result<()> {
     let mut sql = Sql::new(&format!("ALTER TABLE {table} DELETE WHERE {column} IN ("));
-    push_uuid_list(&mut sql, uuids);
-    sql.push(")");
+    sql.text_list(uuids, Some("toUUID")).push(")");
     sql.bind_into(&store.client)
         .execute()
         .await
         .map_err(|error| store.error(error))
-}
-
-fn push_uuid_list(sql: &mut Sql, uuids: &[&str]) {
-    for (index, id) in uuids.iter().enumerate() {
-        if index > 0 {
-            sql.push(", ");
-        }
-        sql.push("toUUID(").text_arg(id).push(")");
-    }
 }

@@ -57,6 +57,21 @@ impl Sql {
         self
     }
 
+    /// Bound text arguments, comma-separated; each wrapped in `function(...)`
+    /// when one is given (`toUUID`, say).
+    pub(super) fn text_list(&mut self, values: &[&str], function: Option<&str>) -> &mut Self {
+        for (index, value) in values.iter().enumerate() {
+            if index > 0 {
+                self.push(", ");
+            }
+            match function {
+                Some(function) => self.push(function).push("(").text_arg(value).push(")"),
+                None => self.text_arg(value),
+            };
+        }
+        self
+    }
+
     pub(super) fn float_arg(&mut self, value: f64) -> &mut Self {
         self.text.push('?');
         self.args.push(SqlArg::Float(value));
