@@ -244,10 +244,9 @@ impl DatasetCache {
                     cached.loaded.retain_effective(&mut changes, index);
                 }
                 let n_changed = changes.upserts.len() + changes.deleted_ids.len();
-                if n_changed > 0 {
-                    let index = cached
-                        .index
-                        .get_or_insert_with(|| RowIndex::build(&cached.loaded));
+                if let Some(index) = cached.index.as_mut()
+                    && n_changed > 0
+                {
                     // Copies the dataset only if a request still holds the old version.
                     let rewritten =
                         Arc::make_mut(&mut cached.loaded).apply_changes_indexed(&changes, index);

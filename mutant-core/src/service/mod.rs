@@ -317,7 +317,6 @@ fn parse_pattern(text: &str) -> Result<Map<String, Value>> {
     }
 }
 
-/// Maps the model's metric onto the kernels'.
 impl Service {
     /// Compacts the store every `interval` (the first time one interval from
     /// now) for as long as it is polled: the rows of deleted datasets and
@@ -343,6 +342,7 @@ impl Service {
     }
 }
 
+/// Maps the model's metric onto the kernels'.
 fn kernel_metric(metric: Metric) -> crate::kernels::Metric {
     match metric {
         Metric::L2 => crate::kernels::Metric::L2,
