@@ -234,7 +234,7 @@ impl DatasetCache {
                     .read_to
                     .min(cached.checked_at.saturating_sub(REFRESH_OVERLAP_NANOS));
                 let checked_at = now_nanos();
-                let mut changes = self.read_changes(cached, dataset.id, since).await?;
+                let mut changes = self.read_changes(cached, dataset, since).await?;
                 cached.checked_at = checked_at;
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 if !changes.upserts.is_empty() || !changes.deleted_ids.is_empty() {
@@ -297,18 +297,23 @@ impl DatasetCache {
         Ok(answer)
     }
 
-    /// What changed since `since`, fetching whole rows only for writes this
-    /// copy has not read: those past its watermark, and those in the overlap
-    /// that became visible late (or that the full load read, the first time).
-    /// The overlap's other rows cost an id and a version each.
+    /// What changed since `since`, read in one statement that fetches whole
+    /// rows only for writes this copy has not read: those past its
+    /// watermark. The overlap's other rows cost an id and a version each;
+    /// the few among them that became visible late (or that the full load
+    /// read, the first time) are fetched by a second statement.
     async fn read_changes(
         &self,
         cached: &mut Cached,
-        dataset_id: Uuid,
+        dataset: &Dataset,
         since: u64,
     ) -> Result<DatasetChanges> {
-        let versions = self.store.change_versions(dataset_id, since).await?;
         let read_to = cached.read_to;
+        let rows = self.store.changes_since(dataset, since, read_to).await?;
+        let versions: Vec<(String, u64)> = rows
+            .iter()
+            .map(|row| (row.id.clone(), row.version))
+            .collect();
         let mut late: Vec<String> = versions
             .iter()
             .filter(|(id, version)| {
@@ -322,18 +327,11 @@ impl DatasetCache {
             .collect();
         late.sort_unstable();
         late.dedup();
-        let mut changes = if versions.iter().any(|(_, version)| *version > read_to) {
-            self.store.load_changes(dataset_id, read_to).await?
-        } else {
-            DatasetChanges {
-                watermark: read_to,
-                ..DatasetChanges::default()
-            }
-        };
+        let mut changes = DatasetChanges::from_rows(read_to, rows);
         if !late.is_empty() {
             // These rows' latest state since `since` supersedes whatever the
-            // fetch past the watermark said of the same ids.
-            let late_changes = self.store.load_changes_of(dataset_id, since, &late).await?;
+            // rows past the watermark said of the same ids.
+            let late_changes = self.store.load_changes_of(dataset.id, since, &late).await?;
             let superseded: HashSet<&str> = late.iter().map(String::as_str).collect();
             changes
                 .upserts

@@ -11,7 +11,7 @@ use mutant_core::model::{DatasetRef, Filter, NewDataset, Record};
 use mutant_core::store::{ClickHouseConfig, ClickHouseStore, Store};
 
 use super::{seeded_vector, size_tag};
-use crate::clickhouse_url;
+use crate::{clickhouse_url, wait_for_quiet_clickhouse};
 
 /// The database the load benchmark's datasets live in.
 pub const DATABASE: &str = "mutant_bench";
@@ -95,7 +95,9 @@ async fn raw_fetch(store: &ClickHouseStore, statement: &str) -> (Duration, u64) 
 }
 
 /// Times the raw fetch and the load of dataset `name`, `runs` times each,
-/// interleaved; the best of each counts.
+/// interleaved; the best of each counts. Each pair starts on a ClickHouse
+/// that runs no merge: merges left by earlier writes (the suite's ingest
+/// section, the dataset's own creation) share the same two cores.
 pub async fn measure(store: &ClickHouseStore, name: &str, runs: usize) -> LoadTimes {
     let dataset = store
         .get_dataset(&DatasetRef::parse(name))
@@ -108,6 +110,7 @@ pub async fn measure(store: &ClickHouseStore, name: &str, runs: usize) -> LoadTi
         n_bytes: 0,
     };
     for _ in 0..runs {
+        wait_for_quiet_clickhouse().await;
         let (elapsed, n_bytes) = raw_fetch(store, &statement).await;
         times.raw = times.raw.min(elapsed);
         times.n_bytes = n_bytes;

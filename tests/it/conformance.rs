@@ -4,6 +4,7 @@
 use mutant_core::Error;
 use mutant_core::model::{
     AnalysisJob, DatasetRef, Filter, JobState, MetadataUpdate, Metric, NewDataset, Record,
+    WrittenContent, WrittenRow,
 };
 use mutant_core::store::{FetchQuery, Store};
 use serde_json::{Map, Value, json};
@@ -753,9 +754,9 @@ pub(crate) async fn dataset_watermark_follows_writes(store: &dyn Store) {
     ));
 }
 
-/// What a refreshing cache asks for: the versions written since a
-/// watermark, and the changes of chosen ids only.
-pub(crate) async fn change_versions_and_changes_of_chosen_ids(store: &dyn Store) {
+/// What a refreshing cache asks for: the rows written since a version,
+/// whole only past a second one, and the changes of chosen ids only.
+pub(crate) async fn changes_since_and_changes_of_chosen_ids(store: &dyn Store) {
     let dataset = store
         .create_dataset(NewDataset::new("versions", 2))
         .await
@@ -771,28 +772,47 @@ pub(crate) async fn change_versions_and_changes_of_chosen_ids(store: &dyn Store)
         .upsert(&name, vec![Record::new("a", vec![9.0, 9.0])])
         .await
         .unwrap();
-    let latest = |versions: &[(String, u64)], id: &str| {
-        versions
-            .iter()
-            .filter(|(seen, _)| seen == id)
-            .map(|(_, version)| *version)
-            .max()
+    let latest = |rows: &[WrittenRow], id: &str| {
+        rows.iter()
+            .filter(|row| row.id == id)
+            .max_by_key(|row| row.version)
+            .cloned()
     };
-    let everything = store.change_versions(dataset.id, 0).await.unwrap();
+    let everything = store.changes_since(&dataset, 0, u64::MAX).await.unwrap();
     for id in ["a", "b", "c", "d"] {
-        assert!(latest(&everything, id).is_some(), "{id} was written");
+        let row = latest(&everything, id).unwrap_or_else(|| panic!("{id} was written"));
+        assert_eq!(
+            row.content,
+            WrittenContent::NotRead,
+            "{id} is not read whole"
+        );
     }
     let since_first = store
-        .change_versions(dataset.id, after_first)
+        .changes_since(&dataset, after_first, after_first)
         .await
         .unwrap();
-    assert!(latest(&since_first, "a").is_some_and(|version| version > after_first));
-    assert!(latest(&since_first, "b").is_some(), "a delete is a change");
-    assert_eq!(latest(&since_first, "c"), None);
+    let a = latest(&since_first, "a").expect("a was written again");
+    assert!(a.version > after_first);
     assert_eq!(
-        latest(&since_first, "a"),
-        latest(&everything, "a"),
+        a.version,
+        latest(&everything, "a").unwrap().version,
         "the newest version is reported"
+    );
+    match a.content {
+        WrittenContent::Upsert(record) => assert_eq!(record.vector, [9.0, 9.0]),
+        other => panic!("a is read whole past the second version, got {other:?}"),
+    }
+    assert_eq!(
+        latest(&since_first, "b").map(|row| row.content),
+        Some(WrittenContent::Delete),
+        "a delete is a change"
+    );
+    assert_eq!(latest(&since_first, "c"), None);
+    let split = store.changes_since(&dataset, 0, after_first).await.unwrap();
+    assert_eq!(
+        latest(&split, "c").map(|row| row.content),
+        Some(WrittenContent::NotRead),
+        "c was written before the second version"
     );
 
     let chosen = store
@@ -911,5 +931,5 @@ conformance_suite!(
     analysis_results_are_paged_by_rank,
     dataset_watermark_follows_writes,
     compaction_forgets_the_analyses_of_deleted_datasets,
-    change_versions_and_changes_of_chosen_ids,
+    changes_since_and_changes_of_chosen_ids,
 );

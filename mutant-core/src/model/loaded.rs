@@ -106,6 +106,29 @@ impl RowIndex {
     }
 }
 
+/// One row written to a dataset (an upsert or a delete), as
+/// `Store::changes_since` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenRow {
+    /// The record id the row is for.
+    pub id: String,
+    /// Its write version.
+    pub version: u64,
+    /// What the row says, when it was read whole.
+    pub content: WrittenContent,
+}
+
+/// The content of a [`WrittenRow`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum WrittenContent {
+    /// Only the id and version were read.
+    NotRead,
+    /// The record as written, vector included.
+    Upsert(Record),
+    /// The record was deleted.
+    Delete,
+}
+
 /// What changed in a dataset since a watermark: the latest state of every
 /// record written after it, and the ids deleted after it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -117,6 +140,56 @@ pub struct DatasetChanges {
     /// The highest write version among these changes (or the one asked for
     /// when there are none).
     pub watermark: u64,
+}
+
+impl DatasetChanges {
+    /// The latest state of each id among the rows read whole in `rows`
+    /// (rows of [`WrittenContent::NotRead`] are skipped), with the watermark
+    /// raised from `watermark` to the highest version among them.
+    ///
+    /// ```
+    /// use mutant_core::model::{DatasetChanges, Record, WrittenContent, WrittenRow};
+    ///
+    /// let row = |id: &str, version, content| WrittenRow { id: id.into(), version, content };
+    /// let changes = DatasetChanges::from_rows(
+    ///     10,
+    ///     vec![
+    ///         row("a", 11, WrittenContent::Upsert(Record::new("a", vec![1.0]))),
+    ///         row("a", 12, WrittenContent::Delete),
+    ///         row("b", 13, WrittenContent::NotRead),
+    ///     ],
+    /// );
+    /// assert_eq!(changes.deleted_ids, vec!["a".to_string()]);
+    /// assert!(changes.upserts.is_empty());
+    /// assert_eq!(changes.watermark, 12);
+    /// ```
+    pub fn from_rows(watermark: u64, rows: impl IntoIterator<Item = WrittenRow>) -> Self {
+        let mut latest: HashMap<String, (u64, WrittenContent)> = HashMap::new();
+        for row in rows {
+            if row.content == WrittenContent::NotRead {
+                continue;
+            }
+            match latest.get(&row.id) {
+                Some((version, _)) if *version >= row.version => {}
+                Some(_) | None => {
+                    latest.insert(row.id, (row.version, row.content));
+                }
+            }
+        }
+        let mut changes = DatasetChanges {
+            watermark,
+            ..DatasetChanges::default()
+        };
+        for (id, (version, content)) in latest {
+            changes.watermark = changes.watermark.max(version);
+            match content {
+                WrittenContent::Upsert(record) => changes.upserts.push(record),
+                WrittenContent::Delete => changes.deleted_ids.push(id),
+                WrittenContent::NotRead => {}
+            }
+        }
+        changes
+    }
 }
 
 impl LoadedDataset {

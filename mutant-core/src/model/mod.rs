@@ -14,5 +14,7 @@ pub use dataset::{
     validate_dataset_name, validate_dimension,
 };
 pub use filter::{Condition, Field, Filter, FilterValue};
-pub use loaded::{ClassVocabulary, DatasetChanges, LoadedDataset, RowIndex};
+pub use loaded::{
+    ClassVocabulary, DatasetChanges, LoadedDataset, RowIndex, WrittenContent, WrittenRow,
+};
 pub use record::{MetadataValue, Record, RecordMetadata};

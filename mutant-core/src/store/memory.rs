@@ -13,7 +13,7 @@ use super::{FetchQuery, Store, VersionClock, now_ms, select_datasets};
 use crate::ingest::validate_batch;
 use crate::model::{
     AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
-    NewDataset, Record, validate_dataset_name,
+    NewDataset, Record, WrittenContent, WrittenRow, validate_dataset_name,
 };
 use crate::{Error, Result};
 
@@ -323,18 +323,30 @@ impl Store for MemoryStore {
         Ok(changes)
     }
 
-    async fn change_versions(
+    async fn changes_since(
         &self,
-        dataset_id: Uuid,
-        watermark: u64,
-    ) -> Result<Vec<(String, u64)>> {
+        dataset: &Dataset,
+        since: u64,
+        whole_after: u64,
+    ) -> Result<Vec<WrittenRow>> {
         let state = self.state();
-        let entry = state.entry(&DatasetRef::Id(dataset_id))?;
+        let entry = state.entry(&DatasetRef::Id(dataset.id))?;
         Ok(entry
             .records
             .iter()
-            .filter(|(_, versioned)| versioned.version > watermark)
-            .map(|(id, versioned)| (id.clone(), versioned.version))
+            .filter(|(_, versioned)| versioned.version > since)
+            .map(|(id, versioned)| WrittenRow {
+                id: id.clone(),
+                version: versioned.version,
+                content: if versioned.version <= whole_after {
+                    WrittenContent::NotRead
+                } else {
+                    versioned
+                        .record
+                        .clone()
+                        .map_or(WrittenContent::Delete, WrittenContent::Upsert)
+                },
+            })
             .collect())
     }
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::Result;
 use crate::model::{
     AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
-    NewDataset, Record,
+    NewDataset, Record, WrittenRow,
 };
 
 #[cfg(feature = "clickhouse")]
@@ -114,12 +114,18 @@ pub trait Store: Send + Sync + 'static {
         ids: &[String],
     ) -> Result<DatasetChanges>;
 
-    /// The id and version of rows written after `watermark` (upserts and
-    /// deletes; at least each id's latest), without the rows themselves: a
-    /// cache compares them with what it has applied before it fetches
-    /// anything.
-    async fn change_versions(&self, dataset_id: Uuid, watermark: u64)
-    -> Result<Vec<(String, u64)>>;
+    /// Every row written to `dataset` after version `since` (upserts and
+    /// deletes; at least each id's latest), read whole only when written
+    /// after `whole_after`, as ids and versions otherwise: a cache refresh
+    /// reads what is new to it and the overlap it has mostly read already
+    /// in one statement. `dataset` is used as resolved: a deleted dataset
+    /// is not detected here (resolve it first).
+    async fn changes_since(
+        &self,
+        dataset: &Dataset,
+        since: u64,
+        whole_after: u64,
+    ) -> Result<Vec<WrittenRow>>;
 
     /// Physically reclaims deleted datasets, deleted records and replaced
     /// versions. Safe to run at any time, from any server.

@@ -14,7 +14,9 @@ use super::ClickHouseStore;
 use super::records::id_chunks;
 use super::rowbinary::{RowReader, decode_f32s};
 use super::sql::Sql;
-use crate::model::{Dataset, DatasetChanges, LoadedDataset, Record, RecordMetadata};
+use crate::model::{
+    Dataset, DatasetChanges, LoadedDataset, Record, RecordMetadata, WrittenContent, WrittenRow,
+};
 use crate::{Error, Result};
 
 /// Rows decoded so far, with what version resolution needs.
@@ -294,11 +296,14 @@ fn decode_batches(
     Ok(loader.finish())
 }
 
+/// A written row as a change query returns it: whole when `whole` is set,
+/// else only `id`, `version` and `deleted`, with empty or null fields.
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct ChangedRow {
     id: String,
     version: u64,
     deleted: u8,
+    whole: u8,
     vector: Vec<f32>,
     label: Option<String>,
     prediction: Option<String>,
@@ -306,23 +311,51 @@ struct ChangedRow {
     metadata: String,
 }
 
-/// What changed after `watermark`: every id's latest row among those
-/// written after it, restricted to `ids` when given (in chunks that keep each
-/// statement under the query size limit).
-pub(super) async fn load_changes(
+impl ChangedRow {
+    fn into_written(self) -> Result<WrittenRow> {
+        let content = if self.whole == 0 {
+            WrittenContent::NotRead
+        } else if self.deleted != 0 {
+            WrittenContent::Delete
+        } else {
+            WrittenContent::Upsert(Record {
+                id: self.id.clone(),
+                vector: self.vector,
+                label: self.label,
+                prediction: self.prediction,
+                uri: self.uri,
+                metadata: RecordMetadata::from_json_str(&self.metadata)?,
+            })
+        };
+        Ok(WrittenRow {
+            id: self.id,
+            version: self.version,
+            content,
+        })
+    }
+}
+
+/// Every row of `dataset` written after `since`, whole when written after
+/// `whole_after`; restricted to `ids` when given (in chunks that keep each
+/// statement under the query size limit). The fields of rows not read whole
+/// stay in ClickHouse: `if` only ships them for the rows that need them.
+async fn changed_rows(
     store: &ClickHouseStore,
     dataset: &Dataset,
-    watermark: u64,
+    since: u64,
+    whole_after: u64,
     ids: Option<&[String]>,
-) -> Result<DatasetChanges> {
+) -> Result<Vec<WrittenRow>> {
     let statement = || {
-        let mut sql = Sql::new(
-            "SELECT id, version, deleted, vector, label, prediction, uri, metadata FROM records \
-             WHERE dataset = toUUID(",
+        let mut sql = Sql::new("SELECT id, version, deleted, version > ");
+        sql.unsigned_arg(whole_after).push(
+            " AS whole, if(whole, vector, emptyArrayFloat32()), if(whole, label, NULL), \
+             if(whole, prediction, NULL), if(whole, uri, NULL), if(whole, metadata, '') \
+             FROM records WHERE dataset = toUUID(",
         );
         sql.text_arg(&dataset.id.to_string())
             .push(") AND version > ")
-            .unsigned_arg(watermark);
+            .unsigned_arg(since);
         sql
     };
     let statements = match ids {
@@ -339,64 +372,38 @@ pub(super) async fn load_changes(
                 .collect()
         }
     };
-    let mut rows: Vec<ChangedRow> = Vec::new();
+    let mut rows = Vec::new();
     for sql in statements {
-        rows.extend(
-            sql.bind_into(&store.client)
-                .fetch_all::<ChangedRow>()
-                .await
-                .map_err(|error| store.error(error))?,
-        );
-    }
-    let mut latest: HashMap<String, ChangedRow> = HashMap::with_capacity(rows.len());
-    for row in rows {
-        match latest.get(&row.id) {
-            Some(current) if current.version >= row.version => {}
-            Some(_) | None => {
-                latest.insert(row.id.clone(), row);
-            }
+        for row in sql
+            .bind_into(&store.client)
+            .fetch_all::<ChangedRow>()
+            .await
+            .map_err(|error| store.error(error))?
+        {
+            rows.push(row.into_written()?);
         }
     }
-    let mut changes = DatasetChanges {
-        watermark,
-        ..DatasetChanges::default()
-    };
-    for row in latest.into_values() {
-        changes.watermark = changes.watermark.max(row.version);
-        if row.deleted != 0 {
-            changes.deleted_ids.push(row.id);
-        } else {
-            changes.upserts.push(Record {
-                id: row.id,
-                vector: row.vector,
-                label: row.label,
-                prediction: row.prediction,
-                uri: row.uri,
-                metadata: RecordMetadata::from_json_str(&row.metadata)?,
-            });
-        }
-    }
-    Ok(changes)
+    Ok(rows)
 }
 
-/// The id and version of every row written after `watermark`.
-pub(super) async fn change_versions(
+/// What changed after `watermark`: every id's latest row among those
+/// written after it, restricted to `ids` when given.
+pub(super) async fn load_changes(
     store: &ClickHouseStore,
     dataset: &Dataset,
     watermark: u64,
-) -> Result<Vec<(String, u64)>> {
-    #[derive(Debug, clickhouse::Row, Deserialize)]
-    struct VersionRow {
-        id: String,
-        version: u64,
-    }
-    let rows: Vec<VersionRow> = store
-        .client
-        .query("SELECT id, version FROM records WHERE dataset = toUUID(?) AND version > ?")
-        .bind(dataset.id.to_string())
-        .bind(watermark)
-        .fetch_all()
-        .await
-        .map_err(|error| store.error(error))?;
-    Ok(rows.into_iter().map(|row| (row.id, row.version)).collect())
+    ids: Option<&[String]>,
+) -> Result<DatasetChanges> {
+    let rows = changed_rows(store, dataset, watermark, watermark, ids).await?;
+    Ok(DatasetChanges::from_rows(watermark, rows))
+}
+
+/// Every row written after `since`, whole when written after `whole_after`.
+pub(super) async fn changes_since(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    since: u64,
+    whole_after: u64,
+) -> Result<Vec<WrittenRow>> {
+    changed_rows(store, dataset, since, whole_after, None).await
 }

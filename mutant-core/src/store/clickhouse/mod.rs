@@ -29,7 +29,7 @@ pub use self::schema::ServerVersion;
 use super::{FetchQuery, Store, VersionClock};
 use crate::model::{
     AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
-    NewDataset, Record,
+    NewDataset, Record, WrittenRow,
 };
 use crate::{Error, Result};
 
@@ -375,16 +375,14 @@ impl Store for ClickHouseStore {
         .await
     }
 
-    async fn change_versions(
+    async fn changes_since(
         &self,
-        dataset_id: Uuid,
-        watermark: u64,
-    ) -> Result<Vec<(String, u64)>> {
-        self.bounded(async {
-            let dataset = catalogue::resolve(self, &DatasetRef::Id(dataset_id)).await?;
-            load::change_versions(self, &dataset, watermark).await
-        })
-        .await
+        dataset: &Dataset,
+        since: u64,
+        whole_after: u64,
+    ) -> Result<Vec<WrittenRow>> {
+        self.bounded(async { load::changes_since(self, dataset, since, whole_after).await })
+            .await
     }
 
     async fn compact(&self) -> Result<()> {
