@@ -25,11 +25,11 @@ use crate::{Error, Result};
 /// the next refresh as long as it became visible within this overlap.
 const REFRESH_OVERLAP_NANOS: u64 = 2_000_000_000;
 
-/// A dataset in memory and, once it has been refreshed, its id index; once
-/// it has been searched, its search terms.
+/// A dataset in memory and its id index; once it has been searched, its
+/// search terms.
 struct Cached {
     loaded: Arc<LoadedDataset>,
-    index: Option<RowIndex>,
+    index: RowIndex,
     search_terms: Option<Arc<SearchTerms>>,
     /// Wall-clock nanoseconds when the last load or refresh started.
     checked_at: u64,
@@ -50,7 +50,7 @@ struct Cached {
 impl Cached {
     fn measure(&mut self) {
         self.size_bytes = self.loaded.size_bytes()
-            + self.index.as_ref().map_or(0, RowIndex::size_bytes)
+            + self.index.size_bytes()
             + self
                 .search_terms
                 .as_ref()
@@ -113,6 +113,18 @@ const MAX_REFRESH_GAP_NANOS: u64 = 5 * 60 * 1_000_000_000;
 struct Entry {
     slot: Slot,
     size_bytes: usize,
+}
+
+/// Builds a freshly loaded dataset's id index on a blocking thread, as part
+/// of the load: built on the first refresh that finds changes instead, it
+/// would cost that request as much as a few warm queries.
+async fn build_index(loaded: &Arc<LoadedDataset>) -> Result<RowIndex> {
+    let loaded = Arc::clone(loaded);
+    tokio::task::spawn_blocking(move || RowIndex::build(&loaded))
+        .await
+        .map_err(|error| Error::Internal {
+            message: format!("building the id index failed: {error}"),
+        })
 }
 
 /// Computes a dataset's search terms on a blocking thread.
@@ -237,19 +249,12 @@ impl DatasetCache {
                 let mut changes = self.read_changes(cached, dataset, since).await?;
                 cached.checked_at = checked_at;
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                if !changes.upserts.is_empty() || !changes.deleted_ids.is_empty() {
-                    let index = cached
-                        .index
-                        .get_or_insert_with(|| RowIndex::build(&cached.loaded));
-                    cached.loaded.retain_effective(&mut changes, index);
-                }
+                cached.loaded.retain_effective(&mut changes, &cached.index);
                 let n_changed = changes.upserts.len() + changes.deleted_ids.len();
-                if let Some(index) = cached.index.as_mut()
-                    && n_changed > 0
-                {
+                if n_changed > 0 {
                     // Copies the dataset only if a request still holds the old version.
-                    let rewritten =
-                        Arc::make_mut(&mut cached.loaded).apply_changes_indexed(&changes, index);
+                    let rewritten = Arc::make_mut(&mut cached.loaded)
+                        .apply_changes_indexed(&changes, &mut cached.index);
                     cached.update_search_terms(&rewritten);
                     self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
                     self.counters
@@ -263,11 +268,12 @@ impl DatasetCache {
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
                 let checked_at = now_nanos();
                 let loaded = Arc::new(self.store.load(&DatasetRef::Id(dataset.id)).await?);
+                let index = build_index(&loaded).await?;
                 let mut cached = Cached {
                     read_to: loaded.watermark,
                     recently_read: HashMap::new(),
                     loaded,
-                    index: None,
+                    index,
                     search_terms: None,
                     checked_at,
                     size_bytes: 0,

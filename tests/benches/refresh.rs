@@ -151,6 +151,9 @@ async fn main() {
         let streamed = writer.await.unwrap();
         (median(times), streamed)
     };
+    // The first upsert after the load is the one most likely to pay for
+    // something once (an index, a buffer's growth): show it beside the median.
+    let slowest_after_upsert = after_upsert.iter().copied().max().unwrap_or_default();
     let (warm, filtered, after_upsert, cold) = (
         median(warm),
         median(filtered),
@@ -176,9 +179,11 @@ async fn main() {
         streaming.1
     );
     println!(
-        "first after a 100-record upsert : {:>9.2} ms  ({:.2}x warm, target <= 2x)",
+        "first after a 100-record upsert : {:>9.2} ms  ({:.2}x warm, target <= 2x; slowest of {ROUNDS} {:.2} ms, {:.2}x)",
         after_upsert.as_secs_f64() * 1e3,
-        after_upsert.as_secs_f64() / warm.as_secs_f64()
+        after_upsert.as_secs_f64() / warm.as_secs_f64(),
+        slowest_after_upsert.as_secs_f64() * 1e3,
+        slowest_after_upsert.as_secs_f64() / warm.as_secs_f64()
     );
     println!(
         "full reload (uncached server)   : {:>9.2} ms  ({:.1}x the refreshed query)",
