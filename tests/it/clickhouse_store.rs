@@ -1,11 +1,13 @@
 //! Properties only the ClickHouse store has: group commit under concurrent
-//! streaming, compaction that frees space, and the server version gate.
+//! streaming, compaction that frees space, the server version gate, and
+//! the lock-free catalogue under racing servers.
 
 use std::sync::Arc;
 
+use mutant_core::Error;
 use mutant_core::model::{DatasetRef, Filter, NewDataset, Record};
-use mutant_core::store::{ClickHouseStore, Store};
-use mutant_tests::{clickhouse_store, clickhouse_store_with, wait_for_mutations};
+use mutant_core::store::{ClickHouseConfig, ClickHouseStore, Store};
+use mutant_tests::{clickhouse_store, clickhouse_store_with, clickhouse_url, wait_for_mutations};
 
 async fn physical_rows(store: &ClickHouseStore, table: &str) -> u64 {
     store
@@ -182,4 +184,163 @@ async fn bad_database_names_are_refused() {
             ..
         })
     ));
+}
+
+/// Servers create and rename datasets without a lock: each writes its row
+/// and reads the catalogue back, and on a name clash the earliest created
+/// wins everywhere. Eight stores (eight servers) racing for one name leave
+/// exactly one dataset under it, which every store resolves by name and by
+/// id, while the losers' ids are unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_creates_of_one_name_leave_one_dataset_every_server_agrees_on() {
+    let first = clickhouse_store("name_race").await;
+    let database = "mutant_test_name_race";
+    let mut stores = vec![Arc::new(first)];
+    for _ in 1..8 {
+        let config = ClickHouseConfig::new(clickhouse_url()).with_database(database);
+        stores.push(Arc::new(ClickHouseStore::connect(config).await.unwrap()));
+    }
+    for round in 0..3 {
+        let name = format!("raced_{round}");
+        let attempts: Vec<_> = stores
+            .iter()
+            .map(|store| {
+                let store = Arc::clone(store);
+                let name = name.clone();
+                tokio::spawn(async move { store.create_dataset(NewDataset::new(&name, 4)).await })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Ok(dataset) => winners.push(dataset),
+                Err(Error::DatasetExists { .. }) => {}
+                Err(other) => panic!("a racing create failed with {other:?}"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: one create wins, got {winners:?}"
+        );
+        for store in &stores {
+            let by_name = store.get_dataset(&DatasetRef::parse(&name)).await.unwrap();
+            assert_eq!(by_name.id, winners[0].id);
+            let by_id = store
+                .get_dataset(&DatasetRef::Id(by_name.id))
+                .await
+                .unwrap();
+            assert_eq!(by_id.name, name);
+        }
+    }
+    let names: Vec<String> = stores[0]
+        .list_datasets(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|dataset| dataset.name)
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+}
+
+/// Resolving by name or id reads only the datasets that ever bore the
+/// names involved; a chain of renames and re-creations must still resolve
+/// every reference as the whole catalogue would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_and_recreations_resolve_by_name_and_by_id() {
+    let store = clickhouse_store("rename_chain").await;
+    let first = store.create_dataset(NewDataset::new("a", 2)).await.unwrap();
+    store
+        .rename_dataset(&DatasetRef::Id(first.id), "b")
+        .await
+        .unwrap();
+    let second = store.create_dataset(NewDataset::new("a", 2)).await.unwrap();
+    store
+        .rename_dataset(&DatasetRef::Id(second.id), "c")
+        .await
+        .unwrap();
+    let third = store.create_dataset(NewDataset::new("a", 2)).await.unwrap();
+    assert!(matches!(
+        store.rename_dataset(&DatasetRef::Id(first.id), "c").await,
+        Err(Error::DatasetExists { .. })
+    ));
+    store.delete_dataset(&DatasetRef::parse("c")).await.unwrap();
+    store
+        .rename_dataset(&DatasetRef::Id(first.id), "c")
+        .await
+        .unwrap();
+    let name_of = |id| {
+        let store = &store;
+        async move {
+            store
+                .get_dataset(&DatasetRef::Id(id))
+                .await
+                .map(|dataset| dataset.name)
+        }
+    };
+    assert_eq!(name_of(first.id).await.unwrap(), "c");
+    assert!(matches!(
+        name_of(second.id).await,
+        Err(Error::UnknownDataset { .. })
+    ));
+    assert_eq!(name_of(third.id).await.unwrap(), "a");
+    for (name, expected) in [("a", Some(third.id)), ("b", None), ("c", Some(first.id))] {
+        let found = store
+            .get_dataset(&DatasetRef::parse(name))
+            .await
+            .map(|dataset| dataset.id)
+            .ok();
+        assert_eq!(found, expected, "dataset named {name}");
+    }
+}
+
+/// A catalogue written before `name_claimed` existed gains the column on
+/// start-up, and its datasets resolve, rename and keep their names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalogue_from_before_name_claims_is_upgraded_on_start() {
+    let url = clickhouse_url();
+    let database = "mutant_test_catalogue_upgrade";
+    mutant_tests::drop_database(&url, database).await;
+    let client = clickhouse::Client::default().with_url(&url);
+    for statement in [
+        format!("CREATE DATABASE `{database}`"),
+        format!(
+            "CREATE TABLE `{database}`.datasets (id UUID, version UInt64, deleted UInt8, \
+             name String, dimension UInt32, metric String, metadata String, \
+             created_at_ms UInt64, updated_at_ms UInt64) \
+             ENGINE = ReplacingMergeTree(version) ORDER BY id"
+        ),
+        format!(
+            "INSERT INTO `{database}`.datasets VALUES \
+             ('00000000-0000-4000-8000-000000000001', 7, 0, 'old', 3, 'cosine', '{{}}', 1, 1)"
+        ),
+    ] {
+        client.query(&statement).execute().await.unwrap();
+    }
+    for _ in 0..2 {
+        let store = ClickHouseStore::connect(ClickHouseConfig::new(&url).with_database(database))
+            .await
+            .unwrap();
+        let old = store.get_dataset(&DatasetRef::parse("old")).await.unwrap();
+        assert_eq!(old.dimension, 3);
+        assert!(matches!(
+            store.create_dataset(NewDataset::new("old", 3)).await,
+            Err(Error::DatasetExists { .. })
+        ));
+    }
+    let store = ClickHouseStore::connect(ClickHouseConfig::new(&url).with_database(database))
+        .await
+        .unwrap();
+    let renamed = store
+        .rename_dataset(&DatasetRef::parse("old"), "older")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_dataset(&DatasetRef::Id(renamed.id))
+            .await
+            .unwrap()
+            .name,
+        "older"
+    );
 }

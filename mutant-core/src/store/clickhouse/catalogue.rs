@@ -1,10 +1,13 @@
 //! The dataset catalogue in the `datasets` table: low-volume CRUD, one
 //! versioned row per change, resolved in memory on read.
 //!
-//! Names are unique among live datasets without any lock: a writer inserts
-//! its row, then reads the catalogue back; when two live datasets share a
-//! name, the earliest created (ties by id) wins everywhere, and the loser
-//! withdraws its row and reports `DatasetExists`.
+//! Names are unique among live datasets without any lock: a create or a
+//! rename writes its row, then reads the name back, and wins only if no
+//! other live dataset bears it (see `claim_name`); a loser withdraws its
+//! row and reports `DatasetExists`. While a loser withdraws, readers see
+//! two live datasets under one name and all pick the same one: the first
+//! to claim the name (each row carries `name_claimed`, the version of the
+//! create or rename that claimed its current name, kept by later writes).
 
 use std::collections::HashMap;
 
@@ -30,10 +33,18 @@ struct DatasetRow {
     metadata: String,
     created_at_ms: u64,
     updated_at_ms: u64,
+    name_claimed: u64,
+}
+
+/// A live dataset and the version at which it claimed its name.
+#[derive(Debug, Clone)]
+struct Entry {
+    dataset: Dataset,
+    name_claimed: u64,
 }
 
 impl DatasetRow {
-    fn from_dataset(dataset: &Dataset, version: u64, deleted: bool) -> Result<Self> {
+    fn new(dataset: &Dataset, version: u64, deleted: bool, name_claimed: u64) -> Result<Self> {
         Ok(DatasetRow {
             id: dataset.id,
             version,
@@ -47,6 +58,15 @@ impl DatasetRow {
             metadata: serde_json::Value::Object(dataset.metadata.clone()).to_string(),
             created_at_ms: dataset.created_at_ms,
             updated_at_ms: dataset.updated_at_ms,
+            name_claimed,
+        })
+    }
+
+    fn into_entry(self) -> Result<Entry> {
+        let name_claimed = self.name_claimed;
+        Ok(Entry {
+            dataset: self.into_dataset()?,
+            name_claimed,
         })
     }
 
@@ -67,7 +87,7 @@ impl DatasetRow {
     }
 }
 
-/// Every live dataset, with name clashes resolved (earliest created wins).
+/// Every live dataset, with name clashes resolved (first claim wins).
 pub(super) async fn live_datasets(store: &ClickHouseStore) -> Result<Vec<Dataset>> {
     let rows: Vec<DatasetRow> = store
         .client
@@ -75,6 +95,26 @@ pub(super) async fn live_datasets(store: &ClickHouseStore) -> Result<Vec<Dataset
         .fetch_all()
         .await
         .map_err(|error| store.error(error))?;
+    Ok(live_among(rows)?
+        .into_iter()
+        .map(|entry| entry.dataset)
+        .collect())
+}
+
+/// The live datasets among `rows`, with name clashes resolved: each id's
+/// latest row, tombstones dropped, and per name the first to claim it (ties
+/// by id). A clash lasts only while a losing claim withdraws, unless its
+/// server dies in between; readers then still agree on one dataset.
+fn live_among(rows: Vec<DatasetRow>) -> Result<Vec<Entry>> {
+    let mut live = latest_live(rows)?;
+    live.sort_by_key(|entry| (entry.name_claimed, entry.dataset.id));
+    let mut seen_names = std::collections::HashSet::new();
+    live.retain(|entry| seen_names.insert(entry.dataset.name.clone()));
+    Ok(live)
+}
+
+/// Each id's latest row among `rows`, unless it is a tombstone.
+fn latest_live(rows: Vec<DatasetRow>) -> Result<Vec<Entry>> {
     let mut latest: HashMap<Uuid, DatasetRow> = HashMap::new();
     for row in rows {
         match latest.get(&row.id) {
@@ -84,20 +124,53 @@ pub(super) async fn live_datasets(store: &ClickHouseStore) -> Result<Vec<Dataset
             }
         }
     }
-    let mut live: Vec<Dataset> = latest
+    latest
         .into_values()
         .filter(|row| row.deleted == 0)
-        .map(DatasetRow::into_dataset)
-        .collect::<Result<_>>()?;
-    live.sort_by_key(|dataset| (dataset.created_at_ms, dataset.id));
-    let mut seen_names = std::collections::HashSet::new();
-    live.retain(|dataset| seen_names.insert(dataset.name.clone()));
-    Ok(live)
+        .map(DatasetRow::into_entry)
+        .collect()
 }
 
 /// The live dataset a reference names.
 pub(super) async fn resolve(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<Dataset> {
-    find(&live_datasets(store).await?, dataset).cloned()
+    Ok(resolve_entry(store, dataset).await?.dataset)
+}
+
+/// [`resolve`], with the dataset's name claim. Reads only the rows that can
+/// decide it, not the whole catalogue: every row of each dataset that ever
+/// bore the name (by name), or ever bore a name the dataset ever had (by
+/// id). Any live dataset that competes for the reference's current name has
+/// a row with that name, so it is among them, with all its rows, and the
+/// clash rule gives the same answer it gives over the whole catalogue.
+async fn resolve_entry(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<Entry> {
+    let query = match dataset {
+        DatasetRef::Name(name) => store
+            .client
+            .query(
+                "SELECT ?fields FROM datasets WHERE id IN (SELECT id FROM datasets WHERE name = ?)",
+            )
+            .bind(name.as_str()),
+        DatasetRef::Id(id) => store
+            .client
+            .query(
+                "SELECT ?fields FROM datasets WHERE id IN (SELECT id FROM datasets WHERE name IN \
+                 (SELECT name FROM datasets WHERE id = toUUID(?)))",
+            )
+            .bind(id.to_string()),
+    };
+    let rows: Vec<DatasetRow> = query
+        .fetch_all()
+        .await
+        .map_err(|error| store.error(error))?;
+    live_among(rows)?
+        .into_iter()
+        .find(|entry| match dataset {
+            DatasetRef::Id(id) => entry.dataset.id == *id,
+            DatasetRef::Name(name) => &entry.dataset.name == name,
+        })
+        .ok_or_else(|| Error::UnknownDataset {
+            dataset: dataset.to_string(),
+        })
 }
 
 /// How long a dataset resolved by UUID is trusted for writes.
@@ -159,37 +232,80 @@ async fn write_row(store: &ClickHouseStore, row: &DatasetRow) -> Result<()> {
     insert.end().await.map_err(|error| store.error(error))
 }
 
-/// Writes `dataset` under its (new) name, then checks that it won the name;
-/// if not, restores `previous` (or withdraws a new dataset) and fails.
+/// Attempts at a name that another claim collided with before one side
+/// gives up with `DatasetExists`.
+const CLAIM_ATTEMPTS: u32 = 6;
+
+/// Writes `dataset` under its (new) name, then reads the name back: the
+/// claim wins only if no other live dataset bears the name. Of two racing
+/// claims, the one that reads back later sees the other's row (each row is
+/// written before its reader reads), so at most one wins. A claim that sees
+/// a competitor restores `previous` (or withdraws a new dataset); if the
+/// competitor withdrew as well, the name is free again and the claim is
+/// retried after a random pause, else it fails with `DatasetExists`.
 async fn claim_name(
     store: &ClickHouseStore,
     dataset: &Dataset,
-    previous: Option<&Dataset>,
+    previous: Option<&Entry>,
 ) -> Result<Dataset> {
-    let version = store.clock.next();
-    write_row(store, &DatasetRow::from_dataset(dataset, version, false)?).await?;
-    let winner = resolve(store, &DatasetRef::Name(dataset.name.clone())).await;
-    if matches!(&winner, Ok(winner) if winner.id == dataset.id) {
-        return Ok(dataset.clone());
+    for attempt in 0..CLAIM_ATTEMPTS {
+        let version = store.clock.next();
+        write_row(store, &DatasetRow::new(dataset, version, false, version)?).await?;
+        let holders = name_holders(store, &dataset.name).await?;
+        if holders.iter().all(|holder| holder.id == dataset.id) {
+            return Ok(dataset.clone());
+        }
+        let undo_version = store.clock.next();
+        let undo = match previous {
+            Some(previous) => DatasetRow::new(
+                &previous.dataset,
+                undo_version,
+                false,
+                previous.name_claimed,
+            )?,
+            None => DatasetRow::new(dataset, undo_version, true, version)?,
+        };
+        write_row(store, &undo).await?;
+        if name_is_taken(store, &dataset.name).await? {
+            break;
+        }
+        let pause_ms = 1 + Uuid::new_v4().as_u128() % (5u128 << attempt);
+        tokio::time::sleep(std::time::Duration::from_millis(pause_ms as u64)).await;
     }
-    let undo_version = store.clock.next();
-    let undo = match previous {
-        Some(previous) => DatasetRow::from_dataset(previous, undo_version, false)?,
-        None => DatasetRow::from_dataset(dataset, undo_version, true)?,
-    };
-    write_row(store, &undo).await?;
     Err(Error::DatasetExists {
         name: dataset.name.clone(),
     })
 }
 
+/// Every live dataset whose current row bears `name`, before name clashes
+/// are resolved.
+async fn name_holders(store: &ClickHouseStore, name: &str) -> Result<Vec<Dataset>> {
+    let rows: Vec<DatasetRow> = store
+        .client
+        .query("SELECT ?fields FROM datasets WHERE id IN (SELECT id FROM datasets WHERE name = ?)")
+        .bind(name)
+        .fetch_all()
+        .await
+        .map_err(|error| store.error(error))?;
+    Ok(latest_live(rows)?
+        .into_iter()
+        .map(|entry| entry.dataset)
+        .filter(|dataset| dataset.name == name)
+        .collect())
+}
+
+/// Whether a live dataset bears `name`.
+async fn name_is_taken(store: &ClickHouseStore, name: &str) -> Result<bool> {
+    match resolve(store, &DatasetRef::Name(name.to_owned())).await {
+        Ok(_) => Ok(true),
+        Err(Error::UnknownDataset { .. }) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 pub(super) async fn create(store: &ClickHouseStore, new_dataset: NewDataset) -> Result<Dataset> {
     new_dataset.validate()?;
-    if live_datasets(store)
-        .await?
-        .iter()
-        .any(|dataset| dataset.name == new_dataset.name)
-    {
+    if name_is_taken(store, &new_dataset.name).await? {
         return Err(Error::DatasetExists {
             name: new_dataset.name,
         });
@@ -204,12 +320,11 @@ pub(super) async fn rename(
     new_name: &str,
 ) -> Result<Dataset> {
     validate_dataset_name(new_name)?;
-    let datasets = live_datasets(store).await?;
-    let current = find(&datasets, dataset)?;
-    if current.name == new_name {
-        return Ok(current.clone());
+    let current = resolve_entry(store, dataset).await?;
+    if current.dataset.name == new_name {
+        return Ok(current.dataset);
     }
-    if datasets.iter().any(|other| other.name == new_name) {
+    if name_is_taken(store, new_name).await? {
         return Err(Error::DatasetExists {
             name: new_name.to_owned(),
         });
@@ -217,9 +332,9 @@ pub(super) async fn rename(
     let renamed = Dataset {
         name: new_name.to_owned(),
         updated_at_ms: now_ms(),
-        ..current.clone()
+        ..current.dataset.clone()
     };
-    claim_name(store, &renamed, Some(current)).await
+    claim_name(store, &renamed, Some(&current)).await
 }
 
 pub(super) async fn update_metadata(
@@ -227,36 +342,32 @@ pub(super) async fn update_metadata(
     dataset: &DatasetRef,
     update: MetadataUpdate,
 ) -> Result<Dataset> {
-    let mut updated = resolve(store, dataset).await?;
+    let Entry {
+        dataset: mut updated,
+        name_claimed,
+    } = resolve_entry(store, dataset).await?;
     update.apply(&mut updated.metadata);
     updated.updated_at_ms = now_ms();
     write_row(
         store,
-        &DatasetRow::from_dataset(&updated, store.clock.next(), false)?,
+        &DatasetRow::new(&updated, store.clock.next(), false, name_claimed)?,
     )
     .await?;
     Ok(updated)
 }
 
 pub(super) async fn delete(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<()> {
-    let doomed = resolve(store, dataset).await?;
+    let doomed = resolve_entry(store, dataset).await?;
     write_row(
         store,
-        &DatasetRow::from_dataset(&doomed, store.clock.next(), true)?,
+        &DatasetRow::new(
+            &doomed.dataset,
+            store.clock.next(),
+            true,
+            doomed.name_claimed,
+        )?,
     )
     .await
-}
-
-fn find<'a>(datasets: &'a [Dataset], dataset: &DatasetRef) -> Result<&'a Dataset> {
-    datasets
-        .iter()
-        .find(|candidate| match dataset {
-            DatasetRef::Id(id) => candidate.id == *id,
-            DatasetRef::Name(name) => &candidate.name == name,
-        })
-        .ok_or_else(|| Error::UnknownDataset {
-            dataset: dataset.to_string(),
-        })
 }
 
 /// Ids of datasets whose latest row is a tombstone, for compaction.

@@ -179,6 +179,35 @@ impl ClickHouseStore {
         ] {
             client.query(statement).execute().await.map_err(failure)?;
         }
+        for &(table, column, definition) in schema::ADDED_COLUMNS {
+            let has_column = || async {
+                client
+                    .query(
+                        "SELECT count() FROM system.columns \
+                         WHERE database = currentDatabase() AND table = ? AND name = ?",
+                    )
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one::<u64>()
+                    .await
+                    .map(|count| count > 0)
+            };
+            if has_column().await.map_err(failure)? {
+                continue;
+            }
+            let added = client
+                .query(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                ))
+                .execute()
+                .await;
+            // Another server starting at the same moment may have added it.
+            if let Err(error) = added
+                && !has_column().await.map_err(failure)?
+            {
+                return Err(failure(error));
+            }
+        }
         let mut insert_settings = Vec::new();
         if server_version.has_async_insert() {
             insert_settings.push(("async_insert".to_owned(), "0".to_owned()));

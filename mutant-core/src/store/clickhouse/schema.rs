@@ -30,8 +30,16 @@ pub(super) const CREATE_DATASETS: &str = "CREATE TABLE IF NOT EXISTS datasets (
     metric String,
     metadata String,
     created_at_ms UInt64,
-    updated_at_ms UInt64
+    updated_at_ms UInt64,
+    name_claimed UInt64
 ) ENGINE = ReplacingMergeTree(version) ORDER BY id";
+
+/// Columns added to tables after their first release, as `(table, column,
+/// definition)`: a table created earlier gains them on start-up (18.16 has
+/// no `ADD COLUMN IF NOT EXISTS`). Rows written before a column existed
+/// read its default.
+pub(super) const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("datasets", "name_claimed", "UInt64 DEFAULT version")];
 
 pub(super) const CREATE_RECORDS: &str = "CREATE TABLE IF NOT EXISTS records (
     dataset UUID,
