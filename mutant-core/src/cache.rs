@@ -201,6 +201,16 @@ impl DatasetCache {
         Ok(self.fresh(dataset, None).await?.0)
     }
 
+    /// [`get`](Self::get), with the data version the dataset is fresh as of:
+    /// the highest write version read, including writes that changed nothing
+    /// held in memory (a record's uri or metadata), which leave the
+    /// dataset's own `watermark` behind. An analysis records it, so that it
+    /// turns stale only when newer writes arrive.
+    pub async fn get_with_version(&self, dataset: &Dataset) -> Result<(Arc<LoadedDataset>, u64)> {
+        let (loaded, _, read_to) = self.fresh(dataset, None).await?;
+        Ok((loaded, read_to))
+    }
+
     /// The dataset in memory, fresh as of this call, with its search terms
     /// under `metric`: built (on `threads` threads, off the async runtime) on
     /// the first search, then kept and updated with the dataset.
@@ -210,7 +220,7 @@ impl DatasetCache {
         metric: Metric,
         threads: usize,
     ) -> Result<SearchableDataset> {
-        let (loaded, terms) = self.fresh(dataset, Some((metric, threads))).await?;
+        let (loaded, terms, _) = self.fresh(dataset, Some((metric, threads))).await?;
         let terms = terms.ok_or_else(|| Error::Internal {
             message: "the cache returned no search terms for a search".into(),
         })?;
@@ -221,7 +231,7 @@ impl DatasetCache {
         &self,
         dataset: &Dataset,
         search: Option<(Metric, usize)>,
-    ) -> Result<(Arc<LoadedDataset>, Option<Arc<SearchTerms>>)> {
+    ) -> Result<(Arc<LoadedDataset>, Option<Arc<SearchTerms>>, u64)> {
         let slot = {
             let mut entries = self.entries();
             let entry = entries.get_or_insert_mut(dataset.id, || Entry {
@@ -296,6 +306,7 @@ impl DatasetCache {
         let answer = (
             Arc::clone(&cached.loaded),
             search.and(cached.search_terms.clone()),
+            cached.read_to,
         );
         let size_bytes = cached.size_bytes;
         drop(guard);

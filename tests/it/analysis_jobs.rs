@@ -311,4 +311,28 @@ async fn a_done_analysis_reads_stale_after_a_write_to_its_target() {
         reader.analysis_results(again.id, 1, 0).await.unwrap().total,
         201
     );
+    // A write of what no kernel reads (a uri) changes nothing the cache
+    // holds, yet is newer data: the run before it reads stale, and a run
+    // after it is done, not stale from the start.
+    reader
+        .upsert(
+            "points",
+            &[Record::new("late", vec![0.5, 0.5, 0.5, 0.5]).with_uri("s3://bucket/late.png")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.analysis_status(again.id).await.unwrap().status,
+        "stale"
+    );
+    // Through the server whose cache already holds `late` as it is.
+    let after_uri = reader
+        .run_analysis(&request("uniqueness", "points", json!({"k": 3})), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(after_uri.status, "done");
+    assert_eq!(
+        reader.analysis_status(after_uri.id).await.unwrap().status,
+        "done"
+    );
 }

@@ -200,15 +200,14 @@ impl Service {
         if local.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        let target = self.cache().get(&input.target).await?;
-        let reference = match &input.reference {
-            Some(reference) => Some(self.cache().get(reference).await?),
-            None => None,
+        let (target, target_watermark) = self.cache().get_with_version(&input.target).await?;
+        let (reference, reference_watermark) = match &input.reference {
+            Some(reference) => {
+                let (loaded, version) = self.cache().get_with_version(reference).await?;
+                (Some(loaded), version)
+            }
+            None => (None, 0),
         };
-        let target_watermark = target.watermark;
-        let reference_watermark = reference
-            .as_ref()
-            .map_or(0, |reference| reference.watermark);
         let kernel_input = AnalysisInput {
             kind: input.kind,
             params: input.params,
