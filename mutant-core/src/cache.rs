@@ -277,7 +277,11 @@ impl DatasetCache {
             None => {
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
                 let checked_at = now_nanos();
-                let loaded = Arc::new(self.store.load(&DatasetRef::Id(dataset.id)).await?);
+                let loaded = Arc::new(
+                    self.store
+                        .load_within(&DatasetRef::Id(dataset.id), self.max_bytes)
+                        .await?,
+                );
                 let index = build_index(&loaded).await?;
                 let mut cached = Cached {
                     read_to: loaded.watermark,

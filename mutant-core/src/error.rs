@@ -91,7 +91,7 @@ pub enum Error {
 
     /// A dataset bigger than the whole cache.
     #[error(
-        "the dataset needs {size_bytes} bytes in memory but the cache holds at most {max_bytes}; raise MUTANT_CACHE_BYTES above {size_bytes} or split the dataset"
+        "the dataset needs at least {size_bytes} bytes in memory but the cache holds at most {max_bytes}; raise MUTANT_CACHE_BYTES above {size_bytes} or split the dataset"
     )]
     DatasetTooLarge { size_bytes: usize, max_bytes: usize },
 

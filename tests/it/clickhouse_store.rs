@@ -344,3 +344,39 @@ async fn a_catalogue_from_before_name_claims_is_upgraded_on_start() {
         "older"
     );
 }
+
+/// A load over its byte bound stops early: the error names the bound and a
+/// size reached long before the whole dataset was read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_over_its_bound_stops_before_reading_everything() {
+    let store = clickhouse_store("bounded_load").await;
+    store
+        .create_dataset(NewDataset::new("big", 64))
+        .await
+        .unwrap();
+    let big = DatasetRef::parse("big");
+    for start in (0..40_000).step_by(10_000) {
+        let records = (start..start + 10_000)
+            .map(|index| Record::new(format!("r{index:06}"), vec![index as f32; 64]))
+            .collect();
+        store.upsert(&big, records).await.unwrap();
+    }
+    let whole = store.load(&big).await.unwrap().size_bytes();
+    let max_bytes = 1 << 20;
+    match store.load_within(&big, max_bytes).await {
+        Err(Error::DatasetTooLarge {
+            size_bytes,
+            max_bytes: bound,
+        }) => {
+            assert_eq!(bound, max_bytes);
+            assert!(size_bytes > max_bytes, "{size_bytes}");
+            assert!(
+                size_bytes < whole / 2,
+                "stopped at {size_bytes} bytes of {whole}"
+            );
+        }
+        other => panic!("expected DatasetTooLarge, got {other:?}"),
+    }
+    let fits = store.load_within(&big, whole).await.unwrap();
+    assert_eq!(fits.n_records(), 40_000);
+}

@@ -99,6 +99,23 @@ pub trait Store: Send + Sync + 'static {
     /// The whole dataset in its in-memory form.
     async fn load(&self, dataset: &DatasetRef) -> Result<LoadedDataset>;
 
+    /// [`load`](Store::load), refused with `DatasetTooLarge` when the
+    /// dataset takes more than `max_bytes` in memory
+    /// ([`LoadedDataset::size_bytes`]). A store that streams its load stops
+    /// as soon as what it has read is over the bound, so a dataset larger
+    /// than memory is refused instead of exhausting it.
+    async fn load_within(&self, dataset: &DatasetRef, max_bytes: usize) -> Result<LoadedDataset> {
+        let loaded = self.load(dataset).await?;
+        let size_bytes = loaded.size_bytes();
+        if size_bytes > max_bytes {
+            return Err(crate::Error::DatasetTooLarge {
+                size_bytes,
+                max_bytes,
+            });
+        }
+        Ok(loaded)
+    }
+
     /// What changed in the dataset since `watermark` (a `LoadedDataset`'s or a
     /// previous `DatasetChanges`' watermark). `UnknownDataset` once the
     /// dataset is deleted, so a re-created dataset of the same name is never

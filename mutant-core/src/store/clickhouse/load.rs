@@ -25,6 +25,8 @@ struct Loader {
     row_of: HashMap<String, usize>,
     versions: Vec<u64>,
     deleted: Vec<bool>,
+    /// Bytes of the ids decoded so far.
+    id_bytes: usize,
 }
 
 impl Loader {
@@ -34,7 +36,18 @@ impl Loader {
             row_of: HashMap::new(),
             versions: Vec::new(),
             deleted: Vec::new(),
+            id_bytes: 0,
         }
+    }
+
+    /// [`LoadedDataset::size_bytes`] of the rows decoded so far, kept up as
+    /// rows arrive instead of walking every id.
+    fn size_bytes(&self) -> usize {
+        let n_rows = self.loaded.ids.len();
+        self.id_bytes
+            + n_rows * size_of::<String>()
+            + self.loaded.vectors.len() * size_of::<f32>()
+            + 2 * n_rows * size_of::<Option<u32>>()
     }
 
     fn reserve(&mut self, n_rows: usize) {
@@ -109,6 +122,7 @@ impl Loader {
                 let row_idx = self.loaded.ids.len();
                 self.row_of.insert(id.to_owned(), row_idx);
                 self.loaded.ids.push(id.to_owned());
+                self.id_bytes += id.len();
                 // The common case, a first sighting: decode straight onto the
                 // end of the matrix, writing each value once.
                 if deleted {
@@ -200,7 +214,14 @@ pub(super) fn load_statement(dataset: &Dataset) -> String {
     )
 }
 
-pub(super) async fn load(store: &ClickHouseStore, dataset: Dataset) -> Result<LoadedDataset> {
+/// Loads `dataset`, stopping with `DatasetTooLarge` as soon as the rows read
+/// take more than `max_bytes` (rows a later tombstone removes count until
+/// then: the load holds them).
+pub(super) async fn load(
+    store: &ClickHouseStore,
+    dataset: Dataset,
+    max_bytes: usize,
+) -> Result<LoadedDataset> {
     // Sizing the buffers up front saves the copies and page faults of growing them.
     let n_rows: u64 = store
         .bounded(async {
@@ -219,14 +240,16 @@ pub(super) async fn load(store: &ClickHouseStore, dataset: Dataset) -> Result<Lo
         .query(&statement)
         .fetch_bytes("RowBinary")
         .map_err(|error| store.error(error))?;
+    // Never reserve beyond the bound: the load stops there.
+    let bounded_rows = max_bytes / (dataset.dimension * size_of::<f32>()).max(1);
     let mut loader = Loader::new(dataset);
-    loader.reserve(usize::try_from(n_rows).unwrap_or(0));
+    loader.reserve(usize::try_from(n_rows).unwrap_or(0).min(bounded_rows));
     // Decoding runs on a blocking thread while this task keeps reading, so
     // the network and the decoder overlap on two cores. Chunks travel in
     // batches of about a megabyte: one hand-over per chunk would cost more
     // in thread wake-ups than the decoding saves.
     let (batches, received) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(8);
-    let decoder = tokio::task::spawn_blocking(move || decode_batches(loader, received));
+    let decoder = tokio::task::spawn_blocking(move || decode_batches(loader, received, max_bytes));
     // A large load may take long, a stalled one may not: the load fails when
     // no chunk arrives for the store's timeout. The timer is re-armed at most
     // four times per timeout, not once per chunk.
@@ -268,13 +291,22 @@ pub(super) async fn load(store: &ClickHouseStore, dataset: Dataset) -> Result<Lo
 /// Bytes of response handed to the decoder at once.
 const DECODE_BATCH_BYTES: usize = 1 << 20;
 
-/// Decodes batches of chunks until the sender is done.
+/// Decodes batches of chunks until the sender is done, or until the rows
+/// decoded take more than `max_bytes`.
 fn decode_batches(
     mut loader: Loader,
     mut received: tokio::sync::mpsc::Receiver<Vec<bytes::Bytes>>,
+    max_bytes: usize,
 ) -> Result<LoadedDataset> {
     let mut pending: Vec<u8> = Vec::new();
     while let Some(batch) = received.blocking_recv() {
+        let size_bytes = loader.size_bytes();
+        if size_bytes > max_bytes {
+            return Err(Error::DatasetTooLarge {
+                size_bytes,
+                max_bytes,
+            });
+        }
         for chunk in batch {
             let mut rest: &[u8] = &chunk;
             // A row split across chunks: complete it in `pending` a little at a

@@ -380,7 +380,12 @@ impl Store for ClickHouseStore {
 
     async fn load(&self, dataset: &DatasetRef) -> Result<LoadedDataset> {
         let dataset = catalogue::resolve(self, dataset).await?;
-        load::load(self, dataset).await
+        load::load(self, dataset, usize::MAX).await
+    }
+
+    async fn load_within(&self, dataset: &DatasetRef, max_bytes: usize) -> Result<LoadedDataset> {
+        let dataset = catalogue::resolve(self, dataset).await?;
+        load::load(self, dataset, max_bytes).await
     }
 
     async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges> {
