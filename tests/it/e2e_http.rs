@@ -20,6 +20,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const JSON: &str = "application/json";
 
+/// How long a raw request waits for the whole answer before it fails the
+/// test as a hang.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One HTTP answer.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -99,16 +103,25 @@ impl Http {
         let _ = stream.write_all(body).await;
         let mut answer = Vec::new();
         let mut buffer = [0u8; 64 * 1024];
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) => break,
-                Ok(n) => answer.extend_from_slice(&buffer[..n]),
-                Err(error) if !answer.is_empty() => {
-                    eprintln!("connection ended with {error} after the answer");
-                    break;
+        let read_answer = async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) => break,
+                    Ok(n) => answer.extend_from_slice(&buffer[..n]),
+                    Err(error) if !answer.is_empty() => {
+                        eprintln!("connection ended with {error} after the answer");
+                        break;
+                    }
+                    Err(error) => panic!("{method} {path}: no answer: {error}"),
                 }
-                Err(error) => panic!("{method} {path}: no answer: {error}"),
             }
+        };
+        // A request the server never answers is a hang, and fails the test.
+        if tokio::time::timeout(ANSWER_TIMEOUT, read_answer)
+            .await
+            .is_err()
+        {
+            panic!("{method} {path}: no answer within {ANSWER_TIMEOUT:?}, the server hangs");
         }
         let split = answer
             .windows(4)

@@ -80,7 +80,12 @@ async fn raw_request(base_url: &str, method: &str, path: &str, body: &str) -> (u
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
+    // The server must answer, even with ClickHouse stopped or slow: a
+    // request it never answers fails the test instead of hanging it.
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_string(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 60 s, the server hangs"))
+        .unwrap();
     let status = answer
         .get(9..12)
         .and_then(|code| code.parse().ok())

@@ -197,7 +197,11 @@ fn arbitrary_json_bytes_and_paths_get_an_answer_never_a_server_error() {
             |(body, bytes, path)| {
                 runtime.block_on(async {
                     json_to_every_route(&http, &routes, &body.to_string()).await;
-                    for route in ["/v1/datasets/h/records", "/v1/datasets/h/knn"] {
+                    // Each route's own frame kind (1 a record batch, 2 a kNN
+                    // query), so the random bytes reach its body decoder.
+                    for (route, kind) in
+                        [("/v1/datasets/h/records", 1u8), ("/v1/datasets/h/knn", 2)]
+                    {
                         let reply = http
                             .send(
                                 "POST",
@@ -208,6 +212,7 @@ fn arbitrary_json_bytes_and_paths_get_an_answer_never_a_server_error() {
                             .await;
                         check(&reply, &format!("frame to {route}"));
                         let mut framed = b"MUTF\x01\x00".to_vec();
+                        framed.extend_from_slice(&[kind, 0]);
                         framed.extend_from_slice(&bytes);
                         let reply = http
                             .send(

@@ -485,15 +485,79 @@ mod tests {
         ));
     }
 
+    /// Every decoder on `bytes`: each may refuse them, none may panic.
+    fn decode_every_kind(bytes: &[u8]) {
+        let _ = decode_record_batch(bytes);
+        let _ = decode_knn_query(bytes);
+        let _ = decode_knn_result(bytes);
+    }
+
+    /// A valid frame of each kind, every field present.
+    fn sample_frames() -> [Vec<u8>; 3] {
+        let fields = WireRecordFields {
+            label: Some("cat".into()),
+            prediction: Some("dog".into()),
+            uri: Some("s3://b/k".into()),
+            metadata: Some(serde_json::Map::from_iter([("n".to_owned(), 1.into())])),
+            vector: Some(vec![1.0, 2.0]),
+        };
+        [
+            encode_record_batch(&[
+                Record::new("a", vec![1.0, 2.0])
+                    .with_label("cat")
+                    .with_uri("u"),
+                Record::new("b", vec![3.0, 4.0]).with_prediction("dog"),
+            ]),
+            encode_knn_query(&KnnRequest {
+                queries: vec![vec![1.0, 2.0], vec![3.0, 4.0]],
+                k: 3,
+                filter: Some(serde_json::json!({"label": {"$in": ["cat", "dog"]}})),
+                include: Some(vec![super::super::wire::Include::Label]),
+            }),
+            encode_knn_result(&KnnResponse {
+                results: vec![vec![
+                    Neighbour {
+                        id: "a".into(),
+                        distance: 0.5,
+                        fields: fields.clone(),
+                    },
+                    Neighbour {
+                        id: "b".into(),
+                        distance: 0.7,
+                        fields,
+                    },
+                ]],
+            }),
+        ]
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = decode_record_batch(&bytes);
-            let _ = decode_knn_query(&bytes);
-            let _ = decode_knn_result(&bytes);
-            let mut framed = b"MUTF\x01\x00\x01\x00".to_vec();
-            framed.extend_from_slice(&bytes);
-            let _ = decode_record_batch(&framed);
+            decode_every_kind(&bytes);
+            // Past a valid header of each kind, so every body decoder runs.
+            for kind in [KIND_RECORD_BATCH, KIND_KNN_QUERY, KIND_KNN_RESULT] {
+                let mut framed = Writer::new(kind).0;
+                framed.extend_from_slice(&bytes);
+                decode_every_kind(&framed);
+            }
+        }
+
+        /// Valid frames with a few bytes changed and the end cut anywhere
+        /// reach every branch of the body decoders.
+        #[test]
+        fn corrupted_frames_never_panic(
+            kind in 0usize..3,
+            edits in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let mut frame = sample_frames()[kind].clone();
+            for (at, byte) in edits {
+                let at = at.index(frame.len());
+                frame[at] = byte;
+            }
+            frame.truncate(cut.index(frame.len() + 1));
+            decode_every_kind(&frame);
         }
     }
 }
