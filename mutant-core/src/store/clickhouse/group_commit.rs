@@ -7,6 +7,11 @@
 //! `max_inserts_in_flight` INSERTs run at once, and while they run the next
 //! group keeps filling. Every caller is answered only once the INSERT holding
 //! its rows has succeeded, or gets that INSERT's error.
+//!
+//! Rows get their write version when their INSERT starts, one per write, in
+//! the order the writes arrived: time spent waiting in a group does not
+//! count against the cache's refresh overlap, which must cover the time
+//! from a version to its row becoming visible (see ARCHITECTURE.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +21,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{StoreFailure, insert_rows};
+use crate::store::VersionClock;
 
 /// Bounds of one coalesced INSERT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +49,23 @@ impl Default for GroupCommitConfig {
 
 /// Rows already encoded in RowBinary, waiting for their INSERT.
 pub(super) struct PendingWrite {
-    pub(super) encoded_rows: Vec<u8>,
-    pub(super) n_rows: usize,
-    pub(super) reply: oneshot::Sender<Result<(), StoreFailure>>,
+    encoded_rows: Vec<u8>,
+    /// Where each row's version sits in `encoded_rows`.
+    version_offsets: Vec<usize>,
+    reply: oneshot::Sender<Result<(), StoreFailure>>,
+}
+
+impl PendingWrite {
+    fn n_rows(&self) -> usize {
+        self.version_offsets.len()
+    }
+
+    /// Writes `version` into every row.
+    fn stamp(&mut self, version: u64) {
+        for &offset in &self.version_offsets {
+            self.encoded_rows[offset..offset + 8].copy_from_slice(&version.to_le_bytes());
+        }
+    }
 }
 
 /// The handle writers use; the committer task ends when it is dropped.
@@ -60,6 +80,7 @@ impl GroupCommitter {
         insert_settings: Vec<(String, String)>,
         config: GroupCommitConfig,
         timeout: Duration,
+        clock: Arc<VersionClock>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(4096);
         tokio::spawn(run_committer(
@@ -67,22 +88,24 @@ impl GroupCommitter {
             Arc::new(insert_settings),
             config,
             timeout,
+            clock,
             receiver,
         ));
         GroupCommitter { sender }
     }
 
-    /// Queues encoded rows; the receiver answers once they are inserted.
+    /// Queues encoded rows, with where each row's version goes; the
+    /// receiver answers once they are inserted.
     pub(super) async fn submit(
         &self,
         encoded_rows: Vec<u8>,
-        n_rows: usize,
+        version_offsets: Vec<usize>,
     ) -> Result<oneshot::Receiver<Result<(), StoreFailure>>, StoreFailure> {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(PendingWrite {
                 encoded_rows,
-                n_rows,
+                version_offsets,
                 reply,
             })
             .await
@@ -101,14 +124,14 @@ struct Group {
 impl Group {
     fn new(first: PendingWrite) -> Group {
         Group {
-            n_rows: first.n_rows,
+            n_rows: first.n_rows(),
             n_bytes: first.encoded_rows.len(),
             writes: vec![first],
         }
     }
 
     fn push(&mut self, write: PendingWrite) {
-        self.n_rows += write.n_rows;
+        self.n_rows += write.n_rows();
         self.n_bytes += write.encoded_rows.len();
         self.writes.push(write);
     }
@@ -123,6 +146,7 @@ async fn run_committer(
     insert_settings: Arc<Vec<(String, String)>>,
     config: GroupCommitConfig,
     timeout: Duration,
+    clock: Arc<VersionClock>,
     mut receiver: mpsc::Receiver<PendingWrite>,
 ) {
     let in_flight = Arc::new(Semaphore::new(config.max_inserts_in_flight.max(1)));
@@ -156,10 +180,13 @@ async fn run_committer(
             return;
         };
         let Group {
-            writes: group,
+            writes: mut group,
             n_rows,
             n_bytes,
         } = group;
+        for write in &mut group {
+            write.stamp(clock.next());
+        }
         let client = client.clone();
         let insert_settings = Arc::clone(&insert_settings);
         tokio::spawn(async move {

@@ -15,6 +15,7 @@ mod rowbinary;
 mod schema;
 mod sql;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -133,7 +134,7 @@ pub struct ClickHouseStore {
     server_version: ServerVersion,
     insert_settings: Vec<(String, String)>,
     committer: GroupCommitter,
-    clock: VersionClock,
+    clock: Arc<VersionClock>,
     max_insert_bytes: usize,
     tombstone_grace: Duration,
     timeout: Duration,
@@ -212,11 +213,13 @@ impl ClickHouseStore {
         if server_version.has_async_insert() {
             insert_settings.push(("async_insert".to_owned(), "0".to_owned()));
         }
+        let clock = Arc::new(VersionClock::default());
         let committer = GroupCommitter::start(
             client.clone(),
             insert_settings.clone(),
             config.group_commit,
             config.timeout,
+            Arc::clone(&clock),
         );
         Ok(ClickHouseStore {
             client,
@@ -224,7 +227,7 @@ impl ClickHouseStore {
             server_version,
             insert_settings,
             committer,
-            clock: VersionClock::default(),
+            clock,
             max_insert_bytes: config.group_commit.max_bytes,
             tombstone_grace: config.tombstone_grace,
             timeout: config.timeout,

@@ -18,8 +18,9 @@ use crate::{Error, Result};
 /// 262,144-byte query limit once escaped).
 const ID_CHUNK_BYTES: usize = 96 * 1024;
 
-/// Encodes rows in INSERT-sized pieces, queues them all for group commit,
-/// then waits for every piece.
+/// Encodes rows in INSERT-sized pieces, queues them all for group commit
+/// (which stamps their version when their INSERT starts), then waits for
+/// every piece.
 async fn write_rows<'a>(
     store: &ClickHouseStore,
     dataset_id: Uuid,
@@ -28,23 +29,23 @@ async fn write_rows<'a>(
     let piece_bytes = (store.max_insert_bytes / 2).max(1);
     let mut answers = Vec::new();
     let mut buffer = Vec::new();
-    let mut n_rows = 0;
-    let version = store.clock.next();
+    let mut version_offsets = Vec::new();
     for (id, record) in rows {
-        encode_record_row(&mut buffer, dataset_id, id, version, record);
-        n_rows += 1;
+        version_offsets.push(encode_record_row(&mut buffer, dataset_id, id, record));
         if buffer.len() >= piece_bytes {
             answers.push(
                 store
                     .committer
-                    .submit(std::mem::take(&mut buffer), n_rows)
+                    .submit(
+                        std::mem::take(&mut buffer),
+                        std::mem::take(&mut version_offsets),
+                    )
                     .await,
             );
-            n_rows = 0;
         }
     }
-    if n_rows > 0 {
-        answers.push(store.committer.submit(buffer, n_rows).await);
+    if !version_offsets.is_empty() {
+        answers.push(store.committer.submit(buffer, version_offsets).await);
     }
     for answer in answers {
         let outcome = match answer {

@@ -8,19 +8,21 @@ use super::schema::{META_KIND_BOOL, META_KIND_NUMBER, META_KIND_STRING};
 use crate::model::{MetadataValue, Record, RecordMetadata};
 
 /// Appends one `records` row in RowBinary, in the column order of
-/// [`super::schema::RECORD_COLUMNS`]. A tombstone has no record.
+/// [`super::schema::RECORD_COLUMNS`]; a tombstone has no record. The
+/// version is left 0: returns where it sits in `buffer`, for group commit to
+/// stamp once the row's INSERT starts.
 pub(super) fn encode_record_row(
     buffer: &mut Vec<u8>,
     dataset: Uuid,
     id: &str,
-    version: u64,
     record: Option<&Record>,
-) {
+) -> usize {
     let (high, low) = dataset.as_u64_pair();
     buffer.extend_from_slice(&high.to_le_bytes());
     buffer.extend_from_slice(&low.to_le_bytes());
     write_str(buffer, id);
-    buffer.extend_from_slice(&version.to_le_bytes());
+    let version_offset = buffer.len();
+    buffer.extend_from_slice(&0u64.to_le_bytes());
     match record {
         Some(record) => {
             buffer.push(0);
@@ -49,6 +51,7 @@ pub(super) fn encode_record_row(
             write_typed_metadata(buffer, &RecordMetadata::new());
         }
     }
+    version_offset
 }
 
 /// The `meta_keys`, `meta_kinds`, `meta_strings`, `meta_numbers` arrays.
@@ -205,7 +208,8 @@ mod tests {
             .with_label("cat")
             .with_metadata("k", true);
         let mut buffer = Vec::new();
-        encode_record_row(&mut buffer, Uuid::nil(), &record.id, 42, Some(&record));
+        let version_offset = encode_record_row(&mut buffer, Uuid::nil(), &record.id, Some(&record));
+        buffer[version_offset..version_offset + 8].copy_from_slice(&42u64.to_le_bytes());
         let read = |bytes: &[u8]| {
             let mut reader = RowReader::new(bytes);
             reader.take(16)?;
