@@ -207,9 +207,12 @@ impl ServerProcess {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!(
-            "mutant-server did not answer on {} within 30 s; is ClickHouse at {} up?",
+            "mutant-server did not answer on {} within 30 s; is ClickHouse at {} up? \
+             Start one with `scripts/clickhouse.sh start` and export the URL it prints \
+             as MUTANT_CLICKHOUSE_URL (its log is in {})",
             self.url,
-            clickhouse_url()
+            clickhouse_url(),
+            std::env::temp_dir().display()
         );
     }
 

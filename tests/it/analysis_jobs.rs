@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use mutant_client::wire::{AnalysisStatus, StartAnalysisRequest};
 use mutant_client::{Client, Error, NewDataset, Record};
 use mutant_tests::ServerProcess;
+
+use crate::e2e_support::metrics;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -77,18 +79,6 @@ async fn wait_until_started(client: &Client, id: Uuid) -> AnalysisStatus {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// The `/metrics` text of a server.
-async fn metrics(server: &ServerProcess) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = server.url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    answer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

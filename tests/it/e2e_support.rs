@@ -1,7 +1,10 @@
 //! What the end-to-end modules share: running a test body on a runtime whose
-//! threads have room for the large, unoptimised futures of long tests.
+//! threads have room for the large, unoptimised futures of long tests, and
+//! reading a server's metrics.
 
 use std::future::Future;
+
+use mutant_tests::ServerProcess;
 
 /// The stack of the thread driving a test body, and of the runtime's workers.
 const STACK_BYTES: usize = 64 << 20;
@@ -31,4 +34,25 @@ where
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// The server's `/metrics` page (status line and headers included).
+pub(crate) async fn metrics(server: &ServerProcess) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+/// The value of the metric line that starts with `name_and_labels` (its
+/// whole name and labels, as printed), or `None` when there is none.
+pub(crate) fn metric_value(page: &str, name_and_labels: &str) -> Option<f64> {
+    page.lines().find_map(|line| {
+        let value = line.strip_prefix(name_and_labels)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
 }

@@ -9,6 +9,8 @@ use mutant_client::wire::{KnnRequest, StartAnalysisRequest};
 use mutant_client::{Client, NewDataset, Record};
 use mutant_tests::ServerProcess;
 
+use crate::e2e_support::{metric_value, metrics};
+
 const N_CLIENTS: usize = 8;
 const DIMENSION: usize = 32;
 
@@ -136,6 +138,31 @@ fn eight_clients_mixing_writes_knn_and_analyses_see_no_errors() {
             client.count("growing", None).await.unwrap(),
             n_written + 100,
             "every acknowledged write is stored once"
+        );
+        // The SDK retries what fails; the server's own counts show whether
+        // anything needed it.
+        let page = metrics(&server).await;
+        let server_errors: Vec<&str> = page
+            .lines()
+            .filter(|line| line.starts_with("mutant_requests_total") && line.contains("status=\"5"))
+            .collect();
+        assert!(
+            server_errors.is_empty(),
+            "server errors under load: {server_errors:?}"
+        );
+        let counter = |name: &str| {
+            metric_value(&page, name).unwrap_or_else(|| panic!("{name} missing from /metrics"))
+        };
+        assert!(counter("mutant_cache_hits_total") > 0.0, "{page}");
+        assert!(counter("mutant_cache_refreshes_total") > 0.0, "{page}");
+        assert!(
+            counter("mutant_cache_rows_fetched_total") >= n_written as f64,
+            "{page}"
+        );
+        let held = counter("mutant_cache_bytes");
+        assert!(
+            held > 0.0 && held <= counter("mutant_cache_max_bytes"),
+            "{page}"
         );
     });
 }
