@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mutant_core::Error;
 use mutant_core::model::{DatasetRef, Filter, NewDataset, Record};
-use mutant_core::store::{ClickHouseConfig, ClickHouseStore, Store};
+use mutant_core::store::{ClickHouseConfig, ClickHouseStore, GroupCommitConfig, Store};
 use mutant_tests::{clickhouse_store, clickhouse_store_with, clickhouse_url, wait_for_mutations};
 
 async fn physical_rows(store: &ClickHouseStore, table: &str) -> u64 {
@@ -379,4 +379,116 @@ async fn a_load_over_its_bound_stops_before_reading_everything() {
     }
     let fits = store.load_within(&big, whole).await.unwrap();
     assert_eq!(fits.n_records(), 40_000);
+}
+
+/// The highest MergeTree block number of `records`: every INSERT takes the
+/// next one, so it counts the INSERTs so far.
+async fn n_inserts(store: &ClickHouseStore) -> u64 {
+    store
+        .client()
+        .query("SELECT max(max_block_number) FROM system.parts WHERE database = currentDatabase() AND table = 'records'")
+        .fetch_one()
+        .await
+        .unwrap()
+}
+
+/// Group commit's bounds hold: one large batch goes out in byte-bounded
+/// pieces, and concurrent small batches are cut into INSERTs of at most
+/// about the row bound, every record stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_splits_large_batches_and_keeps_its_row_bound() {
+    let store = Arc::new(
+        clickhouse_store_with("group_bounds", |config| ClickHouseConfig {
+            group_commit: GroupCommitConfig {
+                max_rows: 200,
+                max_bytes: 256 << 10,
+                ..GroupCommitConfig::default()
+            },
+            ..config
+        })
+        .await,
+    );
+    store
+        .create_dataset(NewDataset::new("bounded", 64))
+        .await
+        .unwrap();
+    let bounded = DatasetRef::parse("bounded");
+    // 2,000 rows of about 280 bytes: 560 KB, in pieces of half the byte bound.
+    let large: Vec<Record> = (0..2_000)
+        .map(|index| Record::new(format!("large-{index}"), vec![index as f32; 64]))
+        .collect();
+    store.upsert(&bounded, large).await.unwrap();
+    let after_large = n_inserts(&store).await;
+    assert!(
+        after_large >= 4,
+        "a 560 KB batch with a 256 KB bound went out as {after_large} INSERTs"
+    );
+
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for batch in 0..10 {
+                    let records = (0..50)
+                        .map(|row| {
+                            Record::new(format!("small-{task}-{batch}-{row}"), vec![1.0; 64])
+                        })
+                        .collect();
+                    store
+                        .upsert(&DatasetRef::parse("bounded"), records)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let small_inserts = n_inserts(&store).await - after_large;
+    // 8,000 rows; a group closes once it holds 200 rows, so an INSERT
+    // carries at most 200 + 49 of them.
+    assert!(
+        small_inserts >= 8_000 / 249,
+        "8,000 rows under a 200-row bound went out as {small_inserts} INSERTs"
+    );
+    assert_eq!(store.count(&bounded, &Filter::all()).await.unwrap(), 10_000);
+}
+
+/// A failed INSERT answers every writer whose rows it carried with the
+/// error: none of them is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_insert_answers_every_writer_in_its_group() {
+    let store = Arc::new(clickhouse_store("failed_group").await);
+    store
+        .create_dataset(NewDataset::new("doomed", 4))
+        .await
+        .unwrap();
+    store
+        .client()
+        .query("DROP TABLE records")
+        .execute()
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .upsert(
+                        &DatasetRef::parse("doomed"),
+                        vec![Record::new(format!("r{task}"), vec![1.0; 4])],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        match task.await.unwrap() {
+            Err(Error::Store { message }) => {
+                assert!(message.contains("records"), "{message}");
+            }
+            other => panic!("a write into a dropped table answered {other:?}"),
+        }
+    }
 }
