@@ -554,6 +554,23 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
     Ok(output)
 }
 
+/// The neighbour lists in `slot` if they were computed for `k`, else
+/// `compute`'s, kept in `slot` for the next caller.
+fn reuse_or_compute(
+    slot: &mut Option<(usize, NeighbourLists)>,
+    k: usize,
+    compute: impl FnOnce() -> Result<NeighbourLists>,
+) -> Result<&NeighbourLists> {
+    if !matches!(slot, Some((held_k, _)) if *held_k == k) {
+        *slot = Some((k, compute()?));
+    }
+    slot.as_ref()
+        .map(|(_, graph)| graph)
+        .ok_or_else(|| Error::Internal {
+            message: "a neighbour graph was computed but not kept".into(),
+        })
+}
+
 /// `select`: each weighted score's ranking gets a quota, near-duplicates are
 /// skipped, the rest is random, optionally spread by greedy k-center.
 fn run_select(
@@ -573,6 +590,9 @@ fn run_select(
         |index: usize| execution.part(index as f32 / n_phases, (index + 1) as f32 / n_phases);
     let self_graph = knn_graph(target_view, metric, &KnnOptions::new(self_k), &phase(0))?;
     let mut rankings: Vec<Vec<u32>> = Vec::new();
+    // The target's neighbours in the reference serve boundary_uncertainty
+    // and novelty alike: computed for the first, reused by the other.
+    let mut cross_graph: Option<(usize, NeighbourLists)> = None;
     for (weight_idx, (kind, _)) in params.weights.iter().enumerate() {
         let execution = &phase(weight_idx + 1);
         let scores = match (kind, reference_view) {
@@ -587,31 +607,36 @@ fn run_select(
                 class_outlier(target_view, reference, execution)?.scores
             }
             (AnalysisKind::BoundaryUncertainty, Some(reference)) => {
-                let graph = knn(
-                    reference,
-                    target_view,
-                    metric,
-                    &KnnOptions::new(params.k.min(reference.n_rows())),
-                    execution,
-                )?;
-                boundary_uncertainty(target_view, reference, &graph)?.scores
+                let k = params.k.min(reference.n_rows());
+                let graph = reuse_or_compute(&mut cross_graph, k, || {
+                    knn(
+                        reference,
+                        target_view,
+                        metric,
+                        &KnnOptions::new(k),
+                        execution,
+                    )
+                })?;
+                boundary_uncertainty(target_view, reference, graph)?.scores
             }
             (AnalysisKind::Novelty, Some(reference)) => {
                 let k = params.k.min(reference.n_rows().saturating_sub(1)).max(1);
-                let target_graph = knn(
-                    reference,
-                    target_view,
-                    metric,
-                    &KnnOptions::new(k),
-                    &execution.part(0.0, 0.5),
-                )?;
+                let target_graph = reuse_or_compute(&mut cross_graph, k, || {
+                    knn(
+                        reference,
+                        target_view,
+                        metric,
+                        &KnnOptions::new(k),
+                        &execution.part(0.0, 0.5),
+                    )
+                })?;
                 let reference_graph = knn_graph(
                     reference,
                     metric,
                     &KnnOptions::new(k),
                     &execution.part(0.5, 1.0),
                 )?;
-                novelty(target_view, reference, &target_graph, &reference_graph)?.scores
+                novelty(target_view, reference, target_graph, &reference_graph)?.scores
             }
             (other, _) => {
                 return Err(Error::InvalidParameter {
@@ -676,4 +701,42 @@ fn run_select(
             ])
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{DatasetView, Execution, KnnOptions, Metric, knn};
+
+    #[test]
+    fn a_neighbour_graph_is_computed_once_per_k() {
+        let values: Vec<f32> = (0..40).map(|value| value as f32).collect();
+        let dataset = DatasetView::new(&values, 2).unwrap();
+        let mut computed = 0;
+        let mut compute = |k: usize| {
+            computed += 1;
+            knn(
+                &dataset,
+                &dataset,
+                Metric::L2,
+                &KnnOptions::new(k),
+                &Execution::new(),
+            )
+        };
+        let mut slot = None;
+        assert_eq!(
+            reuse_or_compute(&mut slot, 3, || compute(3)).unwrap().k(),
+            3
+        );
+        assert_eq!(
+            reuse_or_compute(&mut slot, 3, || compute(3)).unwrap().k(),
+            3
+        );
+        assert_eq!(
+            reuse_or_compute(&mut slot, 2, || compute(2)).unwrap().k(),
+            2
+        );
+        drop(slot);
+        assert_eq!(computed, 2);
+    }
 }
