@@ -38,8 +38,15 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
         (-1e6f64..1e6).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON has no NaN or infinity", |value| value.is_finite())
+            .prop_map(Value::from),
         "[a-z$.]{0,12}".prop_map(Value::String),
+        // Quotes, backslashes, SQL and control characters, any script.
+        "\\PC{0,16}".prop_map(Value::String),
+        "['\";\\\\%_*\\-]{1,6}".prop_map(Value::String),
         prop_oneof![
             Just("$in"),
             Just("$gte"),
@@ -192,7 +199,7 @@ fn arbitrary_json_bytes_and_paths_get_an_answer_never_a_server_error() {
             &(
                 json_value(),
                 proptest::collection::vec(any::<u8>(), 0..200),
-                "[a-zA-Z0-9/%._-]{0,40}",
+                "[a-zA-Z0-9/%._=?&-]{0,40}",
             ),
             |(body, bytes, path)| {
                 runtime.block_on(async {
@@ -239,6 +246,14 @@ fn arbitrary_json_bytes_and_paths_get_an_answer_never_a_server_error() {
                     );
                     let reply = http.send("GET", &format!("/{path}"), &[], b"").await;
                     check(&reply, &format!("GET /{path}"));
+                    // The routes that read a query string, given random ones.
+                    for route in [
+                        "/v1/datasets",
+                        "/v1/analyses/00000000-0000-4000-8000-000000000000/results",
+                    ] {
+                        let reply = http.send("GET", &format!("{route}?{path}"), &[], b"").await;
+                        check(&reply, &format!("GET {route}?{path}"));
+                    }
                 });
                 Ok(())
             },
