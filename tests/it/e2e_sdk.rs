@@ -1375,3 +1375,80 @@ async fn the_server_compacts_deleted_datasets_on_its_own_body() {
         "a deleted dataset's rows are still stored 30 s later, with compaction every second"
     );
 }
+
+/// Quotes, backslashes, SQL, placeholders and control characters in ids,
+/// labels, predictions, uris and metadata values travel through the SDK and
+/// the server into ClickHouse and back unchanged, and filters and kNN match
+/// them literally.
+#[test]
+fn hostile_strings_are_stored_and_matched_literally_through_the_server() {
+    crate::e2e_support::run(|| async {
+        let server = ServerProcess::start("sdk_hostile_strings").await;
+        let client = Client::new(&server.url).unwrap();
+        client
+            .create_dataset(&NewDataset::new("nasty", 2))
+            .await
+            .unwrap();
+        let nasty = [
+            "'; DROP TABLE records; --",
+            "a\\'b",
+            "\" OR 1=1 --",
+            "?",
+            "{x}",
+            "\\",
+            "tab\there",
+            "new\nline",
+            "`x`",
+            "%_",
+            "日本語",
+        ];
+        let records: Vec<Record> = nasty
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                Record::new(*text, vec![index as f32, 0.0])
+                    .with_label(*text)
+                    .with_prediction(*text)
+                    .with_uri(*text)
+                    .with_metadata("k", *text)
+            })
+            .collect();
+        client.upsert("nasty", &records).await.unwrap();
+        for (index, text) in nasty.iter().enumerate() {
+            for field in ["id", "label", "prediction", "uri", "metadata.k"] {
+                let filter = json!({ field: text });
+                let found = client
+                    .get_records(
+                        "nasty",
+                        &GetRecordsRequest {
+                            filter: Some(filter.clone()),
+                            include: Some(vec![Include::Label, Include::Uri, Include::Metadata]),
+                            ..GetRecordsRequest::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(found.len(), 1, "{field} = {text:?}");
+                assert_eq!(found[0].id, *text);
+                assert_eq!(found[0].label.as_deref(), Some(*text));
+                assert_eq!(found[0].uri.as_deref(), Some(*text));
+                assert_eq!(client.count("nasty", Some(&filter)).await.unwrap(), 1);
+            }
+            let neighbours = client
+                .knn(
+                    "nasty",
+                    &KnnRequest {
+                        queries: vec![vec![index as f32, 0.0]],
+                        k: 3,
+                        filter: Some(json!({"label": text})),
+                        include: None,
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(neighbours[0].len(), 1, "kNN filtered on label {text:?}");
+            assert_eq!(neighbours[0][0].id, *text);
+        }
+        assert_eq!(client.count("nasty", None).await.unwrap(), nasty.len());
+    });
+}
