@@ -89,12 +89,7 @@ impl DatasetRow {
 
 /// Every live dataset, with name clashes resolved (first claim wins).
 pub(super) async fn live_datasets(store: &ClickHouseStore) -> Result<Vec<Dataset>> {
-    let rows: Vec<DatasetRow> = store
-        .client
-        .query("SELECT ?fields FROM datasets")
-        .fetch_all()
-        .await
-        .map_err(|error| store.error(error))?;
+    let rows = fetch_rows(store, store.client.query("SELECT ?fields FROM datasets")).await?;
     Ok(live_among(rows)?
         .into_iter()
         .map(|entry| entry.dataset)
@@ -131,6 +126,25 @@ fn latest_live(rows: Vec<DatasetRow>) -> Result<Vec<Entry>> {
         .collect()
 }
 
+/// Every row of every dataset that ever bore `name`.
+async fn rows_of_datasets_that_bore(
+    store: &ClickHouseStore,
+    name: &str,
+) -> Result<Vec<DatasetRow>> {
+    let query = store
+        .client
+        .query("SELECT ?fields FROM datasets WHERE id IN (SELECT id FROM datasets WHERE name = ?)")
+        .bind(name);
+    fetch_rows(store, query).await
+}
+
+async fn fetch_rows(
+    store: &ClickHouseStore,
+    query: clickhouse::query::Query,
+) -> Result<Vec<DatasetRow>> {
+    query.fetch_all().await.map_err(|error| store.error(error))
+}
+
 /// The live dataset a reference names.
 pub(super) async fn resolve(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<Dataset> {
     Ok(resolve_entry(store, dataset).await?.dataset)
@@ -143,25 +157,19 @@ pub(super) async fn resolve(store: &ClickHouseStore, dataset: &DatasetRef) -> Re
 /// a row with that name, so it is among them, with all its rows, and the
 /// clash rule gives the same answer it gives over the whole catalogue.
 async fn resolve_entry(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<Entry> {
-    let query = match dataset {
-        DatasetRef::Name(name) => store
-            .client
-            .query(
-                "SELECT ?fields FROM datasets WHERE id IN (SELECT id FROM datasets WHERE name = ?)",
-            )
-            .bind(name.as_str()),
-        DatasetRef::Id(id) => store
-            .client
-            .query(
-                "SELECT ?fields FROM datasets WHERE id IN (SELECT id FROM datasets WHERE name IN \
-                 (SELECT name FROM datasets WHERE id = toUUID(?)))",
-            )
-            .bind(id.to_string()),
+    let rows = match dataset {
+        DatasetRef::Name(name) => rows_of_datasets_that_bore(store, name).await?,
+        DatasetRef::Id(id) => {
+            let query = store
+                .client
+                .query(
+                    "SELECT ?fields FROM datasets WHERE id IN (SELECT id FROM datasets WHERE name IN \
+                     (SELECT name FROM datasets WHERE id = toUUID(?)))",
+                )
+                .bind(id.to_string());
+            fetch_rows(store, query).await?
+        }
     };
-    let rows: Vec<DatasetRow> = query
-        .fetch_all()
-        .await
-        .map_err(|error| store.error(error))?;
     live_among(rows)?
         .into_iter()
         .find(|entry| match dataset {
@@ -280,13 +288,7 @@ async fn claim_name(
 /// Every live dataset whose current row bears `name`, before name clashes
 /// are resolved.
 async fn name_holders(store: &ClickHouseStore, name: &str) -> Result<Vec<Dataset>> {
-    let rows: Vec<DatasetRow> = store
-        .client
-        .query("SELECT ?fields FROM datasets WHERE id IN (SELECT id FROM datasets WHERE name = ?)")
-        .bind(name)
-        .fetch_all()
-        .await
-        .map_err(|error| store.error(error))?;
+    let rows = rows_of_datasets_that_bore(store, name).await?;
     Ok(latest_live(rows)?
         .into_iter()
         .map(|entry| entry.dataset)
