@@ -187,10 +187,9 @@ async fn bad_database_names_are_refused() {
 }
 
 /// Servers create and rename datasets without a lock: each writes its row
-/// and reads the catalogue back, and on a name clash the earliest created
-/// wins everywhere. Eight stores (eight servers) racing for one name leave
-/// exactly one dataset under it, which every store resolves by name and by
-/// id, while the losers' ids are unknown.
+/// and reads the name back, and wins only if no other live dataset bears it.
+/// Eight stores (eight servers) racing for one name leave exactly one
+/// dataset under it, which every store resolves by name and by id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_creates_of_one_name_leave_one_dataset_every_server_agrees_on() {
     let first = clickhouse_store("name_race").await;
