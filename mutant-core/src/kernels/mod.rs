@@ -15,7 +15,8 @@
 //!   distances).
 //! - Other scores: [`activation_uncertainty`], [`class_outlier`]; the dataset
 //!   comparison [`drift`]; the labeling sampler [`select`]; the plot
-//!   coordinates [`projection`].
+//!   coordinates: [`projection`] (PCA) and [`neighbour_layout`] (UMAP-style,
+//!   on the self-kNN graph).
 //!
 //! Per-record scores come as [`RecordScores`]: higher = more worth a human's
 //! attention, with a continuous refinement ranking records whose scores tie.
@@ -43,6 +44,7 @@ mod density;
 mod drift;
 mod duplicates;
 mod knn;
+mod layout;
 mod mislabel;
 mod outlier;
 mod progress;
@@ -63,6 +65,7 @@ pub use density::{DensityScores, novelty, uniqueness};
 pub use drift::{ClassShare, DriftOptions, DriftReport, drift};
 pub use duplicates::{DuplicatePair, DuplicateThreshold, near_duplicates, near_duplicates_across};
 pub use knn::{ExactIndex, KnnOptions, NeighbourLists, SearchTerms, knn, knn_graph};
+pub use layout::{LAYOUT_NEIGHBOURS, LayoutOptions, neighbour_layout};
 pub use mislabel::{MislabelMethod, MislabelScores, mislabel};
 pub use outlier::{OutlierScores, class_outlier};
 pub use progress::Execution;
