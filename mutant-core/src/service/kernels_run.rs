@@ -9,12 +9,12 @@ use serde_json::{Map, Value, json};
 
 use super::analysis::{AnalysisKind, number, object};
 use super::kernel_metric;
+use super::projection_run::{ProjectionMethod, ProjectionRequest, run_projection};
 use crate::kernels::{
     DatasetView, DriftOptions, DuplicatePair, DuplicateThreshold, Execution, KCenter, KnnOptions,
     MislabelMethod, NeighbourEvidence, NeighbourLists, RecordScores, ScoreQuota, SelectOptions,
     SelectionReason, activation_uncertainty, boundary_uncertainty, class_outlier, drift, knn,
-    knn_graph, mislabel, near_duplicates, near_duplicates_across, novelty, projection, select,
-    uniqueness,
+    knn_graph, mislabel, near_duplicates, near_duplicates_across, novelty, select, uniqueness,
 };
 use crate::model::{ClassVocabulary, LoadedDataset};
 use crate::{Error, Result};
@@ -26,6 +26,7 @@ pub(super) struct AnalysisParams {
     method: MislabelMethod,
     threshold: DuplicateThreshold,
     dimensions: usize,
+    projection_method: Option<ProjectionMethod>,
     drift: DriftOptions,
     n: usize,
     weights: Vec<(AnalysisKind, f32)>,
@@ -94,7 +95,7 @@ impl AnalysisParams {
                 "unlabeled_only",
                 "seed",
             ],
-            AnalysisKind::Projection => &["dimensions"],
+            AnalysisKind::Projection => &["dimensions", "method", "seed"],
         };
         if let Some(unknown) = raw.keys().find(|key| !allowed.contains(&key.as_str())) {
             return Err(bad(format!(
@@ -102,7 +103,15 @@ impl AnalysisParams {
                 kind.as_str()
             )));
         }
-        let method = match raw.get("method").map(|value| value.as_str()) {
+        // `method` is the projection's method for a projection, the score's otherwise.
+        let projection_method = match kind {
+            AnalysisKind::Projection => ProjectionMethod::parse(raw.get("method"))?,
+            _ => None,
+        };
+        let mislabel_method = raw
+            .get("method")
+            .filter(|_| kind != AnalysisKind::Projection);
+        let method = match mislabel_method.map(|value| value.as_str()) {
             None | Some(Some("self_confidence")) => MislabelMethod::SelfConfidence,
             Some(Some("normalized_margin")) => MislabelMethod::NormalizedMargin,
             Some(_) => {
@@ -186,6 +195,7 @@ impl AnalysisParams {
             method,
             threshold,
             dimensions,
+            projection_method,
             drift,
             n: get_count(raw, "n", 1, 1_000_000)?,
             random_weight: get_fraction(
@@ -521,25 +531,13 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
             ]));
         }
         AnalysisKind::Projection => {
-            let result = projection(&target_view, params.dimensions, &execution)?;
-            output.rows = target
-                .ids
-                .iter()
-                .enumerate()
-                .map(|(row, id)| {
-                    let coordinates = &result.coordinates
-                        [row * result.n_components..(row + 1) * result.n_components];
-                    object([
-                        ("id", json!(id)),
-                        ("rank", json!(row + 1)),
-                        ("coordinates", json!(coordinates)),
-                    ])
-                })
-                .collect();
-            output.summary = Some(object([(
-                "explained_variance_ratio",
-                json!(result.explained_variance_ratio),
-            )]));
+            let request = ProjectionRequest {
+                dimensions: params.dimensions,
+                method: params.projection_method,
+                seed: params.seed,
+                metric,
+            };
+            output = run_projection(&target.ids, &target_view, request, &execution)?;
         }
         AnalysisKind::Select => {
             output.rows = run_select(
