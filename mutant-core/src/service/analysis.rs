@@ -223,7 +223,7 @@ impl Service {
 }
 
 /// The wire form of a job version.
-fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
+pub(super) fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
     AnalysisStatus {
         id: job.id,
         kind: job.kind.clone(),

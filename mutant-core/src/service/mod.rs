@@ -6,6 +6,8 @@ mod analysis;
 mod jobs;
 mod kernels_run;
 mod knn;
+mod projection_run;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use serde_json::{Map, Value};
 pub use self::analysis::{AnalysisKind, ReferenceUse};
 pub use self::jobs::Analyses;
 pub use self::knn::{MAX_K, MAX_QUERIES};
+pub use self::views::MAX_ANALYSES_LISTED;
 use crate::api::wire::{
     CountRequest, CountResponse, CreateDatasetRequest, DatasetInfo, DatasetList,
     DeleteRecordsRequest, DeleteRecordsResponse, GetRecordsRequest, IncludeSet,
