@@ -6,6 +6,8 @@ mod error;
 mod http;
 mod metrics;
 mod routes;
+mod ui;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
