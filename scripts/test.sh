@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: starts a throwaway ClickHouse (installing it from the
 # distribution's packages if needed), then runs the formatting and lint
-# checks and every test of the workspace against it.
+# checks and every test of the workspace against it, and the web page's
+# browser test (installing Debian's chromium and playwright-core if needed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,3 +24,5 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 # The end-to-end tests start the real server binary.
 cargo build --locked -p mutant-server
 cargo test --workspace --locked
+# The web page in headless Chromium against that binary.
+scripts/ui_test.sh

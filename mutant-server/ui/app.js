@@ -89,11 +89,16 @@ function h(tag, attributes = {}, ...children) {
     else if (name === 'dataset') Object.assign(element.dataset, value);
     else element.setAttribute(name, value === true ? '' : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return element;
+}
+
+/** Replaces an element's children, skipping null, undefined and false and flattening arrays, as `h` does. */
+function fill(element, ...children) {
+  element.replaceChildren(...children.flat(Infinity).filter((child) => child !== null && child !== undefined && child !== false));
 }
 
 function link(path, text, attributes = {}) {
@@ -154,7 +159,7 @@ document.addEventListener('click', (event) => {
 window.addEventListener('popstate', render);
 
 function setCrumbs(...items) {
-  document.getElementById('crumbs').replaceChildren(...items);
+  fill(document.getElementById('crumbs'), ...items);
 }
 
 async function render() {
@@ -226,13 +231,13 @@ async function showDatasets(view) {
         entry.cells.records.textContent = formatNumber(summary.record_count);
         const labelled = summary.classes.filter((item) => item.labels > 0);
         const names = labelled.slice(0, 6).map((item) => item.name).join(', ');
-        entry.cells.classes.replaceChildren(
+        fill(entry.cells.classes,
           labelled.length === 0 ? h('span', { className: 'muted' }, 'none')
             : `${labelled.length}: ${names}${labelled.length > 6 ? ', …' : ''}`,
         );
-        entry.cells.lastWrite.replaceChildren(formatAgo(summary.last_write_ms));
+        fill(entry.cells.lastWrite, formatAgo(summary.last_write_ms));
       } catch (error) {
-        entry.cells.records.replaceChildren(h('span', { className: 'error', title: error.message }, error.code || 'error'));
+        fill(entry.cells.records, h('span', { className: 'error', title: error.message }, error.code || 'error'));
         entry.cells.classes.textContent = '';
         entry.cells.lastWrite.textContent = '';
       }
@@ -383,12 +388,12 @@ async function showDataset(view, name) {
     if (!points) return;
     const score = state.colourScores ? state.colourScores[index] : NaN;
     const verdict = state.colourFlagged ? state.colourFlagged[index] : 2;
-    tooltip.replaceChildren(
+    fill(tooltip, ...[
       h('div', {}, h('b', {}, points.ids[index])),
       h('div', {}, `label: ${points.className(points.labels[index]) ?? '–'}`),
       h('div', {}, `prediction: ${points.className(points.predictions[index]) ?? '–'}`),
       state.colourScores ? h('div', {}, `score: ${formatNumber(score)}${verdict === 1 ? ' · flagged' : ''}`) : null,
-    );
+    ].filter(Boolean));
     tooltip.dataset.id = points.ids[index];
     tooltip.hidden = false;
     placeTooltip();
@@ -464,15 +469,15 @@ async function showDataset(view, name) {
 
   projectionSelect.addEventListener('change', async () => {
     const status = state.analyses.find((item) => item.id === projectionSelect.value);
-    if (status) await loadProjection(status).catch((error) => mapStatus.replaceChildren(errorBox(error)));
+    if (status) await loadProjection(status).catch((error) => fill(mapStatus, errorBox(error)));
   });
   view.querySelector('#new-layout').addEventListener('click', () =>
-    startProjection('layout').catch((error) => mapStatus.replaceChildren(errorBox(error))));
+    startProjection('layout').catch((error) => fill(mapStatus, errorBox(error))));
   view.querySelector('#new-pca').addEventListener('click', () =>
-    startProjection('pca').catch((error) => mapStatus.replaceChildren(errorBox(error))));
+    startProjection('pca').catch((error) => fill(mapStatus, errorBox(error))));
 
   colourSelect.addEventListener('change', () => {
-    applyColour(state, colourSelect.value, legend).catch((error) => legend.replaceChildren(errorBox(error)));
+    applyColour(state, colourSelect.value, legend).catch((error) => fill(legend, errorBox(error)));
   });
 
   // ---- analyses of this dataset, kept fresh
@@ -525,7 +530,7 @@ async function showDataset(view, name) {
     }
     focusRecord();
   } catch (error) {
-    mapStatus.replaceChildren(errorBox(error));
+    fill(mapStatus, errorBox(error));
   }
 }
 
@@ -546,7 +551,7 @@ function fillProjectionSelect(select, analyses, current) {
     && projectionDimensions(item) === WANTED_PROJECTION_DIMENSIONS);
   const signature = projections.map((item) => `${item.id}:${item.status}`).join() + (current ? current.id : '');
   if (unchanged(select, signature)) return;
-  select.replaceChildren(
+  fill(select, 
     ...projections.map((item) =>
       h('option', { value: item.id, selected: current && current.id === item.id },
         `${item.params.method || 'default'} · ${new Date(item.created_at_ms).toLocaleString()}${item.status === 'stale' ? ' (stale)' : ''}`)),
@@ -565,7 +570,7 @@ function fillColourSelect(select, analyses, colour) {
     options.push(h('option', { value: `score:${item.id}` }, `${item.kind} score · ${when}`));
     options.push(h('option', { value: `verdict:${item.id}` }, `${item.kind} verdict · ${when}`));
   }
-  select.replaceChildren(...options);
+  fill(select, ...options);
   select.value = value;
 }
 
@@ -647,13 +652,20 @@ async function drawPoints(state) {
   let pointColour;
   const mode = state.colour.mode;
   if (mode === 'score' && state.colourScores) {
-    // Colour by percentile rank: heavy-tailed scores still use the whole ramp.
-    const order = Array.from(state.colourScores.keys())
-      .filter((index) => Number.isFinite(state.colourScores[index]))
-      .sort((a, b) => state.colourScores[a] - state.colourScores[b]);
+    // Colour by percentile (the share of scores below a point's), so
+    // heavy-tailed scores still use the whole ramp, and tied scores (the
+    // many zeros of a kNN vote) share one colour.
+    const scores = state.colourScores;
+    const order = Array.from(scores.keys())
+      .filter((index) => Number.isFinite(scores[index]))
+      .sort((a, b) => scores[a] - scores[b]);
     continuous = new Float32Array(n).fill(0);
     const denominator = Math.max(1, order.length - 1);
-    order.forEach((row, rank) => { continuous[row] = rank / denominator; });
+    let below = 0;
+    order.forEach((row, rank) => {
+      if (rank > 0 && scores[row] !== scores[order[rank - 1]]) below = rank;
+      continuous[row] = below / denominator;
+    });
     state.scoreOrder = order;
     colourBy = 'valueB';
     pointColour = scoreGradient(64);
@@ -697,7 +709,7 @@ function renderLegend(state, legend) {
     const at = (share) => finite[Math.min(finite.length - 1, Math.floor(share * (finite.length - 1)))];
     const gradient = h('div', { className: 'gradient' });
     gradient.style.background = `linear-gradient(to right, ${SCORE_STOPS.join(', ')})`;
-    legend.replaceChildren(
+    fill(legend, 
       h('div', {}, h('b', {}, `${state.colourAnalysis ? state.colourAnalysis.kind : 'analysis'} score`), ' (by percentile)'),
       gradient,
       h('div', { className: 'ends' }, h('span', {}, formatNumber(at(0))), h('span', {}, `median ${formatNumber(at(0.5))}`),
@@ -706,7 +718,7 @@ function renderLegend(state, legend) {
   } else if (mode === 'verdict' && state.colourFlagged) {
     const counts = [0, 0, 0];
     for (const verdict of state.colourFlagged) counts[verdict === 1 ? 0 : verdict === 0 ? 1 : 2] += 1;
-    legend.replaceChildren(
+    fill(legend, 
       h('div', {}, h('b', {}, `${state.colourAnalysis ? state.colourAnalysis.kind : 'analysis'} verdict`)),
       ...[['flagged', 0], ['not flagged', 1], ['no verdict', 2]]
         .filter(([, index]) => counts[index] > 0)
@@ -715,7 +727,7 @@ function renderLegend(state, legend) {
           `${name} (${formatNumber(counts[index])})`)),
     );
   } else {
-    legend.replaceChildren(
+    fill(legend, 
       h('div', {}, h('b', {}, mode === 'prediction' ? 'prediction' : 'label')),
       ...(state.legendEntries || []).map((entry) => h('div', { 'data-legend': entry.name },
         h('span', { className: 'swatch', style: `background:${entry.colour}` }), `${entry.name} (${formatNumber(entry.count)})`)),
@@ -740,7 +752,7 @@ function recordFields(record, extra = []) {
 }
 
 function preview(record) {
-  return isImageUri(record.uri) ? h('img', { className: 'preview', src: record.uri, alt: `preview of ${record.id}`, loading: 'lazy' }) : null;
+  return isImageUri(record.uri) ? h('img', { className: 'preview', src: record.uri, alt: `preview of ${record.id}` }) : null;
 }
 
 async function fetchRecords(datasetName, ids, withVectors = false) {
@@ -760,7 +772,7 @@ async function showRecord(state, row, card) {
   const id = points.ids[row];
   card.hidden = false;
   card.dataset.id = id;
-  card.replaceChildren(h('h2', {}, 'Record'), h('p', { className: 'muted' }, 'Loading…'));
+  fill(card, h('h2', {}, 'Record'), h('p', { className: 'muted' }, 'Loading…'));
   try {
     const record = (await fetchRecords(dataset.name, [id], true)).get(id);
     if (!record) throw new Error(`record ${id} is no longer in the dataset`);
@@ -776,7 +788,7 @@ async function showRecord(state, row, card) {
       ? [h('dt', {}, 'score'), h('dd', {}, `${formatNumber(score)}${state.colourFlagged[row] === 1 ? ' (flagged)' : ''}`)] : [];
     const labels = neighbours.map((neighbour) => neighbour.label).filter(Boolean);
     const disagree = record.label ? labels.filter((label) => label !== record.label).length : 0;
-    card.replaceChildren(
+    fill(card, 
       h('h2', {}, 'Record'),
       preview(record),
       recordFields(record, extra),
@@ -800,7 +812,7 @@ async function showRecord(state, row, card) {
     );
     card.dataset.neighbours = String(neighbours.length);
   } catch (error) {
-    card.replaceChildren(h('h2', {}, 'Record'), errorBox(error));
+    fill(card, h('h2', {}, 'Record'), errorBox(error));
   }
 }
 
@@ -818,7 +830,7 @@ function showSelection(state, selected, card, recordCard) {
     .map(([name, count]) => `${name} ${count}`).join(' · ');
   const listed = selected.slice(0, SELECTION_LISTED);
   card.dataset.count = String(selected.length);
-  card.replaceChildren(
+  fill(card, 
     h('h2', {}, `Selection: ${formatNumber(selected.length)} records`),
     h('p', { className: 'muted' }, `labels: ${breakdown}`),
     h('div', { className: 'scroll' }, h('table', { id: 'selection-table' },
@@ -857,16 +869,16 @@ function progressBar(status) {
 
 function analysisRow(status, { onColour, onCancel } = {}) {
   const perRecord = !['projection', 'near_duplicates', 'drift'].includes(status.kind);
+  const detail = status.kind === 'projection' ? status.params.method || 'default' : status.params.method || '';
   return h('tr', { 'data-analysis': status.id, 'data-kind': status.kind, 'data-status': status.status },
-    h('td', {}, link(`/ui/analyses/${status.id}`, status.kind)),
-    h('td', {}, statusPill(status.status)),
-    h('td', {}, progressBar(status), ' ', h('span', { className: 'muted' }, `${Math.round(status.progress * 100)}%`)),
-    h('td', {}, formatAgo(status.created_at_ms)),
-    h('td', {},
+    h('td', {}, link(`/ui/analyses/${status.id}`, status.kind), detail ? h('div', { className: 'muted' }, detail) : null),
+    h('td', {}, statusPill(status.status), h('div', { className: 'muted' }, formatAgo(status.created_at_ms))),
+    h('td', { className: 'progress-cell' }, progressBar(status), ` ${Math.round(status.progress * 100)}%`,
+      h('div', {},
       onColour && perRecord && ['done', 'stale'].includes(status.status)
         ? h('button', { type: 'button', onclick: () => onColour(status), title: 'colour the map by its score' }, 'colour') : null,
       onCancel && ['queued', 'running'].includes(status.status)
-        ? h('button', { type: 'button', onclick: () => onCancel(status) }, 'cancel') : null),
+        ? h('button', { type: 'button', onclick: () => onCancel(status) }, 'cancel') : null)),
   );
 }
 
@@ -876,10 +888,10 @@ function renderAnalysesCard(card, analyses, dataset, state, legend, colourSelect
   const onColour = (status) => {
     colourSelect.value = `score:${status.id}`;
     if (colourSelect.value !== `score:${status.id}`) fillColourSelect(colourSelect, state.analyses, { mode: 'score', id: status.id });
-    applyColour(state, `score:${status.id}`, legend).catch((error) => legend.replaceChildren(errorBox(error)));
+    applyColour(state, `score:${status.id}`, legend).catch((error) => fill(legend, errorBox(error)));
   };
   const onCancel = (status) => api(`/v1/analyses/${status.id}`, { method: 'DELETE' });
-  card.replaceChildren(
+  fill(card, 
     h('h2', {}, 'Analyses'),
     analyses.length === 0 ? h('p', { className: 'muted' }, 'None yet.') : h('div', { className: 'scroll' },
       h('table', { id: 'analyses-table' }, h('tbody', {}, analyses.map((status) => analysisRow(status, { onColour, onCancel }))))),
@@ -901,14 +913,14 @@ function analysisForm(dataset) {
     h('button', { type: 'submit', className: 'primary wide', id: 'analysis-start' }, 'start'),
     message);
   api('/v1/datasets').then(({ datasets }) => {
-    reference.replaceChildren(h('option', { value: '' }, '(none)'),
+    fill(reference, h('option', { value: '' }, '(none)'),
       ...datasets.filter((item) => item.name !== dataset.name && item.dimension === dataset.dimension)
         .map((item) => h('option', { value: item.name }, item.name)));
   }).catch(() => {});
   const showParams = () => {
     const spec = KINDS[kind.value];
     for (const element of referenceRow) element.hidden = spec.reference === 'none';
-    paramsBox.replaceChildren(...spec.params.flatMap(([name, type, placeholder]) => {
+    fill(paramsBox, ...spec.params.flatMap(([name, type, placeholder]) => {
       const id = `param-${name}`;
       let input;
       if (Array.isArray(type)) {
@@ -944,7 +956,7 @@ function analysisForm(dataset) {
       if (spec.reference !== 'none' && reference.value) body.reference = reference.value;
       const status = await api('/v1/analyses', { method: 'POST', body });
       message.className = 'wide';
-      message.replaceChildren('started ', link(`/ui/analyses/${status.id}`, `${status.kind} ${status.id.slice(0, 8)}`));
+      fill(message, 'started ', link(`/ui/analyses/${status.id}`, `${status.kind} ${status.id.slice(0, 8)}`));
       document.dispatchEvent(new CustomEvent('analysis-started', { detail: status }));
     } catch (error) {
       message.className = 'wide error';
@@ -1006,7 +1018,7 @@ async function showAnalysis(view, id) {
   view.append(h('h1', {}, `${status.kind} on ${targetName}`), header, results);
 
   const renderHeader = () => {
-    header.replaceChildren(
+    fill(header, 
       h('div', { className: 'summary' },
         h('span', {}, statusPill(status.status)),
         h('span', {}, progressBar(status), ' ', `${Math.round(status.progress * 100)}%`),
@@ -1055,23 +1067,23 @@ async function showResults(section, status, targetName) {
     if (isPairs) query.set('include', 'label,prediction,uri');
     const page = await api(`/v1/analyses/${status.id}/results?${query}`);
     const summary = page.summary || status.summary;
-    summaryBox.replaceChildren(...(summary ? Object.entries(summary).map(([key, value]) =>
+    fill(summaryBox, ...(summary ? Object.entries(summary).map(([key, value]) =>
       h('span', {}, h('span', { className: 'muted' }, `${key} `), typeof value === 'number' ? formatNumber(value)
         : Array.isArray(value) ? value.map((item) => (typeof item === 'number' ? formatNumber(item) : String(item))).join(', ')
           : typeof value === 'object' ? JSON.stringify(value) : String(value))) : []),
     h('span', {}, h('span', { className: 'muted' }, 'rows '), formatNumber(page.total)));
     // A server that does not filter by verdict still gets only flagged rows shown.
     const rows = flaggedOnly.checked ? page.results.filter((row) => row.flagged === true) : page.results;
-    pager.replaceChildren(
+    fill(pager, 
       h('button', { type: 'button', disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - RESULTS_PAGE); load(); } }, '← previous'),
       h('span', { className: 'muted' }, `rows ${formatNumber(page.total === 0 ? 0 : offset + 1)}–${formatNumber(Math.min(page.total, offset + page.results.length))} of ${formatNumber(page.total)}`),
       h('button', { type: 'button', disabled: offset + RESULTS_PAGE >= page.total, onclick: () => { offset += RESULTS_PAGE; load(); } }, 'next →'),
     );
-    if (isPairs) body.replaceChildren(await pairsView(rows, status, targetName));
-    else if (isDrift) body.replaceChildren(driftTable(rows));
-    else body.replaceChildren(resultsTable(rows, status, targetName));
+    if (isPairs) fill(body, await pairsView(rows, status, targetName));
+    else if (isDrift) fill(body, driftTable(rows));
+    else fill(body, resultsTable(rows, status, targetName));
   };
-  flaggedOnly.addEventListener('change', () => { offset = 0; load().catch((error) => body.replaceChildren(errorBox(error))); });
+  flaggedOnly.addEventListener('change', () => { offset = 0; load().catch((error) => fill(body, errorBox(error))); });
   await load();
 }
 

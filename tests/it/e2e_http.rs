@@ -28,7 +28,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
-    content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -64,7 +64,7 @@ impl Http {
         }
     }
 
-    fn with_token(&self, token: &str) -> Http {
+    pub(crate) fn with_token(&self, token: &str) -> Http {
         Http {
             token: Some(token.to_owned()),
             ..self.clone()

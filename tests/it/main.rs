@@ -11,6 +11,7 @@ mod conformance;
 mod e2e_http;
 mod e2e_sdk;
 mod e2e_support;
+mod e2e_views;
 mod faults;
 mod hostile;
 mod load;

@@ -235,8 +235,7 @@ fn fuzzy_graph(
         oriented.push((row, neighbour, false, weight));
         oriented.push((neighbour, row, true, weight));
     }
-    oriented
-        .sort_unstable_by(|left, right| (left.0, left.1, left.2).cmp(&(right.0, right.1, right.2)));
+    oriented.sort_unstable_by_key(|edge| (edge.0, edge.1, edge.2));
     let mut united: Vec<(u32, u32, f32)> = Vec::with_capacity(oriented.len());
     for (row, neighbour, _, weight) in oriented {
         match united.last_mut() {

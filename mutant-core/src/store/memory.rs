@@ -417,7 +417,7 @@ impl Store for MemoryStore {
             .filter(|job| target.is_none_or(|target| job.target == target))
             .cloned()
             .collect();
-        jobs.sort_by(|a, b| (b.created_at_ms, b.id).cmp(&(a.created_at_ms, a.id)));
+        jobs.sort_by_key(|job| std::cmp::Reverse((job.created_at_ms, job.id)));
         jobs.truncate(limit);
         Ok(jobs)
     }

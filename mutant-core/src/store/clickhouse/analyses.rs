@@ -195,7 +195,7 @@ pub(super) async fn list(
         .values()
         .filter_map(|rows| latest_of(rows))
         .collect::<Result<Vec<_>>>()?;
-    jobs.sort_by(|a, b| (b.created_at_ms, b.id).cmp(&(a.created_at_ms, a.id)));
+    jobs.sort_by_key(|job| std::cmp::Reverse((job.created_at_ms, job.id)));
     Ok(jobs)
 }
 
