@@ -176,6 +176,7 @@ async function render() {
   try {
     if (parts[0] === 'datasets' && parts[1]) await showDataset(view, parts[1]);
     else if (parts[0] === 'analyses' && parts[1]) await showAnalysis(view, parts[1]);
+    else if (parts[0] === 'analyses') await showAllAnalyses(view);
     else await showDatasets(view);
   } catch (error) {
     view.append(errorBox(error));
@@ -303,7 +304,14 @@ async function waitForAnalysis(id, onProgress) {
 }
 
 async function showDataset(view, name) {
-  const dataset = await api(`/v1/datasets/${enc(name)}`);
+  // Both at once: the summary counts on the server's cached copy (no count
+  // query in ClickHouse), and the list names the projection to draw.
+  const listRequest = api(`/v1/analyses?target=${enc(name)}`);
+  listRequest.catch(() => {}); // awaited below; a failure shows there
+  const dataset = await api(`/v1/datasets/${enc(name)}/summary`).catch((error) => {
+    if (error.code === 'dataset_too_large') return api(`/v1/datasets/${enc(name)}`);
+    throw error;
+  });
   if (dataset.name !== name) history.replaceState(null, '', `/ui/datasets/${enc(dataset.name)}${location.search}`);
   setCrumbs(link('/ui/', 'datasets'), h('span', {}, dataset.name));
   document.title = `${dataset.name} · Mutant`;
@@ -481,8 +489,8 @@ async function showDataset(view, name) {
   });
 
   // ---- analyses of this dataset, kept fresh
-  const refreshAnalyses = async () => {
-    const { analyses } = await api(`/v1/analyses?target=${enc(dataset.name)}`);
+  const refreshAnalyses = async (listed) => {
+    const { analyses } = await (listed || api(`/v1/analyses?target=${enc(dataset.name)}`));
     state.analyses = analyses;
     fillProjectionSelect(projectionSelect, analyses, state.projection);
     fillColourSelect(colourSelect, analyses, state.colour);
@@ -506,7 +514,7 @@ async function showDataset(view, name) {
   document.addEventListener('analysis-started', onStarted);
   onLeave(() => document.removeEventListener('analysis-started', onStarted));
 
-  const analyses = await refreshAnalyses();
+  const analyses = await refreshAnalyses(listRequest);
   scheduleRefresh();
   state.focus = query.get('record');
   const wantedColour = query.get('colour');
@@ -964,6 +972,35 @@ function analysisForm(dataset) {
     }
   });
   return form;
+}
+
+// ---------------------------------------------------------------- every analysis
+
+async function showAllAnalyses(view) {
+  setCrumbs(link('/ui/', 'datasets'), h('span', {}, 'analyses'));
+  document.title = 'Analyses · Mutant';
+  const table = h('table', { id: 'all-analyses' });
+  view.append(h('h1', {}, 'Analyses'), table);
+  const { datasets } = await api('/v1/datasets');
+  const names = new Map(datasets.map((dataset) => [dataset.id, dataset.name]));
+  let timer = null;
+  onLeave(() => clearTimeout(timer));
+  const refresh = async () => {
+    const { analyses } = await api('/v1/analyses?limit=200');
+    fill(table,
+      h('thead', {}, h('tr', {}, h('th', {}, 'analysis'), h('th', {}, 'status'), h('th', {}, 'progress'), h('th', {}, 'target'),
+        h('th', {}, 'reference'))),
+      h('tbody', {}, analyses.map((status) => {
+        const row = analysisRow(status);
+        const dataset = (id) => (id ? (names.has(id) ? link(`/ui/datasets/${enc(names.get(id))}`, names.get(id)) : id.slice(0, 8)) : '–');
+        row.append(h('td', {}, dataset(status.target)), h('td', {}, dataset(status.reference)));
+        return row;
+      })));
+    if (analyses.length === 0) fill(table, h('tr', {}, h('td', { className: 'muted' }, 'No analyses yet.')));
+    const busy = analyses.some((item) => ['queued', 'running'].includes(item.status));
+    timer = setTimeout(() => refresh().catch(() => {}), busy ? 1000 : 5000);
+  };
+  await refresh();
 }
 
 // ---------------------------------------------------------------- one analysis

@@ -394,6 +394,15 @@ async function main() {
     await shot(page, '13-near-duplicate-pairs');
   });
 
+  await step('every analysis is listed with its status, progress and datasets', async () => {
+    await page.click('header a[href="/ui/analyses"]');
+    await page.waitForSelector('#all-analyses tbody tr[data-analysis]', { timeout: 10_000 });
+    const kinds = await page.locator('#all-analyses tbody tr').evaluateAll((rows) => rows.map((row) => row.dataset.kind));
+    for (const kind of ['projection', 'mislabel', 'near_duplicates']) check(kinds.includes(kind), `no ${kind} in ${kinds}`);
+    check(await page.locator('#all-analyses tbody tr a:text("digits")').count() === kinds.length, 'a row lacks its target');
+    await shot(page, '14-all-analyses');
+  });
+
   check(pageErrors.length === 0, `the page logged errors: ${pageErrors.join(' | ')}`);
 
   await step('with MUTANT_API_TOKEN the page asks for the token once and keeps it for the tab', async () => {
@@ -405,7 +414,7 @@ async function main() {
     await tab.fill('#token-input', 'wrong');
     await tab.click('#token-form button');
     await tab.waitForSelector('#token-dialog[open] #token-error:not([hidden])', { timeout: 10_000 });
-    await shot(tab, '14-token-asked');
+    await shot(tab, '15-token-asked');
     await tab.fill('#token-input', TOKEN);
     await tab.click('#token-form button');
     await tab.waitForSelector('#map[data-points]', { timeout: 60_000 });
