@@ -125,7 +125,7 @@ mod tests {
             &["ui", "analyses", "x"],
             &["ui", "analyses"],
         ] {
-            let (_, page) = route(&Method::GET, &deep_link).unwrap();
+            let (_, page) = route(&Method::GET, deep_link).unwrap();
             assert_eq!(
                 page.unwrap().headers()[CONTENT_TYPE],
                 "text/html; charset=utf-8"
