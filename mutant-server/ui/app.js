@@ -278,6 +278,8 @@ function scoreGradient(steps) {
 // ---------------------------------------------------------------- the map
 
 const WANTED_PROJECTION_DIMENSIONS = 2;
+/** From this many points on, the map draws squares (see createScatterplot below). */
+const LARGE_MAP_POINTS = 50_000;
 
 function projectionDimensions(status) {
   return (status.params && status.params.dimensions) || 2;
@@ -371,6 +373,9 @@ async function showDataset(view, name) {
     lassoMinDelay: 10,
     opacityInactiveMax: 0.35,
     deselectOnDblClick: true,
+    // Squares draw faster than anti-aliased discs, and at the 2-3 pixels
+    // points get on a large map nobody sees the difference.
+    renderPointsAsSquares: dataset.record_count >= LARGE_MAP_POINTS,
   });
   mapElement.append(scatterplot.get('canvas'));
   state.scatterplot = scatterplot;
@@ -641,13 +646,22 @@ async function drawPoints(state) {
   const { points, scatterplot } = state;
   const n = points.nPoints;
   const c = points.nComponents;
-  let minX = Infinity; let maxX = -Infinity; let minY = Infinity; let maxY = -Infinity;
-  for (let index = 0; index < n; index += 1) {
-    const x = points.coordinates[index * c];
-    const y = points.coordinates[index * c + 1];
-    if (Number.isFinite(x)) { minX = Math.min(minX, x); maxX = Math.max(maxX, x); }
-    if (Number.isFinite(y)) { minY = Math.min(minY, y); maxY = Math.max(maxY, y); }
-  }
+  // Fit the middle 99.8% of each axis into view: a layout's rare stragglers
+  // (records a neighbour graph barely holds) stay drawn, off-screen until
+  // one zooms out, instead of shrinking every cluster to a dot.
+  const quantiles = (component) => {
+    const values = [];
+    for (let index = 0; index < n; index += 1) {
+      const value = points.coordinates[index * c + component];
+      if (Number.isFinite(value)) values.push(value);
+    }
+    if (values.length === 0) return [0, 0];
+    const sorted = Float64Array.from(values).sort();
+    const at = (share) => sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))];
+    return sorted.length > 1000 ? [at(0.001), at(0.999)] : [sorted[0], sorted[sorted.length - 1]];
+  };
+  const [minX, maxX] = quantiles(0);
+  const [minY, maxY] = quantiles(1);
   // One scale for both axes (distances keep their meaning), fitting [-0.95, 0.95].
   const span = Math.max(maxX - minX, maxY - minY) || 1;
   const scale = 1.9 / span;
