@@ -310,10 +310,23 @@ async function showDataset(view, name) {
   // query in ClickHouse), and the list names the projection to draw.
   const listRequest = api(`/v1/analyses?target=${enc(name)}`);
   listRequest.catch(() => {}); // awaited below; a failure shows there
-  const dataset = await api(`/v1/datasets/${enc(name)}/summary`).catch((error) => {
+  // The projection to draw is known once the list is: its points download
+  // while the page and the scatterplot are set up.
+  const prefetch = listRequest.then(({ analyses }) => {
+    const chosen = pickProjection(analyses);
+    if (!chosen) return null;
+    const buffer = api(`/v1/analyses/${chosen.id}/points`, { binary: true });
+    buffer.catch(() => {}); // awaited by loadProjection; a failure shows there
+    return { id: chosen.id, buffer };
+  });
+  prefetch.catch(() => {});
+  const summaryRequest = api(`/v1/datasets/${enc(name)}/summary`).catch((error) => {
     if (error.code === 'dataset_too_large') return api(`/v1/datasets/${enc(name)}`);
     throw error;
   });
+  // Setting up the scatterplot holds the main thread for a while: wait for
+  // the list too, so that the points download starts first.
+  const [dataset] = await Promise.all([summaryRequest, listRequest.catch(() => null)]);
   if (dataset.name !== name) history.replaceState(null, '', `/ui/datasets/${enc(dataset.name)}${location.search}`);
   setCrumbs(link('/ui/', 'datasets'), h('span', {}, dataset.name));
   document.title = `${dataset.name} · Mutant`;
@@ -435,13 +448,13 @@ async function showDataset(view, name) {
   }
 
   // ---- projections and colours
-  const loadProjection = async (status) => {
+  const loadProjection = async (status, prefetched) => {
     const started = performance.now();
     mapElement.dataset.state = 'loading';
     mapElement.removeAttribute('data-points');
     mapStatus.hidden = false;
     mapStatus.textContent = 'Loading the projection…';
-    const buffer = await api(`/v1/analyses/${status.id}/points`, { binary: true });
+    const buffer = await (prefetched || api(`/v1/analyses/${status.id}/points`, { binary: true }));
     const points = decodePoints(buffer);
     state.points = points;
     state.projection = status;
@@ -532,7 +545,8 @@ async function showDataset(view, name) {
   }
   const chosen = pickProjection(analyses);
   try {
-    if (chosen) await loadProjection(chosen);
+    const prefetched = await prefetch.catch(() => null);
+    if (chosen) await loadProjection(chosen, prefetched && prefetched.id === chosen.id ? prefetched.buffer : undefined);
     else await startProjection(null);
     fillProjectionSelect(projectionSelect, state.analyses, state.projection);
     if (wantedColour) {
