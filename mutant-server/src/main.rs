@@ -6,6 +6,7 @@ mod error;
 mod http;
 mod metrics;
 mod routes;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
