@@ -15,4 +15,5 @@ mod faults;
 mod hostile;
 mod load;
 mod model_based;
+mod quality;
 mod two_servers;

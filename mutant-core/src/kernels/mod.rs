@@ -39,6 +39,7 @@
 
 mod activation;
 mod boundary;
+mod coverage;
 mod density;
 mod drift;
 mod duplicates;
@@ -60,6 +61,7 @@ mod invariant_tests;
 
 pub use activation::{ActivationScores, activation_uncertainty};
 pub use boundary::{BoundaryScores, boundary_uncertainty};
+pub use coverage::{Coverage, cover};
 pub use density::{DensityScores, novelty, uniqueness};
 pub use drift::{ClassShare, DriftOptions, DriftReport, drift};
 pub use duplicates::{

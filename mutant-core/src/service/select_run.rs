@@ -1,7 +1,8 @@
-//! `select`: the next records to label. Each weighted score gets a quota of
-//! its top records, near-duplicates of a pick are skipped, the rest is
-//! random, optionally spread out by greedy k-center. With only `n`, the
-//! recipe comes from what the data offers (see [`Recipe::automatic`]).
+//! `select`: the next records to label. With weights, each weighted score
+//! gets a quota of its top records, near-duplicates of a pick are skipped,
+//! the rest is random, optionally spread out by greedy k-center. With only
+//! `n`, the picks cover the data, weighted by the model's uncertainty where
+//! a labeled reference and predictions give one (see [`Recipe`]).
 
 use serde_json::{Value, json};
 
@@ -12,8 +13,9 @@ use super::rows::{class_name, number, object};
 use super::scoring::Scored;
 use crate::Result;
 use crate::kernels::{
-    AUTOMATIC_RATIO, DatasetView, DuplicateThreshold, Execution, KCenter, Metric, ScoreQuota,
-    SelectOptions, SelectionReason, near_duplicates, select,
+    AUTOMATIC_RATIO, Coverage, DatasetView, DuplicateThreshold, Execution, KCenter, Metric,
+    ScoreQuota, SelectOptions, SelectionReason, boundary_uncertainty, cover, near_duplicates,
+    select, uniqueness,
 };
 use crate::model::ClassVocabulary;
 
@@ -22,15 +24,25 @@ const SPREAD_POOL_FACTOR: usize = 4;
 
 /// What `select` weighs, and how.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Recipe {
-    /// Scores and their shares.
-    pub(super) weights: Vec<(AnalysisKind, f32)>,
-    /// The share of random picks.
-    pub(super) random_weight: f32,
-    /// Whether picks are spread by greedy k-center.
-    pub(super) diversity: bool,
-    /// How the recipe was chosen, for the summary.
-    pub(super) strategy: &'static str,
+pub(super) enum Recipe {
+    /// The request's own choice: a quota per weighted score, a random
+    /// share, optionally spread by greedy k-center.
+    Quotas {
+        /// Scores and their shares.
+        weights: Vec<(AnalysisKind, f32)>,
+        /// The share of random picks.
+        random_weight: f32,
+        /// Whether picks are spread by greedy k-center.
+        diversity: bool,
+    },
+    /// With only `n`: cover the target (see [`cover`]), weighting each
+    /// record by the model's uncertainty about it when a labeled reference
+    /// and predictions give one, and counting what the reference's labeled
+    /// records already cover.
+    Coverage {
+        /// Weight records by boundary uncertainty.
+        uncertainty: bool,
+    },
 }
 
 impl Recipe {
@@ -42,51 +54,44 @@ impl Recipe {
         has_predictions: bool,
     ) -> Self {
         match (params.weights.is_empty(), params.random_weight) {
-            (false, random_weight) => Recipe {
+            (false, random_weight) => Recipe::Quotas {
                 weights: params.weights.clone(),
                 random_weight: random_weight.unwrap_or(0.0),
                 diversity: params.diversity.unwrap_or(false),
-                strategy: "weights",
             },
-            (true, Some(random_weight)) => Recipe {
+            (true, Some(random_weight)) => Recipe::Quotas {
                 weights: Vec::new(),
                 random_weight,
                 diversity: params.diversity.unwrap_or(false),
-                strategy: "random",
             },
-            (true, None) => {
-                let mut recipe = Recipe::automatic(has_labeled_reference, has_predictions);
-                recipe.diversity = params.diversity.unwrap_or(recipe.diversity);
-                recipe
-            }
+            (true, None) => Recipe::Coverage {
+                uncertainty: has_labeled_reference && has_predictions,
+            },
         }
     }
 
-    /// With only `n`: where a labeled reference and the target's
-    /// predictions exist, uncertainty (`boundary_uncertainty`: the
-    /// reference neighbours disagree with the prediction) spread by k-center,
-    /// so the picks are uncertain and not all from one boundary; without
-    /// them, coverage: the most unique records (`uniqueness`), spread by
-    /// k-center. Never random unless asked for. Measured on digits in
-    /// BENCHMARKS.md.
-    pub(super) fn automatic(has_labeled_reference: bool, has_predictions: bool) -> Self {
-        if has_labeled_reference && has_predictions {
-            Recipe {
-                weights: vec![(AnalysisKind::BoundaryUncertainty, 1.0)],
-                random_weight: 0.0,
-                diversity: true,
-                strategy: "uncertainty_with_diversity",
-            }
-        } else {
-            Recipe {
-                weights: vec![(AnalysisKind::Uniqueness, 1.0)],
-                random_weight: 0.0,
-                diversity: true,
-                strategy: "coverage_with_diversity",
-            }
+    /// How the recipe picks, as the summary names it.
+    fn strategy(&self) -> &'static str {
+        match self {
+            Recipe::Quotas { weights, .. } if weights.is_empty() => "random",
+            Recipe::Quotas { .. } => "weights",
+            Recipe::Coverage { uncertainty: true } => "uncertainty_coverage",
+            Recipe::Coverage { uncertainty: false } => "coverage",
         }
     }
 }
+
+/// In uncertainty coverage, a record's worth is this plus the share of its
+/// reference neighbours' (distance-weighted) votes against its prediction:
+/// certain regions still count a little, so the picks cover them too once
+/// the uncertain ones are covered. Measured on digits (BENCHMARKS.md): 0.2
+/// beat 1 and 0.
+const CERTAIN_WORTH: f32 = 0.2;
+
+/// The most reference neighbours an uncertainty weight is voted by; fewer
+/// when the smallest labeled reference class is smaller, so that a record
+/// whose neighbours all belong to one class can read as certain.
+const UNCERTAINTY_K: usize = 10;
 
 /// Runs `select` and returns its rows and summary.
 pub(super) fn run_select<'a>(
@@ -103,20 +108,106 @@ pub(super) fn run_select<'a>(
         .is_ok_and(|reference| reference.has_labels());
     let has_predictions = (0..target.n_rows()).any(|row| target.prediction(row).is_some());
     let recipe = Recipe::of(&params.select, has_labeled_reference, has_predictions);
+    let eligible: Option<Vec<bool>> = params
+        .select
+        .unlabeled_only
+        .then(|| target_labels.iter().map(Option::is_none).collect());
+    let picks: Vec<(u32, &'static str)> = match &recipe {
+        Recipe::Quotas {
+            weights,
+            random_weight,
+            diversity,
+        } => pick_by_quotas(
+            target,
+            graphs,
+            params,
+            metric,
+            (weights, *random_weight, *diversity),
+            eligible.as_deref(),
+            execution,
+        )?,
+        Recipe::Coverage { uncertainty } => pick_by_coverage(
+            target,
+            graphs,
+            params,
+            *uncertainty,
+            eligible.as_deref(),
+            execution,
+        )?,
+    };
+    let n_picked = picks.len().max(1) as f32;
+    let rows = picks
+        .iter()
+        .enumerate()
+        .map(|(rank, &(row, reason))| {
+            object([
+                ("id", json!(ids[row as usize])),
+                ("score", number(1.0 - rank as f32 / n_picked)),
+                ("rank", json!(rank + 1)),
+                ("flagged", json!(true)),
+                ("reason", json!(reason)),
+                ("label", class_name(vocabulary, target_labels[row as usize])),
+            ])
+        })
+        .collect();
+    let mut summary = object([
+        ("n_flagged", json!(picks.len())),
+        (
+            "share_flagged",
+            number(picks.len() as f32 / target.n_rows().max(1) as f32),
+        ),
+        ("strategy", json!(recipe.strategy())),
+    ]);
+    if let (
+        Value::Object(fields),
+        Recipe::Quotas {
+            weights,
+            random_weight,
+            diversity,
+        },
+    ) = (&mut summary, &recipe)
+    {
+        fields.insert(
+            "weights".into(),
+            Value::Object(
+                weights
+                    .iter()
+                    .map(|(kind, weight)| (kind.as_str().to_owned(), number(*weight)))
+                    .collect(),
+            ),
+        );
+        fields.insert("random_weight".into(), number(*random_weight));
+        fields.insert("diversity".into(), json!(diversity));
+    }
+    Ok((rows, summary))
+}
+
+/// Explicit weights: each score's ranking fills its quota, skipping
+/// near-duplicates of a pick, the rest at random, optionally spread by
+/// greedy k-center. Each pick comes with the score that chose it.
+fn pick_by_quotas<'a>(
+    target: &'a DatasetView<'a>,
+    graphs: &mut NeighbourGraphs<'a>,
+    params: &AnalysisParams,
+    metric: Metric,
+    (weights, random_weight, diversity): (&[(AnalysisKind, f32)], f32, bool),
+    eligible: Option<&[bool]>,
+    execution: &Execution<'_>,
+) -> Result<Vec<(u32, &'static str)>> {
     // Progress: the self graph, then each weighted score, an equal part each.
-    let n_phases = (1 + recipe.weights.len()) as f32;
+    let n_phases = (1 + weights.len()) as f32;
     let phase =
         |index: usize| execution.part(index as f32 / n_phases, (index + 1) as f32 / n_phases);
     let self_k = params.k_for(AnalysisKind::Uniqueness);
     graphs.target_self(self_k, &phase(0))?;
-    let mut rankings: Vec<Vec<u32>> = Vec::with_capacity(recipe.weights.len());
-    for (weight_idx, (kind, _)) in recipe.weights.iter().enumerate() {
+    let mut rankings: Vec<Vec<u32>> = Vec::with_capacity(weights.len());
+    for (weight_idx, (kind, _)) in weights.iter().enumerate() {
         let scored = Scored::compute(*kind, target, graphs, params, &phase(weight_idx + 1))?;
         rankings.push(scored.scores().ranking());
     }
     let quotas: Vec<ScoreQuota<'_>> = rankings
         .iter()
-        .zip(&recipe.weights)
+        .zip(weights)
         .map(|(ranking, (_, weight))| ScoreQuota {
             ranking,
             weight: *weight,
@@ -129,67 +220,104 @@ pub(super) fn run_select<'a>(
             ratio: AUTOMATIC_RATIO,
         },
     )?;
-    let eligible: Option<Vec<bool>> = params
-        .select
-        .unlabeled_only
-        .then(|| target_labels.iter().map(Option::is_none).collect());
     let options = SelectOptions {
         n: params.select.n,
         quotas: &quotas,
-        random_weight: recipe.random_weight,
-        eligible: eligible.as_deref(),
+        random_weight,
+        eligible,
         duplicates: &duplicates,
-        spread: recipe.diversity.then_some(KCenter {
+        spread: diversity.then_some(KCenter {
             dataset: target,
             metric,
             pool_factor: SPREAD_POOL_FACTOR,
         }),
         seed: params.select.seed,
     };
-    let selected = select(target.n_rows(), &options)?;
-    let n_selected = selected.len().max(1) as f32;
-    let rows = selected
-        .iter()
-        .enumerate()
-        .map(|(rank, choice)| {
+    Ok(select(target.n_rows(), &options)?
+        .into_iter()
+        .map(|choice| {
             let reason = match choice.reason {
-                SelectionReason::Score(quota) => recipe.weights[quota].0.as_str(),
+                SelectionReason::Score(quota) => weights[quota].0.as_str(),
                 SelectionReason::Random => "random",
             };
-            object([
-                ("id", json!(ids[choice.row as usize])),
-                ("score", number(1.0 - rank as f32 / n_selected)),
-                ("rank", json!(rank + 1)),
-                ("flagged", json!(true)),
-                ("reason", json!(reason)),
-                (
-                    "label",
-                    class_name(vocabulary, target_labels[choice.row as usize]),
-                ),
-            ])
+            (choice.row, reason)
         })
-        .collect();
-    let summary = object([
-        ("n_flagged", json!(selected.len())),
-        (
-            "share_flagged",
-            number(selected.len() as f32 / target.n_rows().max(1) as f32),
-        ),
-        ("strategy", json!(recipe.strategy)),
-        (
-            "weights",
-            Value::Object(
-                recipe
-                    .weights
-                    .iter()
-                    .map(|(kind, weight)| (kind.as_str().to_owned(), number(*weight)))
-                    .collect(),
-            ),
-        ),
-        ("random_weight", number(recipe.random_weight)),
-        ("diversity", json!(recipe.diversity)),
-    ]);
-    Ok((rows, summary))
+        .collect())
+}
+
+/// Only `n`: weighted coverage of the target's self-kNN graph (which also
+/// keeps near-duplicates of a pick out: a pick covers them), then, if
+/// everything is covered before `n`, the most uncertain (or most unique)
+/// records left.
+fn pick_by_coverage<'a>(
+    target: &'a DatasetView<'a>,
+    graphs: &mut NeighbourGraphs<'a>,
+    params: &AnalysisParams,
+    uncertainty: bool,
+    eligible: Option<&[bool]>,
+    execution: &Execution<'_>,
+) -> Result<Vec<(u32, &'static str)>> {
+    let n_rows = target.n_rows();
+    let self_k = params.k_for(AnalysisKind::Uniqueness);
+    let own = graphs
+        .target_self(self_k, &execution.part(0.0, 0.5))?
+        .clone();
+    let mut covered = vec![false; n_rows];
+    let mut weights = vec![1.0f32; n_rows];
+    let (reason, fallback_order) = match graphs.require_reference() {
+        Ok(reference) if uncertainty => {
+            let k = params
+                .k
+                .unwrap_or_else(|| UNCERTAINTY_K.min(smallest_class(reference)).max(1));
+            let across = graphs.target_in_reference(reference, k, &execution.part(0.5, 0.9))?;
+            // A record whose nearest labeled record is closer than its own
+            // k-th neighbour is covered already.
+            for (row, is_covered) in covered.iter_mut().enumerate() {
+                let nearest_labeled = across.distances(row).first().copied();
+                let own_reach = own.distances(row).last().copied().unwrap_or(0.0);
+                *is_covered = nearest_labeled.is_some_and(|distance| distance <= own_reach);
+            }
+            let scores = boundary_uncertainty(target, reference, across)?.scores;
+            for (weight, share) in weights.iter_mut().zip(&scores.refinement) {
+                *weight = CERTAIN_WORTH + share;
+            }
+            ("boundary_uncertainty", scores.ranking())
+        }
+        _ => ("coverage", uniqueness(target, &own)?.scores.ranking()),
+    };
+    let coverage = Coverage {
+        graph: &own,
+        weights: &weights,
+        covered: &covered,
+    };
+    let n = params.select.n;
+    let mut picked = cover(n, &coverage, eligible, &execution.part(0.9, 1.0))?;
+    let mut is_picked = vec![false; n_rows];
+    for &row in &picked {
+        is_picked[row as usize] = true;
+    }
+    for row in fallback_order {
+        if picked.len() >= n {
+            break;
+        }
+        let allowed = eligible.is_none_or(|eligible| eligible[row as usize]);
+        if allowed && !is_picked[row as usize] {
+            is_picked[row as usize] = true;
+            picked.push(row);
+        }
+    }
+    Ok(picked.into_iter().map(|row| (row, reason)).collect())
+}
+
+/// The size of the smallest labeled class of `dataset` (0 with no labels).
+fn smallest_class(dataset: &DatasetView<'_>) -> usize {
+    let mut counts: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+    for row in 0..dataset.n_rows() {
+        if let Some(label) = dataset.label(row) {
+            *counts.entry(label).or_default() += 1;
+        }
+    }
+    counts.values().copied().min().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -210,26 +338,26 @@ mod tests {
     #[test]
     fn only_n_uses_what_the_data_offers_and_never_random() {
         let only_n = params(Vec::new(), None);
-        let with_reference = Recipe::of(&only_n, true, true);
         assert_eq!(
-            with_reference.weights,
-            vec![(AnalysisKind::BoundaryUncertainty, 1.0)]
+            Recipe::of(&only_n, true, true),
+            Recipe::Coverage { uncertainty: true }
         );
-        assert!(with_reference.diversity);
-        assert_eq!(with_reference.random_weight, 0.0);
-        let without = Recipe::of(&only_n, false, true);
-        assert_eq!(without.weights, vec![(AnalysisKind::Uniqueness, 1.0)]);
-        assert_eq!(
-            Recipe::of(&only_n, true, false).strategy,
-            "coverage_with_diversity"
-        );
+        assert_eq!(Recipe::of(&only_n, false, true).strategy(), "coverage");
+        assert_eq!(Recipe::of(&only_n, true, false).strategy(), "coverage");
         let random = Recipe::of(&params(Vec::new(), Some(1.0)), true, true);
-        assert_eq!((random.weights.len(), random.random_weight), (0, 1.0));
+        assert_eq!(random.strategy(), "random");
         let explicit = Recipe::of(
             &params(vec![(AnalysisKind::Novelty, 2.0)], None),
             true,
             true,
         );
-        assert_eq!((explicit.strategy, explicit.diversity), ("weights", false));
+        assert_eq!(
+            explicit,
+            Recipe::Quotas {
+                weights: vec![(AnalysisKind::Novelty, 2.0)],
+                random_weight: 0.0,
+                diversity: false
+            }
+        );
     }
 }
