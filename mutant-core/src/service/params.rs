@@ -314,6 +314,12 @@ mod tests {
                 "cannot weigh",
             ),
             (AnalysisKind::Uniqueness, json!({"k": 0}), "from 1 to 1000"),
+            (
+                AnalysisKind::NearDuplicates,
+                json!({"ratio": 1.5}),
+                "(0, 1]",
+            ),
+            (AnalysisKind::NearDuplicates, json!({"ratio": 0}), "(0, 1]"),
         ] {
             let message = parse(kind, params).unwrap_err().to_string();
             assert!(message.contains(expected), "{message}");
