@@ -88,13 +88,17 @@ impl AnalysisParams {
                     .ok_or_else(|| bad(format!("threshold must be a number >= 0, got {value}")))
             })
             .transpose()?;
+        let ratio = get_fraction(raw, "ratio", AUTOMATIC_RATIO)?;
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            return Err(bad(format!(
+                "ratio must be in (0, 1], such as {AUTOMATIC_RATIO}, got {ratio}"
+            )));
+        }
         let duplicates = match (kind, threshold) {
             (AnalysisKind::NearDuplicates, Some(distance)) => {
                 DuplicateThreshold::Absolute(distance)
             }
-            _ => DuplicateThreshold::Automatic {
-                ratio: get_fraction(raw, "ratio", AUTOMATIC_RATIO)?,
-            },
+            _ => DuplicateThreshold::Automatic { ratio },
         };
         let threshold = match kind {
             AnalysisKind::Drift => Some(threshold.unwrap_or(DEFAULT_DRIFT_SIGNIFICANCE)),
