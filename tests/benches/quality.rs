@@ -77,17 +77,17 @@ async fn main() {
             );
         }
     }
-    println!("\n# mislabel ranking by method and k (distance-weighted votes), seed 2024");
-    println!("| data | method | k | AUROC | AP |");
-    println!("| --- | --- | --- | --- | --- |");
+    println!("\n# mislabel ranking by method, votes and k, seed 2024");
+    println!("| data | method | votes | k | AUROC | AP |");
+    println!("| --- | --- | --- | --- | --- | --- |");
     for (name, set) in [
         ("digits", data::digits()),
         ("breast cancer", data::breast_cancer()),
     ] {
         for figure in mislabel::compare_methods(&set, 2024, &[5, 10, 20, 30, 50]) {
             println!(
-                "| {name} | {:?} | {} | {:.4} | {:.4} |",
-                figure.method, figure.k, figure.auroc, figure.average_precision
+                "| {name} | {:?} | {:?} | {} | {:.4} | {:.4} |",
+                figure.method, figure.votes, figure.k, figure.auroc, figure.average_precision
             );
         }
     }

@@ -72,11 +72,22 @@ pub async fn with_defaults(data: &LabeledData, seed: u64) -> MislabelFigures {
     }
 }
 
+/// How a record's neighbours vote on its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Votes {
+    /// The kernel's: weighted by distance (nearer neighbours count more).
+    DistanceWeighted,
+    /// The plain count, as a baseline (not a kernel option).
+    Uniform,
+}
+
 /// One setting of the method comparison.
 #[derive(Debug, Clone, Copy)]
 pub struct MethodFigures {
     /// How the score is computed.
     pub method: MislabelMethod,
+    /// How neighbours vote.
+    pub votes: Votes,
     /// Neighbours voting.
     pub k: usize,
     /// Area under the ROC curve of the ranking.
@@ -110,11 +121,42 @@ pub fn compare_methods(data: &LabeledData, seed: u64, ks: &[usize]) -> Vec<Metho
                 .collect();
             figures.push(MethodFigures {
                 method,
+                votes: Votes::DistanceWeighted,
                 k,
                 auroc: auroc(&ranked),
                 average_precision: average_precision(&ranked),
             });
         }
+        // The uniform-vote baseline: self-confidence from plain counts,
+        // ties broken as the kernel does (nearest evidence first).
+        let mut scored: Vec<(f32, f32, usize)> = (0..data.n_records())
+            .map(|row| {
+                let neighbours = graph.rows(row);
+                let agreeing = neighbours
+                    .iter()
+                    .filter(|&&other| labels[other as usize] == labels[row])
+                    .count();
+                let mean_distance =
+                    graph.distances(row).iter().sum::<f32>() / neighbours.len().max(1) as f32;
+                let score = 1.0 - agreeing as f32 / neighbours.len().max(1) as f32;
+                (score, -mean_distance, row)
+            })
+            .collect();
+        scored.sort_by(|left, right| {
+            right
+                .0
+                .total_cmp(&left.0)
+                .then(right.1.total_cmp(&left.1))
+                .then(left.2.cmp(&right.2))
+        });
+        let ranked: Vec<bool> = scored.iter().map(|&(_, _, row)| flipped[row]).collect();
+        figures.push(MethodFigures {
+            method: MislabelMethod::SelfConfidence,
+            votes: Votes::Uniform,
+            k,
+            auroc: auroc(&ranked),
+            average_precision: average_precision(&ranked),
+        });
     }
     figures
 }
