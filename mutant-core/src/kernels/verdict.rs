@@ -57,11 +57,11 @@ impl Verdict {
     }
 
     /// The flagged share of the records, 0 when there are none.
-    pub fn share_flagged(&self) -> f32 {
+    pub fn share_flagged(&self) -> f64 {
         if self.flagged.is_empty() {
             0.0
         } else {
-            self.n_flagged() as f32 / self.flagged.len() as f32
+            self.n_flagged() as f64 / self.flagged.len() as f64
         }
     }
 }

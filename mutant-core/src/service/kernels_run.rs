@@ -12,7 +12,7 @@ use super::analysis::AnalysisKind;
 use super::graphs::NeighbourGraphs;
 use super::kernel_metric;
 use super::params::AnalysisParams;
-use super::rows::{class_name, number, object, pair_rows};
+use super::rows::{class_name, number, object, pair_rows, share};
 use super::scoring::{RowNames, Scored, verdict_summary};
 use super::select_run::run_select;
 use crate::Result;
@@ -231,10 +231,7 @@ fn duplicates_summary(pairs: &[DuplicatePair], n_records: usize) -> Value {
     };
     object([
         ("n_flagged", json!(n_flagged)),
-        (
-            "share_flagged",
-            number(n_flagged as f32 / n_records.max(1) as f32),
-        ),
+        ("share_flagged", share(n_flagged, n_records)),
         ("rule", json!("pairs")),
         ("n_pairs", json!(pairs.len())),
         (
@@ -325,10 +322,7 @@ fn drift_output(
     let mut summary = Map::new();
     let n_flagged = flagged.iter().filter(|&&flagged| flagged).count();
     summary.insert("n_flagged".into(), json!(n_flagged));
-    summary.insert(
-        "share_flagged".into(),
-        number(n_flagged as f32 / flagged.len().max(1) as f32),
-    );
+    summary.insert("share_flagged".into(), share(n_flagged, flagged.len()));
     summary.insert("rule".into(), json!("share_change_z3"));
     summary.insert("drifted".into(), json!(report.p_value < significance));
     summary.insert("significance".into(), number(significance));

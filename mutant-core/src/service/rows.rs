@@ -38,6 +38,12 @@ pub(super) fn number(value: f32) -> Value {
     }
 }
 
+/// `count / total` as a share in [0, 1] (0 of nothing), computed in f64 so
+/// that 82 of 4,000 reads 0.0205.
+pub(super) fn share(count: usize, total: usize) -> Value {
+    json!(count as f64 / total.max(1) as f64)
+}
+
 /// A class code's name, `null` for none.
 pub(super) fn class_name(vocabulary: &ClassVocabulary, code: Option<u32>) -> Value {
     code.and_then(|code| vocabulary.name(code))

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::analysis::AnalysisKind;
 use super::graphs::NeighbourGraphs;
 use super::params::AnalysisParams;
-use super::rows::{class_name, evidence, number, ranked};
+use super::rows::{class_name, evidence, number, ranked, share};
 use crate::kernels::{
     ActivationScores, BoundaryScores, DatasetView, DensityScores, Execution, FAR_OUT_FENCE,
     MislabelScores, OUTER_FENCE, OutlierScores, RecordScores, Verdict, activation_uncertainty,
@@ -214,7 +214,10 @@ impl Scored {
 pub(super) fn verdict_summary(verdict: &Verdict) -> Value {
     let mut fields = Map::new();
     fields.insert("n_flagged".into(), json!(verdict.n_flagged()));
-    fields.insert("share_flagged".into(), number(verdict.share_flagged()));
+    fields.insert(
+        "share_flagged".into(),
+        share(verdict.n_flagged(), verdict.flagged.len()),
+    );
     fields.insert("rule".into(), json!(verdict.rule));
     if let Some(cut) = verdict.cut {
         fields.insert("cut".into(), number(cut));

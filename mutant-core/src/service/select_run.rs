@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::analysis::AnalysisKind;
 use super::graphs::NeighbourGraphs;
 use super::params::{AnalysisParams, SelectParams};
-use super::rows::{class_name, number, object};
+use super::rows::{class_name, number, object, share};
 use super::scoring::Scored;
 use crate::Result;
 use crate::kernels::{
@@ -152,10 +152,7 @@ pub(super) fn run_select<'a>(
         .collect();
     let mut summary = object([
         ("n_flagged", json!(picks.len())),
-        (
-            "share_flagged",
-            number(picks.len() as f32 / target.n_rows().max(1) as f32),
-        ),
+        ("share_flagged", share(picks.len(), target.n_rows())),
         ("strategy", json!(recipe.strategy())),
     ]);
     if let (
