@@ -64,7 +64,7 @@ impl Http {
         }
     }
 
-    fn with_token(&self, token: &str) -> Http {
+    pub(crate) fn with_token(&self, token: &str) -> Http {
         Http {
             token: Some(token.to_owned()),
             ..self.clone()

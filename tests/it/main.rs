@@ -12,6 +12,7 @@ mod e2e_http;
 mod e2e_results;
 mod e2e_sdk;
 mod e2e_support;
+mod e2e_views;
 mod faults;
 mod hostile;
 mod load;

@@ -206,7 +206,7 @@ fn selection_of(query: &ResultsQuery, limit: usize) -> ResultSelection {
 }
 
 /// The wire form of a job version.
-fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
+pub(super) fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
     AnalysisStatus {
         id: job.id,
         kind: job.kind.clone(),
