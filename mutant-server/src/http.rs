@@ -156,7 +156,7 @@ pub(crate) fn error_body(error: &ServerError) -> (StatusCode, ErrorResponse) {
         status,
         ErrorResponse {
             error: ErrorBody {
-                code: code.to_owned(),
+                code: code.as_str().to_owned(),
                 message,
             },
         },

@@ -11,6 +11,7 @@ pub mod kinds;
 pub mod points;
 pub mod results;
 pub mod views;
+pub mod vocabulary;
 pub mod wire;
 
 /// The most rows one page of records or analysis results holds; stream

@@ -69,7 +69,7 @@ impl Service {
                     stale |= current.is_none_or(|current| current > recorded);
                 }
             }
-            analyses.push(status_of(&job, stale));
+            analyses.push(status_of(&job, stale)?);
         }
         Ok(AnalysisList { analyses })
     }
