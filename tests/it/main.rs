@@ -19,3 +19,4 @@ mod load;
 mod model_based;
 mod quality;
 mod two_servers;
+mod verdicts;
