@@ -24,5 +24,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 # The end-to-end tests start the real server binary.
 cargo build --locked -p mutant-server
 cargo test --workspace --locked
+# The in-process example, in memory and on this ClickHouse.
+env -u MUTANT_CLICKHOUSE_URL cargo run --locked -q -p mutant-examples --bin embedded
+cargo run --locked -q -p mutant-examples --bin embedded
 # The web page in headless Chromium against that binary.
 scripts/ui_test.sh

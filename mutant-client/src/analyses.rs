@@ -6,7 +6,10 @@ use std::time::Duration;
 use hyper::Method;
 use uuid::Uuid;
 
+use mutant_core::api::results::{ResultsFormat, ResultsQuery};
+use mutant_core::api::vocabulary::JobStatus;
 use mutant_core::api::wire::{AnalysisResults, AnalysisStatus, StartAnalysisRequest};
+use serde_json::Value;
 
 use crate::endpoint::{analysis_path, analysis_results_path};
 use crate::transport::Replay;
@@ -30,18 +33,12 @@ enum Phase {
 }
 
 impl Phase {
-    fn of(status: &AnalysisStatus) -> Result<Phase> {
-        match status.status.as_str() {
-            "queued" | "running" => Ok(Phase::Pending),
-            "done" | "stale" => Ok(Phase::Done),
-            "failed" => Ok(Phase::Failed),
-            "cancelled" => Ok(Phase::Cancelled),
-            other => Err(Error::Decode {
-                request: format!("GET {}", analysis_path(status.id, "")),
-                reason: format!(
-                    "unknown analysis status {other:?}; expected queued, running, done, stale, failed or cancelled"
-                ),
-            }),
+    fn of(status: &AnalysisStatus) -> Phase {
+        match status.status {
+            JobStatus::Queued | JobStatus::Running => Phase::Pending,
+            JobStatus::Done | JobStatus::Stale => Phase::Done,
+            JobStatus::Failed => Phase::Failed,
+            JobStatus::Cancelled => Phase::Cancelled,
         }
     }
 }
@@ -78,9 +75,72 @@ impl Client {
         limit: usize,
         offset: usize,
     ) -> Result<AnalysisResults> {
+        let query = ResultsQuery {
+            limit: Some(limit),
+            offset,
+            ..ResultsQuery::default()
+        };
+        self.analysis_results_matching(id, &query).await
+    }
+
+    /// A page of the rows that pass `query`'s filters (`flagged`,
+    /// `min_score`), in rank order, with the record fields it asks for
+    /// joined on as they were when the analysis ran; `total` counts every
+    /// matching row. The query's format is ignored: this reads a JSON page.
+    ///
+    /// ```no_run
+    /// use mutant_client::results::{JoinedFields, ResultsQuery};
+    ///
+    /// # async fn run(client: mutant_client::Client, id: uuid::Uuid) -> mutant_client::Result<()> {
+    /// let flagged = ResultsQuery {
+    ///     flagged: Some(true),
+    ///     include: JoinedFields { label: true, uri: true, ..JoinedFields::default() },
+    ///     ..ResultsQuery::default()
+    /// };
+    /// let page = client.analysis_results_matching(id, &flagged).await?;
+    /// println!("{} flagged records", page.total);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn analysis_results_matching(
+        &self,
+        id: Uuid,
+        query: &ResultsQuery,
+    ) -> Result<AnalysisResults> {
+        let query = ResultsQuery {
+            format: ResultsFormat::Json,
+            ..query.clone()
+        };
         self.transport
-            .get_json(&analysis_results_path(id, limit, offset))
+            .get_json(&analysis_results_path(id, &query))
             .await
+    }
+
+    /// Every row that passes `query`'s filters, from its `offset` on (at
+    /// most its `limit`, when set), in one streamed answer (NDJSON) instead
+    /// of pages. Fails with the server's error if the stream ends with one.
+    pub async fn all_analysis_results(&self, id: Uuid, query: &ResultsQuery) -> Result<Vec<Value>> {
+        let query = ResultsQuery {
+            format: ResultsFormat::Ndjson,
+            ..query.clone()
+        };
+        let path = analysis_results_path(id, &query);
+        let answer = self
+            .transport
+            .execute(Method::GET, &path, None, None, Replay::Safe)
+            .await?;
+        let mut rows = Vec::new();
+        for line in answer.body.split(|&byte| byte == b'\n') {
+            if line.is_empty() {
+                continue;
+            }
+            let row: Value = crate::transport::decode_json(Method::GET, &path, line)?;
+            if row.get("error").is_some() && row.get("rank").is_none() {
+                return Err(Error::from_response(500, line));
+            }
+            rows.push(row);
+        }
+        Ok(rows)
     }
 
     /// Cancels an analysis and returns its status.
@@ -127,15 +187,15 @@ impl Client {
         mut on_progress: impl FnMut(&AnalysisStatus),
     ) -> Result<AnalysisStatus> {
         let mut wait = FIRST_POLL_WAIT.min(self.poll_interval);
-        let mut last_seen: Option<(String, f32)> = None;
+        let mut last_seen: Option<(JobStatus, f32)> = None;
         loop {
             let status = self.analysis_status(id).await?;
-            let seen = (status.status.clone(), status.progress);
+            let seen = (status.status, status.progress);
             if last_seen.as_ref() != Some(&seen) {
                 on_progress(&status);
                 last_seen = Some(seen);
             }
-            match Phase::of(&status)? {
+            match Phase::of(&status) {
                 Phase::Pending => {}
                 Phase::Done => return Ok(status),
                 Phase::Failed => {
@@ -144,13 +204,13 @@ impl Client {
                         message: status
                             .error
                             .unwrap_or_else(|| "the server gave no reason".to_owned()),
-                        kind: status.kind,
+                        kind: status.kind.as_str().to_owned(),
                     });
                 }
                 Phase::Cancelled => {
                     return Err(Error::AnalysisCancelled {
                         id,
-                        kind: status.kind,
+                        kind: status.kind.as_str().to_owned(),
                     });
                 }
             }
@@ -175,12 +235,13 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mutant_core::api::vocabulary::AnalysisKind;
 
-    fn status(text: &str) -> AnalysisStatus {
+    fn status(status: JobStatus) -> AnalysisStatus {
         AnalysisStatus {
             id: Uuid::from_u128(7),
-            kind: "mislabel".into(),
-            status: text.into(),
+            kind: AnalysisKind::Mislabel,
+            status,
             progress: 0.5,
             error: None,
             target: Uuid::from_u128(1),
@@ -190,20 +251,26 @@ mod tests {
             started_at_ms: None,
             finished_at_ms: None,
             server: None,
+            summary: None,
         }
     }
 
     #[test]
     fn statuses_are_read_into_phases() {
-        assert_eq!(Phase::of(&status("queued")).unwrap(), Phase::Pending);
-        assert_eq!(Phase::of(&status("running")).unwrap(), Phase::Pending);
-        assert_eq!(Phase::of(&status("done")).unwrap(), Phase::Done);
-        assert_eq!(Phase::of(&status("stale")).unwrap(), Phase::Done);
-        assert_eq!(Phase::of(&status("failed")).unwrap(), Phase::Failed);
-        assert_eq!(Phase::of(&status("cancelled")).unwrap(), Phase::Cancelled);
-        assert!(matches!(
-            Phase::of(&status("paused")),
-            Err(Error::Decode { .. })
-        ));
+        for (job_status, phase) in [
+            (JobStatus::Queued, Phase::Pending),
+            (JobStatus::Running, Phase::Pending),
+            (JobStatus::Done, Phase::Done),
+            (JobStatus::Stale, Phase::Done),
+            (JobStatus::Failed, Phase::Failed),
+            (JobStatus::Cancelled, Phase::Cancelled),
+        ] {
+            assert_eq!(Phase::of(&status(job_status)), phase);
+        }
+        let unknown = serde_json::from_value::<AnalysisStatus>(serde_json::json!({
+            "id": Uuid::from_u128(7), "kind": "mislabel", "status": "paused", "progress": 0.0,
+            "target": Uuid::from_u128(1), "params": {}, "created_at_ms": 0
+        }));
+        assert!(unknown.is_err());
     }
 }

@@ -4,116 +4,19 @@
 //! status, results and cancel for a job any server started; `jobs.rs` runs
 //! them.
 
-use std::str::FromStr;
-
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::Service;
-use super::kernels_run::AnalysisParams;
+use super::params::AnalysisParams;
+use super::{Service, rows};
+use crate::api::MAX_PAGE;
+use crate::api::kinds::{AnalysisKind, ReferenceUse};
+use crate::api::results::{JoinedFields, ResultsQuery};
+use crate::api::vocabulary::JobStatus;
 use crate::api::wire::{AnalysisResults, AnalysisStatus, StartAnalysisRequest};
 use crate::model::{AnalysisJob, JobState};
-use crate::store::now_ms;
+use crate::store::{ResultSelection, now_ms};
 use crate::{Error, Result};
-
-/// The algorithms of DESIGN.md's table that run as analyses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AnalysisKind {
-    /// Disagreement of a record's prediction with its reference neighbours' labels.
-    BoundaryUncertainty,
-    /// How unusual a record's vector norm is for its predicted class.
-    ActivationUncertainty,
-    /// Mahalanobis distance to the record's class in the reference.
-    ClassOutlier,
-    /// Labels that are probably wrong.
-    Mislabel,
-    /// Density-aware distance to a reference.
-    Novelty,
-    /// Density-aware distance to the rest of the dataset.
-    Uniqueness,
-    /// Pairs of (near) duplicates, within one dataset or across two.
-    NearDuplicates,
-    /// Has the target drifted from the reference?
-    Drift,
-    /// The next records to label.
-    Select,
-    /// PCA coordinates for plotting.
-    Projection,
-}
-
-/// Whether a kind takes a reference dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReferenceUse {
-    /// It must have one.
-    Required,
-    /// It may have one.
-    Optional,
-    /// It takes none.
-    None,
-}
-
-impl AnalysisKind {
-    const ALL: [AnalysisKind; 10] = [
-        AnalysisKind::BoundaryUncertainty,
-        AnalysisKind::ActivationUncertainty,
-        AnalysisKind::ClassOutlier,
-        AnalysisKind::Mislabel,
-        AnalysisKind::Novelty,
-        AnalysisKind::Uniqueness,
-        AnalysisKind::NearDuplicates,
-        AnalysisKind::Drift,
-        AnalysisKind::Select,
-        AnalysisKind::Projection,
-    ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AnalysisKind::BoundaryUncertainty => "boundary_uncertainty",
-            AnalysisKind::ActivationUncertainty => "activation_uncertainty",
-            AnalysisKind::ClassOutlier => "class_outlier",
-            AnalysisKind::Mislabel => "mislabel",
-            AnalysisKind::Novelty => "novelty",
-            AnalysisKind::Uniqueness => "uniqueness",
-            AnalysisKind::NearDuplicates => "near_duplicates",
-            AnalysisKind::Drift => "drift",
-            AnalysisKind::Select => "select",
-            AnalysisKind::Projection => "projection",
-        }
-    }
-
-    /// Whether it compares against a reference dataset.
-    pub fn reference_use(self) -> ReferenceUse {
-        match self {
-            AnalysisKind::BoundaryUncertainty
-            | AnalysisKind::ActivationUncertainty
-            | AnalysisKind::ClassOutlier
-            | AnalysisKind::Novelty
-            | AnalysisKind::Drift => ReferenceUse::Required,
-            AnalysisKind::NearDuplicates | AnalysisKind::Select => ReferenceUse::Optional,
-            AnalysisKind::Mislabel | AnalysisKind::Uniqueness | AnalysisKind::Projection => {
-                ReferenceUse::None
-            }
-        }
-    }
-}
-
-impl FromStr for AnalysisKind {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        AnalysisKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-            .ok_or_else(|| Error::InvalidParameter {
-                name: "kind",
-                reason: format!(
-                    "unknown analysis {text:?}; use one of {}",
-                    AnalysisKind::ALL.map(AnalysisKind::as_str).join(", ")
-                ),
-            })
-    }
-}
 
 impl Service {
     /// `POST /v1/analyses`: checks the request, records the job as `queued`
@@ -164,7 +67,7 @@ impl Service {
         job.params = raw_params;
         job.server = self.inner.server_id.clone();
         self.store().put_analysis(&job).await?;
-        let status = status_of(&job, false);
+        let status = status_of(&job, false)?;
         self.spawn_job(job, kind, params, target, reference);
         Ok(status)
     }
@@ -175,17 +78,54 @@ impl Service {
     pub async fn analysis_status(&self, id: Uuid) -> Result<AnalysisStatus> {
         let job = self.current_job(id).await?;
         let stale = self.is_stale(&job).await?;
-        Ok(status_of(&job, stale))
+        status_of(&job, stale)
     }
 
-    /// `GET /v1/analyses/{id}/results`: a page of ranked rows, from the store.
+    /// `GET /v1/analyses/{id}/results`: a page of ranked rows that pass the
+    /// query's filters, from the store, with the record fields it asks for.
     /// A `stale` analysis still has its results.
     pub async fn analysis_results(
         &self,
         id: Uuid,
-        limit: usize,
-        offset: usize,
+        query: &ResultsQuery,
     ) -> Result<AnalysisResults> {
+        let job = self.finished_job(id).await?;
+        let selection = selection_of(query, query.page_size());
+        let total = if query.is_filtered() {
+            self.store().count_analysis_results(id, &selection).await?
+        } else {
+            job.n_results
+        };
+        let results = self
+            .store()
+            .analysis_results(id, &selection)
+            .await?
+            .into_iter()
+            .map(|row| rows::for_reading(row, query.include))
+            .collect();
+        Ok(AnalysisResults {
+            results,
+            total: usize::try_from(total).unwrap_or(usize::MAX),
+            summary: job.summary,
+        })
+    }
+
+    /// Every row that passes the query's filters (from `offset`, at most
+    /// `limit` when given), read from the store a page at a time: the
+    /// NDJSON form of `GET /v1/analyses/{id}/results`. Fails at once, before
+    /// any row, when the analysis is unknown or not done.
+    pub async fn analysis_result_rows(&self, id: Uuid, query: &ResultsQuery) -> Result<ResultRows> {
+        self.finished_job(id).await?;
+        Ok(ResultRows {
+            service: self.clone(),
+            id,
+            selection: selection_of(query, MAX_PAGE),
+            remaining: query.limit.unwrap_or(usize::MAX),
+            include: query.include,
+        })
+    }
+
+    async fn finished_job(&self, id: Uuid) -> Result<AnalysisJob> {
         let job = self.current_job(id).await?;
         if job.state != JobState::Done {
             return Err(Error::AnalysisNotFinished {
@@ -193,13 +133,7 @@ impl Service {
                 status: job.state.as_str().to_owned(),
             });
         }
-        let limit = limit.min(super::MAX_PAGE);
-        let results = self.store().analysis_results(id, offset, limit).await?;
-        Ok(AnalysisResults {
-            results,
-            total: usize::try_from(job.n_results).unwrap_or(usize::MAX),
-            summary: job.summary,
-        })
+        Ok(job)
     }
 
     /// `DELETE /v1/analyses/{id}`: cancels a queued or running analysis,
@@ -209,7 +143,7 @@ impl Service {
         let mut job = self.current_job(id).await?;
         if job.state.is_final() {
             let stale = self.is_stale(&job).await?;
-            return Ok(status_of(&job, stale));
+            return status_of(&job, stale);
         }
         self.analyses().cancel_here(id);
         job.cancel_requested = true;
@@ -218,20 +152,80 @@ impl Service {
             job.finished_at_ms = Some(now_ms());
         }
         self.store().put_analysis(&job).await?;
-        Ok(status_of(&job, false))
+        status_of(&job, false)
+    }
+}
+
+/// The rows of a finished analysis, a page at a time (see
+/// [`Service::analysis_result_rows`]).
+#[derive(Debug)]
+pub struct ResultRows {
+    service: Service,
+    id: Uuid,
+    selection: ResultSelection,
+    remaining: usize,
+    include: JoinedFields,
+}
+
+impl ResultRows {
+    /// The next page of rows, `None` once every row was returned.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.selection.limit = self.remaining.min(MAX_PAGE);
+        let page = self
+            .service
+            .store()
+            .analysis_results(self.id, &self.selection)
+            .await?;
+        if page.is_empty() {
+            self.remaining = 0;
+            return Ok(None);
+        }
+        self.selection.offset += page.len();
+        self.remaining = if page.len() < self.selection.limit {
+            0
+        } else {
+            self.remaining - page.len()
+        };
+        Ok(Some(
+            page.into_iter()
+                .map(|row| rows::for_reading(row, self.include))
+                .collect(),
+        ))
+    }
+}
+
+fn selection_of(query: &ResultsQuery, limit: usize) -> ResultSelection {
+    ResultSelection {
+        offset: query.offset,
+        limit,
+        flagged: query.flagged,
+        min_score: query.min_score,
     }
 }
 
 /// The wire form of a job version.
-pub(super) fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
-    AnalysisStatus {
+pub(super) fn status_of(job: &AnalysisJob, stale: bool) -> Result<AnalysisStatus> {
+    let kind = job.kind.parse::<AnalysisKind>().map_err(|_| Error::Store {
+        message: format!(
+            "analysis {} is stored with an unknown kind {:?}; it was written by a newer server",
+            job.id, job.kind
+        ),
+    })?;
+    let status = match (job.state, stale) {
+        (JobState::Done, true) => JobStatus::Stale,
+        (JobState::Queued, _) => JobStatus::Queued,
+        (JobState::Running, _) => JobStatus::Running,
+        (JobState::Done, false) => JobStatus::Done,
+        (JobState::Failed, _) => JobStatus::Failed,
+        (JobState::Cancelled, _) => JobStatus::Cancelled,
+    };
+    Ok(AnalysisStatus {
         id: job.id,
-        kind: job.kind.clone(),
-        status: if stale {
-            "stale".to_owned()
-        } else {
-            job.state.as_str().to_owned()
-        },
+        kind,
+        status,
         progress: job.progress.clamp(0.0, 1.0),
         error: job.error.clone(),
         target: job.target,
@@ -241,24 +235,6 @@ pub(super) fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
         started_at_ms: job.started_at_ms,
         finished_at_ms: job.finished_at_ms,
         server: (!job.server.is_empty()).then(|| job.server.clone()),
-    }
-}
-
-/// A JSON object from pairs, for result rows.
-pub(super) fn object(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    Value::Object(
-        pairs
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value))
-            .collect::<Map<String, Value>>(),
-    )
-}
-
-/// `null` for a NaN or infinite float (JSON has neither), the number otherwise.
-pub(super) fn number(value: f32) -> Value {
-    if value.is_finite() {
-        json!(value)
-    } else {
-        Value::Null
-    }
+        summary: job.summary.clone().filter(|_| job.state == JobState::Done),
+    })
 }

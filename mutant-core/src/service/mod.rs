@@ -3,10 +3,15 @@
 //! kernels, and returns wire responses. The server only adds HTTP.
 
 mod analysis;
+mod graphs;
 mod jobs;
 mod kernels_run;
 mod knn;
+mod params;
 mod projection_run;
+mod rows;
+mod scoring;
+mod select_run;
 mod views;
 
 use std::sync::Arc;
@@ -14,10 +19,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use self::analysis::{AnalysisKind, ReferenceUse};
+pub use self::analysis::ResultRows;
 pub use self::jobs::Analyses;
 pub use self::knn::{MAX_K, MAX_QUERIES};
 pub use self::views::MAX_ANALYSES_LISTED;
+pub use crate::api::kinds::{AnalysisKind, ReferenceUse};
 use crate::api::wire::{
     CountRequest, CountResponse, CreateDatasetRequest, DatasetInfo, DatasetList,
     DeleteRecordsRequest, DeleteRecordsResponse, GetRecordsRequest, IncludeSet,
@@ -28,10 +34,7 @@ use crate::model::{Dataset, DatasetRef, MetadataUpdate, Metric, NewDataset, Reco
 use crate::store::{FetchQuery, Store};
 use crate::{Error, Result};
 
-/// The most records one `records/get` page returns.
-pub const MAX_PAGE: usize = 10_000;
-/// Records per page when the request names no limit.
-pub const DEFAULT_PAGE: usize = 100;
+pub use crate::api::{DEFAULT_PAGE, MAX_PAGE};
 
 /// How the service runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

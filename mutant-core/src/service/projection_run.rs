@@ -4,11 +4,10 @@
 
 use serde_json::{Value, json};
 
-use super::analysis::object;
-use super::kernels_run::AnalysisOutput;
+use super::graphs::NeighbourGraphs;
+use super::rows::{object, share};
 use crate::kernels::{
-    DatasetView, Execution, KnnOptions, LAYOUT_NEIGHBOURS, LayoutOptions, Metric, knn_graph,
-    neighbour_layout, projection,
+    DatasetView, Execution, LAYOUT_NEIGHBOURS, LayoutOptions, neighbour_layout, projection,
 };
 use crate::{Error, Result};
 
@@ -64,18 +63,20 @@ pub(super) struct ProjectionRequest {
     pub(super) dimensions: usize,
     pub(super) method: Option<ProjectionMethod>,
     pub(super) seed: u64,
-    pub(super) metric: Metric,
 }
 
-/// One row per record (`id`, `rank` = row position, `coordinates`) and a
-/// summary naming the method (with PCA's explained variance, or the
-/// layout's neighbour count and seed).
-pub(super) fn run_projection(
+/// One row per record (`id`, `rank` = row position, `flagged` false: a map
+/// gives no verdict, `coordinates`) and a summary naming the method (with
+/// PCA's explained variance, or the layout's neighbour count and seed). The
+/// layout reads the self-kNN graph through `graphs`, so a run that has one
+/// does not build it again.
+pub(super) fn run_projection<'a>(
     ids: &[String],
-    dataset: &DatasetView<'_>,
+    dataset: &'a DatasetView<'a>,
+    graphs: &mut NeighbourGraphs<'a>,
     request: ProjectionRequest,
     execution: &Execution<'_>,
-) -> Result<AnalysisOutput> {
+) -> Result<(Vec<Value>, Value)> {
     let method = request
         .method
         .unwrap_or_else(|| ProjectionMethod::default_for(dataset.n_rows()));
@@ -83,6 +84,8 @@ pub(super) fn run_projection(
         ProjectionMethod::Pca => {
             let result = projection(dataset, request.dimensions, execution)?;
             let summary = object([
+                ("n_flagged", json!(0)),
+                ("share_flagged", share(0, dataset.n_rows())),
                 ("method", json!(method.as_str())),
                 (
                     "explained_variance_ratio",
@@ -96,20 +99,17 @@ pub(super) fn run_projection(
             let k = LAYOUT_NEIGHBOURS
                 .min(dataset.n_rows().saturating_sub(1))
                 .max(1);
-            let graph = knn_graph(
-                dataset,
-                request.metric,
-                &KnnOptions::new(k),
-                &execution.part(0.0, 0.5),
-            )?;
+            let graph = graphs.target_self(k, &execution.part(0.0, 0.5))?;
             let options = LayoutOptions {
                 n_components: request.dimensions,
                 seed: request.seed,
                 ..LayoutOptions::default()
             };
             let coordinates =
-                neighbour_layout(dataset, &graph, &options, &execution.part(0.5, 1.0))?;
+                neighbour_layout(dataset, graph, &options, &execution.part(0.5, 1.0))?;
             let summary = object([
+                ("n_flagged", json!(0)),
+                ("share_flagged", share(0, dataset.n_rows())),
                 ("method", json!(method.as_str())),
                 ("n_neighbours", json!(k)),
                 ("n_epochs", json!(options.epochs_for(dataset.n_rows()))),
@@ -126,6 +126,7 @@ pub(super) fn run_projection(
             object([
                 ("id", json!(id)),
                 ("rank", json!(row + 1)),
+                ("flagged", json!(false)),
                 (
                     "coordinates",
                     json!(&coordinates[row * n_components..(row + 1) * n_components]),
@@ -133,15 +134,13 @@ pub(super) fn run_projection(
             ])
         })
         .collect();
-    Ok(AnalysisOutput {
-        rows,
-        summary: Some(summary),
-    })
+    Ok((rows, summary))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::Metric;
 
     #[test]
     fn the_method_parameter_and_its_default() {
@@ -169,13 +168,16 @@ mod tests {
                 dimensions: 2,
                 method: Some(method),
                 seed: 0,
-                metric: Metric::L2,
             };
-            let output = run_projection(&ids, &dataset, request, &Execution::new()).unwrap();
-            assert_eq!(output.rows.len(), 20);
-            assert_eq!(output.rows[3]["id"], "r3");
-            assert_eq!(output.rows[3]["coordinates"].as_array().unwrap().len(), 2);
-            assert_eq!(output.summary.unwrap()["method"], method.as_str());
+            let mut graphs = NeighbourGraphs::new(&dataset, None, Metric::L2);
+            let (rows, summary) =
+                run_projection(&ids, &dataset, &mut graphs, request, &Execution::new()).unwrap();
+            assert_eq!(rows.len(), 20);
+            assert_eq!(rows[3]["id"], "r3");
+            assert_eq!(rows[3]["flagged"], false);
+            assert_eq!(rows[3]["coordinates"].as_array().unwrap().len(), 2);
+            assert_eq!(summary["method"], method.as_str());
+            assert_eq!(summary["n_flagged"], 0);
         }
     }
 }

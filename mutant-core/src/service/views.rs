@@ -14,6 +14,7 @@ use crate::api::points::Points;
 use crate::api::views::{AnalysisList, ClassCount, DatasetSummary};
 use crate::api::wire::DatasetInfo;
 use crate::model::{DatasetRef, JobState, LoadedDataset};
+use crate::store::ResultSelection;
 use crate::{Error, Result};
 
 /// The most analyses one list returns.
@@ -69,7 +70,7 @@ impl Service {
                     stale |= current.is_none_or(|current| current > recorded);
                 }
             }
-            analyses.push(status_of(&job, stale));
+            analyses.push(status_of(&job, stale)?);
         }
         Ok(AnalysisList { analyses })
     }
@@ -97,8 +98,9 @@ impl Service {
         let n_rows = usize::try_from(job.n_results).unwrap_or(usize::MAX);
         // The rows and the target's classes come from different places:
         // fetch both at once.
+        let selection = ResultSelection::page(0, n_rows);
         let (rows, target) = tokio::join!(
-            self.store().analysis_results(id, 0, n_rows),
+            self.store().analysis_results(id, &selection),
             self.points_target(job.target)
         );
         let (rows, target) = (rows?, target?);
