@@ -363,14 +363,16 @@ async function main() {
     const caught = topIds.slice(0, 20).filter((id) => seeded.wrongLabels.includes(id)).length;
     check(caught >= 15, `only ${caught} of the top 20 are labels the test made wrong`);
     await shot(page, '10-results');
+    await page.waitForSelector('#results[data-flagged-only="false"]');
+    const allRows = Number(await page.getAttribute('#results', 'data-total'));
     const before = await page.locator('#results-table tbody tr').count();
     await page.check('#flagged-only');
-    await page.waitForFunction(() => {
-      const rows = [...document.querySelectorAll('#results-table tbody tr')];
-      return rows.length > 0 && rows.every((row) => row.dataset.flagged === 'true');
-    }, null, { timeout: 15_000 });
-    const flagged = await page.locator('#results-table tbody tr').count();
-    check(flagged > 0 && flagged <= before, `${flagged} flagged rows of ${before}`);
+    await page.waitForSelector('#results[data-flagged-only="true"]', { timeout: 15_000 });
+    const flaggedRows = Number(await page.getAttribute('#results', 'data-total'));
+    check(flaggedRows > 0 && flaggedRows < allRows, `${flaggedRows} flagged rows of ${allRows}`);
+    const shown = await page.locator('#results-table tbody tr').evaluateAll((rows) => rows.map((row) => row.dataset.flagged));
+    check(shown.length === Math.min(flaggedRows, before) && shown.every((flag) => flag === 'true'),
+      `the filtered table shows ${shown.length} rows, flags ${[...new Set(shown)]}`);
     await shot(page, '11-results-flagged-only');
   });
 
