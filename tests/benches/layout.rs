@@ -70,7 +70,8 @@ fn main() -> Result<(), mutant_core::Error> {
     let graph_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let coordinates = neighbour_layout(&dataset, &graph, &LayoutOptions::default(), &execution)?;
+    let layout = neighbour_layout(&dataset, &graph, &LayoutOptions::default(), &execution)?;
+    let coordinates = layout.coordinates;
     let layout_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
@@ -85,7 +86,8 @@ fn main() -> Result<(), mutant_core::Error> {
         "| self-kNN graph, k = {LAYOUT_NEIGHBOURS} (baseline) | {graph_seconds:.2} s | 1.00x |"
     );
     println!(
-        "| neighbour layout on that graph | {layout_seconds:.2} s | {:.2}x |",
+        "| neighbour layout on that graph, {} epochs | {layout_seconds:.2} s | {:.2}x |",
+        layout.n_epochs,
         layout_seconds / graph_seconds
     );
     println!(

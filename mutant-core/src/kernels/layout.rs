@@ -50,6 +50,14 @@ const GRADIENT_CLIP: f32 = 4.0;
 const INITIAL_EXTENT: f32 = 10.0;
 /// Records per piece of parallel work in an epoch.
 const CHUNK_RECORDS: usize = 2048;
+/// A layout may cost this many times the exact kNN graph it starts from.
+const BUDGET_TIMES_GRAPH: f64 = 3.0;
+/// What one pull or push costs, in multiply-adds of the graph's GEMM:
+/// measured on 100,000 x 128 (the graph's 1.28e12 multiply-adds took 33 s,
+/// one epoch of about 2.2 million pulls and pushes 120 ms).
+const UPDATE_COST_IN_GRAPH_MULTIPLY_ADDS: f64 = 2_000.0;
+/// Fewer epochs leave a layout unsettled: the budget never cuts below this.
+const MIN_EPOCHS: usize = 100;
 
 /// How a layout runs.
 ///
@@ -57,15 +65,18 @@ const CHUNK_RECORDS: usize = 2048;
 /// use mutant_core::kernels::LayoutOptions;
 /// let options = LayoutOptions { seed: 7, ..LayoutOptions::default() };
 /// assert_eq!(options.n_components, 2);
-/// assert_eq!(options.epochs_for(100_000), 200);
-/// assert_eq!(options.epochs_for(1_000), 500);
+/// assert_eq!(options.most_epochs_for(100_000), 200);
+/// assert_eq!(options.most_epochs_for(1_000), 500);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayoutOptions {
     /// 2 or 3.
     pub n_components: usize,
-    /// Passes of gradient descent; `None` chooses UMAP's: 500 up to 10,000
-    /// records, 200 above.
+    /// Passes of gradient descent. `None` chooses: UMAP's count (500 up
+    /// to 10,000 records, 200 above), lowered, but not below 100, so that
+    /// the layout costs at most 3 times the exact kNN graph of the same
+    /// data (n² x dimension multiply-adds); a cost model, not a clock, so
+    /// the choice is deterministic.
     pub n_epochs: Option<usize>,
     /// Random records each pull pushes away from. Default 3: UMAP draws 5
     /// per edge sample for one end of the edge only, 2.5 per end; here each
@@ -88,12 +99,42 @@ impl Default for LayoutOptions {
 }
 
 impl LayoutOptions {
-    /// The number of epochs a layout of `n_records` records runs.
-    pub fn epochs_for(&self, n_records: usize) -> usize {
+    /// The most epochs a layout of `n_records` records runs: `n_epochs`
+    /// when given, else UMAP's count, which the cost budget may lower.
+    pub fn most_epochs_for(&self, n_records: usize) -> usize {
         self.n_epochs
             .unwrap_or(if n_records > 10_000 { 200 } else { 500 })
             .max(1)
     }
+
+    /// The epochs a layout runs on `fuzzy`, the graph of `n_records` records
+    /// of `dimension`: see [`LayoutOptions::n_epochs`].
+    fn epochs_within_budget(
+        &self,
+        n_records: usize,
+        dimension: usize,
+        fuzzy: &FuzzyGraph,
+    ) -> usize {
+        let most = self.most_epochs_for(n_records);
+        if self.n_epochs.is_some() {
+            return most;
+        }
+        let graph_multiply_adds = (n_records as f64).powi(2) * dimension as f64;
+        let pulls_per_epoch: f64 = fuzzy.weights.iter().map(|&weight| f64::from(weight)).sum();
+        let updates_per_epoch = pulls_per_epoch * (1 + self.negative_samples) as f64;
+        let affordable = BUDGET_TIMES_GRAPH * graph_multiply_adds
+            / (UPDATE_COST_IN_GRAPH_MULTIPLY_ADDS * updates_per_epoch.max(1.0));
+        (affordable.floor() as usize).clamp(MIN_EPOCHS.min(most), most)
+    }
+}
+
+/// A layout: the coordinates, and how many epochs made them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    /// Row-major, `n_rows x n_components`.
+    pub coordinates: Vec<f32>,
+    /// The epochs of gradient descent run.
+    pub n_epochs: usize,
 }
 
 /// The weighted, symmetric neighbour graph a layout optimises, as
@@ -108,8 +149,8 @@ struct FuzzyGraph {
 /// Lays `dataset` out in `options.n_components` dimensions from its self-kNN
 /// `graph` (built with [`knn_graph`](super::knn_graph), ideally with
 /// [`LAYOUT_NEIGHBOURS`] neighbours). Returns the coordinates, row-major,
-/// `n_rows x n_components`: records that are neighbours in the data sit
-/// together, and clusters apart.
+/// `n_rows x n_components` (records that are neighbours in the data sit
+/// together, and clusters apart) and the epochs run.
 ///
 /// ```
 /// use mutant_core::kernels::{knn_graph, neighbour_layout, DatasetView, Execution, KnnOptions, LayoutOptions, Metric};
@@ -117,9 +158,9 @@ struct FuzzyGraph {
 /// let vectors = [0.0f32, 0.1, 0.2, 10.0, 10.1, 10.2];
 /// let dataset = DatasetView::new(&vectors, 1)?;
 /// let graph = knn_graph(&dataset, Metric::L2, &KnnOptions::new(2), &Execution::new())?;
-/// let coordinates = neighbour_layout(&dataset, &graph, &LayoutOptions::default(), &Execution::new())?;
-/// assert_eq!(coordinates.len(), 12);
-/// assert!(coordinates.iter().all(|value| value.is_finite()));
+/// let layout = neighbour_layout(&dataset, &graph, &LayoutOptions::default(), &Execution::new())?;
+/// assert_eq!(layout.coordinates.len(), 12);
+/// assert!(layout.coordinates.iter().all(|value| value.is_finite()));
 /// # Ok::<(), mutant_core::Error>(())
 /// ```
 pub fn neighbour_layout(
@@ -127,7 +168,7 @@ pub fn neighbour_layout(
     graph: &NeighbourLists,
     options: &LayoutOptions,
     execution: &Execution<'_>,
-) -> Result<Vec<f32>> {
+) -> Result<Layout> {
     let n_components = options.n_components;
     if !(2..=3).contains(&n_components) {
         return Err(Error::InvalidParameter {
@@ -144,11 +185,11 @@ pub fn neighbour_layout(
             reason: "a layout needs the dataset's self-kNN graph (knn_graph), not a search of another dataset".to_owned(),
         });
     }
-    let n_epochs = options.epochs_for(n_rows);
     let initial = projection(dataset, n_components, &execution.part(0.0, 0.05))?;
     let mut coordinates = initial.coordinates;
     scale_and_jitter(&mut coordinates, options.seed);
-    let fuzzy = fuzzy_graph(graph, n_epochs, execution)?;
+    let fuzzy = fuzzy_graph(graph, options.most_epochs_for(n_rows), execution)?;
+    let n_epochs = options.epochs_within_budget(n_rows, dataset.dimension(), &fuzzy);
     let descent = execution.part(0.1, 1.0);
     let stage = descent.stage(0.0, 1.0, n_epochs);
     let n_chunks = n_rows.div_ceil(CHUNK_RECORDS);
@@ -179,7 +220,10 @@ pub fn neighbour_layout(
         }
         stage.advance(1)?;
     }
-    Ok(coordinates)
+    Ok(Layout {
+        coordinates,
+        n_epochs,
+    })
 }
 
 /// Scales PCA coordinates into `[-INITIAL_EXTENT, INITIAL_EXTENT]` and adds

@@ -45,7 +45,9 @@ fn lay_out(vectors: &[f32], dimension: usize, options: &LayoutOptions, threads: 
         &execution,
     )
     .unwrap();
-    neighbour_layout(&dataset, &graph, options, &execution).unwrap()
+    neighbour_layout(&dataset, &graph, options, &execution)
+        .unwrap()
+        .coordinates
 }
 
 /// The share of records whose nearest record in `coordinates` is of the
@@ -180,7 +182,8 @@ fn three_components_and_degenerate_input_stay_finite() {
         &LayoutOptions::default(),
         &Execution::new(),
     )
-    .unwrap();
+    .unwrap()
+    .coordinates;
     assert_eq!(coordinates.len(), 2);
     assert!(coordinates.iter().all(|value| value.is_finite()));
 }
@@ -259,4 +262,46 @@ fn an_edge_is_sampled_in_proportion_to_its_weight() {
         let samples = (0..200).filter(|&epoch| is_sampled(epoch, weight)).count();
         assert_eq!(samples, expected, "weight {weight}");
     }
+}
+
+#[test]
+fn the_epochs_fit_the_budget_of_three_graphs() {
+    // The budget counts pulls and pushes against n² x dimension: a graph of
+    // 5.5 pulls per record, as the fuzzy union of k = 15 gives.
+    let fuzzy = |n_records: usize| FuzzyGraph {
+        offsets: vec![0; n_records + 1],
+        targets: Vec::new(),
+        weights: vec![0.5; n_records * 11],
+    };
+    let options = LayoutOptions::default();
+    // 100,000 x 128: the graph is dear, UMAP's 200 fit.
+    assert_eq!(
+        options.epochs_within_budget(100_000, 128, &fuzzy(100_000)),
+        200
+    );
+    // 20,000 x 128: cut below 200, above the floor.
+    let cut = options.epochs_within_budget(20_000, 128, &fuzzy(20_000));
+    assert!(MIN_EPOCHS < cut && cut < 200, "{cut}");
+    // A few thousand narrow records: the graph is cheap, the floor holds.
+    assert_eq!(
+        options.epochs_within_budget(6_000, 16, &fuzzy(6_000)),
+        MIN_EPOCHS
+    );
+    // Asked for, it is what runs.
+    let asked = LayoutOptions {
+        n_epochs: Some(7),
+        ..LayoutOptions::default()
+    };
+    assert_eq!(asked.epochs_within_budget(6_000, 16, &fuzzy(6_000)), 7);
+    let (narrow, _) = blobs(3, 40, 2, 5.0, false);
+    let dataset = DatasetView::new(&narrow, 2).unwrap();
+    let graph = knn_graph(
+        &dataset,
+        Metric::L2,
+        &KnnOptions::new(15),
+        &Execution::new(),
+    )
+    .unwrap();
+    let layout = neighbour_layout(&dataset, &graph, &asked, &Execution::new()).unwrap();
+    assert_eq!(layout.n_epochs, 7);
 }

@@ -71,7 +71,7 @@ pub use duplicates::{
     AUTOMATIC_RATIO, DuplicatePair, DuplicateThreshold, near_duplicates, near_duplicates_across,
 };
 pub use knn::{ExactIndex, KnnOptions, SearchTerms, knn, knn_graph};
-pub use layout::{LAYOUT_NEIGHBOURS, LayoutOptions, neighbour_layout};
+pub use layout::{LAYOUT_NEIGHBOURS, Layout, LayoutOptions, neighbour_layout};
 pub use mislabel::{MISLABEL_K, MISLABEL_MARGIN, MislabelMethod, MislabelScores, mislabel};
 pub use neighbours::NeighbourLists;
 pub use outlier::{OutlierScores, class_outlier};

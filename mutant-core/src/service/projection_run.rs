@@ -105,17 +105,16 @@ pub(super) fn run_projection<'a>(
                 seed: request.seed,
                 ..LayoutOptions::default()
             };
-            let coordinates =
-                neighbour_layout(dataset, graph, &options, &execution.part(0.5, 1.0))?;
+            let layout = neighbour_layout(dataset, graph, &options, &execution.part(0.5, 1.0))?;
             let summary = object([
                 ("n_flagged", json!(0)),
                 ("share_flagged", share(0, dataset.n_rows())),
                 ("method", json!(method.as_str())),
                 ("n_neighbours", json!(k)),
-                ("n_epochs", json!(options.epochs_for(dataset.n_rows()))),
+                ("n_epochs", json!(layout.n_epochs)),
                 ("seed", json!(request.seed)),
             ]);
-            (coordinates, summary)
+            (layout.coordinates, summary)
         }
     };
     let n_components = request.dimensions;
