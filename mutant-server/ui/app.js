@@ -476,7 +476,9 @@ async function showDataset(view, name) {
     state.focus = null;
     if (row === undefined) return;
     scatterplot.select([row]);
-    scatterplot.zoomToPoints([row], { padding: 3, transition: true });
+    // About a third of the map around it: its cluster and neighbours in view.
+    const [x, y] = state.positions[row];
+    scatterplot.zoomToLocation([x, y], 0.35, { transition: true });
   };
 
   const startProjection = async (method) => {
@@ -724,6 +726,7 @@ async function drawPoints(state) {
       continuous ? continuous[index] : 0,
     ];
   }
+  state.positions = rows;
   const pointSize = Math.max(2, Math.min(8, 14 - 2.4 * Math.log10(Math.max(n, 10))));
   scatterplot.set({ colorBy: colourBy, pointColor: pointColour, pointSize });
   await scatterplot.draw(rows, { zDataType: 'categorical', wDataType: 'continuous', preventFilterReset: true });
