@@ -23,3 +23,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 # The end-to-end tests start the real server binary.
 cargo build --locked -p mutant-server
 cargo test --workspace --locked
+
+# The Python SDK: built (debug) into the virtualenv with maturin, then its
+# pytest suite against the server binary built above and this ClickHouse.
+venv="$(scripts/py_venv.sh)"
+VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --locked --quiet -m mutant-py/Cargo.toml
+MUTANT_SERVER_BINARY="${CARGO_TARGET_DIR:-$PWD/target}/debug/mutant-server" \
+    "$venv/bin/python" -m pytest -q mutant-py/tests

@@ -104,7 +104,10 @@ pub(crate) fn knn_to_python<'py>(
             .into_pyarray(py);
         fields.set_item("vectors", vectors)?;
     }
-    PyTuple::new(py, [ids.into_any(), distances.into_any(), fields.into_any()])
+    PyTuple::new(
+        py,
+        [ids.into_any(), distances.into_any(), fields.into_any()],
+    )
 }
 
 /// `(ids, fields)` of fetched records: `ids` a list of `str`; `fields` maps
@@ -119,9 +122,8 @@ pub(crate) fn records_to_python<'py>(
     let include = IncludeSet::from_list(Some(include), IncludeSet::default());
     let ids = PyList::new(py, records.iter().map(|record| record.id.as_str()))?;
     let fields = PyDict::new(py);
-    let column = |pick: &dyn Fn(&WireRecord) -> Option<&str>| {
-        PyList::new(py, records.iter().map(pick))
-    };
+    let column =
+        |pick: &dyn Fn(&WireRecord) -> Option<&str>| PyList::new(py, records.iter().map(pick));
     if include.label {
         fields.set_item("labels", column(&|record| record.label.as_deref())?)?;
     }

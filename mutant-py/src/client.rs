@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mutant_client::wire::{
-    DeleteRecordsRequest, GetRecordsRequest, KnnRequest, PatchDatasetRequest,
-    StartAnalysisRequest,
+    DeleteRecordsRequest, GetRecordsRequest, KnnRequest, PatchDatasetRequest, StartAnalysisRequest,
 };
 use mutant_client::{BatchWriterConfig, Client, NewDataset, RetryPolicy};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -215,7 +214,9 @@ impl NativeClient {
             .with_max_in_flight(max_in_flight);
         let writer = {
             let _entered = self.runtime.enter();
-            self.client.batch_writer(dataset, config).map_err(to_py_err)?
+            self.client
+                .batch_writer(dataset, config)
+                .map_err(to_py_err)?
         };
         let summary = self.wait(py, write_all(writer, records))?;
         Ok((summary.n_records_written, summary.n_batches))
@@ -241,7 +242,9 @@ impl NativeClient {
             .with_max_in_flight(max_in_flight);
         let writer = {
             let _entered = self.runtime.enter();
-            self.client.batch_writer(dataset, config).map_err(to_py_err)?
+            self.client
+                .batch_writer(dataset, config)
+                .map_err(to_py_err)?
         };
         Ok(NativeWriter::new(
             Arc::clone(&self.runtime),

@@ -5,9 +5,9 @@
 //! wraps these classes in the public API; nothing here is meant to be called
 //! directly.
 //!
-//! - `client`: [`NativeClient`](client::NativeClient), one `mutant_client::Client`
+//! - `client`: `NativeClient`, one `mutant_client::Client`
 //!   and the Tokio runtime every call blocks on, with the GIL released.
-//! - `writer`: [`NativeWriter`](writer::NativeWriter), a `BatchWriter` fed
+//! - `writer`: `NativeWriter`, a `BatchWriter` fed
 //!   from NumPy.
 //! - `records`: NumPy matrices and Python columns into `Record`s, validated
 //!   with the server's own rules before anything is sent.

@@ -85,9 +85,7 @@ impl<'py> Matrix<'py> {
 /// What a dataset handle knows of its dataset: enough to check records
 /// against it as the server would.
 pub(crate) fn dataset_model(name: &str, dimension: usize, metric: &str) -> PyResult<Dataset> {
-    let metric: Metric = metric
-        .parse()
-        .map_err(|error| to_py_err(refused(&error)))?;
+    let metric: Metric = metric.parse().map_err(|error| to_py_err(refused(&error)))?;
     Ok(Dataset {
         id: Uuid::nil(),
         name: name.to_owned(),
@@ -255,7 +253,11 @@ fn as_list<'a, 'py>(
     let list = column.cast::<PyList>().map_err(|_| {
         PyTypeError::new_err(format!(
             "{what} must be a list with one value per record, not {}",
-            column.get_type().name().map(|name| name.to_string()).unwrap_or_default()
+            column
+                .get_type()
+                .name()
+                .map(|name| name.to_string())
+                .unwrap_or_default()
         ))
     })?;
     if list.len() != n_rows {

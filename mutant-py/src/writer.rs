@@ -135,10 +135,7 @@ fn finished() -> Error {
     }
 }
 
-fn summary_to_python<'py>(
-    py: Python<'py>,
-    summary: &WriteSummary,
-) -> PyResult<Bound<'py, PyDict>> {
+fn summary_to_python<'py>(py: Python<'py>, summary: &WriteSummary) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("n_records_written", summary.n_records_written)?;
     dict.set_item("n_batches", summary.n_batches)?;
