@@ -165,3 +165,14 @@ def test_knn_accepts_float64_and_lists(client):
     ds.upsert(["a", "b"], [[0.0, 0.0], [10.0, 10.0]])
     assert ds.knn(np.array([[9.0, 9.0]]), k=1).ids == [["b"]]
     assert ds.knn([[0.5, 0.1], [11.0, 11.0]], k=1).ids == [["a"], ["b"]]
+
+
+def test_knn_of_more_queries_than_one_request_takes(client):
+    ds = client.create_dataset("train", dimension=2)
+    ds.upsert(["a", "b", "c"], [[0.0, 0.0], [5.0, 5.0], [9.0, 9.0]], labels=["x", "y", "z"])
+    queries = np.repeat(np.array([[0.1, 0.1], [8.0, 8.0]], np.float32), 5_001, axis=0)
+    hits = ds.knn(queries, k=2, include=("label", "vector"))
+    assert len(hits) == 10_002 and hits.distances.shape == (10_002, 2)
+    assert hits.ids[0] == ["a", "b"] and hits.ids[-1] == ["c", "b"]
+    assert hits.labels[10_001] == ["z", "y"]
+    assert hits.vectors.shape == (10_002, 2, 2)

@@ -19,6 +19,8 @@ __all__ = ["Dataset", "DatasetInfo", "Writer", "WriteSummary"]
 
 #: Records per request of a read (the server's limit).
 _PAGE_LIMIT = 10_000
+#: Queries per kNN request (the server's limit); more go in several requests.
+_QUERY_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -301,7 +303,7 @@ class Dataset:
         Args:
             queries: ``np.ndarray`` of shape ``(n_queries, dimension)`` (or one
                 vector of shape ``(dimension,)``), float32 or float64, or a
-                list of lists.
+                list of lists; over 10,000 queries go in several requests.
             k: Neighbours per query.
             filter: Only records matching it are candidates.
             include: Fields to return with each neighbour (``"label"``, ...).
@@ -310,10 +312,16 @@ class Dataset:
         if matrix.shape[0] == 0:
             raise ValueError("queries has no rows; give at least one query vector")
         fields = _inputs.include_tuple(include)
-        ids, distances, columns = self._native.knn(
-            self.name, self.dimension, matrix, int(k), filter, list(fields)
-        )
-        return KnnResult(ids, distances, columns)
+        parts = [
+            KnnResult(
+                *self._native.knn(
+                    self.name, self.dimension, matrix[start : start + _QUERY_LIMIT], int(k),
+                    filter, list(fields),
+                )
+            )
+            for start in range(0, matrix.shape[0], _QUERY_LIMIT)
+        ]
+        return KnnResult.concatenate(parts)
 
     # The catalogue.
 

@@ -113,6 +113,30 @@ class KnnResult(_Columns):
             f"included={self.included})"
         )
 
+    @staticmethod
+    def concatenate(parts: List["KnnResult"]) -> "KnnResult":
+        """The results of ``parts`` (queries answered in several requests),
+        one after the other, padded to the widest."""
+        if len(parts) == 1:
+            return parts[0]
+        width = max(part.distances.shape[1] for part in parts)
+
+        def padded(array: np.ndarray, fill: float) -> np.ndarray:
+            pad = [(0, 0), (0, width - array.shape[1])] + [(0, 0)] * (array.ndim - 2)
+            return np.pad(array, pad, constant_values=fill)
+
+        ids = [neighbours for part in parts for neighbours in part.ids]
+        distances = np.concatenate([padded(part.distances, np.inf) for part in parts])
+        fields: Dict[str, Any] = {}
+        for attribute in parts[0]._fields:
+            if attribute == "vectors":
+                fields[attribute] = np.concatenate(
+                    [padded(part._fields[attribute], np.nan) for part in parts]
+                )
+            else:
+                fields[attribute] = [lists for part in parts for lists in part._fields[attribute]]
+        return KnnResult(ids, distances.astype(np.float32), fields)
+
 
 class Records(_Columns):
     """A page of records, in id order.
