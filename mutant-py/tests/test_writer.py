@@ -94,3 +94,12 @@ def test_writes_survive_a_server_restart_exactly_once(start_server):
     expected_ids, expected_vectors = chunk(0, n_rows, 8)
     assert records.ids == expected_ids
     np.testing.assert_array_equal(records.vectors, expected_vectors)
+
+
+def test_a_writer_dropped_without_finishing_warns(client):
+    ds = client.create_dataset("stream", dimension=2)
+    writer = ds.writer(max_batch_age=60.0)
+    writer.write(["a"], [[1.0, 2.0]])
+    with pytest.warns(ResourceWarning, match="dropped without finish"):
+        writer.__del__()
+    assert writer._native.closed

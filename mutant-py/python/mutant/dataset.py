@@ -4,6 +4,7 @@ says about it) and :class:`Writer` (the streaming writer)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -426,6 +427,18 @@ class Writer:
         """Stops without waiting; returns how many written records were not
         acknowledged (they may or may not be stored)."""
         return int(self._native.abandon())
+
+    def __del__(self) -> None:
+        native = getattr(self, "_native", None)
+        if native is not None and not native.closed:
+            n_unacknowledged = native.abandon()
+            warnings.warn(
+                f"a Writer of dataset {self._dataset.name!r} was dropped without finish() or a "
+                f"with block; {n_unacknowledged} records written were not acknowledged and may "
+                "not be stored",
+                ResourceWarning,
+                stacklevel=2,
+            )
 
     def __enter__(self) -> "Writer":
         return self
