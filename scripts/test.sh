@@ -23,6 +23,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 # The end-to-end tests start the real server binary.
 cargo build --locked -p mutant-server
 cargo test --workspace --locked
+# The in-process example, in memory and on this ClickHouse.
+env -u MUTANT_CLICKHOUSE_URL cargo run --locked -q -p mutant-examples --bin embedded
+cargo run --locked -q -p mutant-examples --bin embedded
 
 # The Python SDK: built (debug) into the virtualenv with maturin, then its
 # pytest suite against the server binary built above and this ClickHouse.

@@ -3,6 +3,7 @@
 //! pieces of the benchmark programs (`bench`).
 
 pub mod bench;
+pub mod quality;
 
 use std::sync::OnceLock;
 use std::time::Duration;

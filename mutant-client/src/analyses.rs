@@ -6,7 +6,9 @@ use std::time::Duration;
 use hyper::Method;
 use uuid::Uuid;
 
+use mutant_core::api::results::{ResultsFormat, ResultsQuery};
 use mutant_core::api::wire::{AnalysisResults, AnalysisStatus, StartAnalysisRequest};
+use serde_json::Value;
 
 use crate::endpoint::{analysis_path, analysis_results_path};
 use crate::transport::Replay;
@@ -78,9 +80,72 @@ impl Client {
         limit: usize,
         offset: usize,
     ) -> Result<AnalysisResults> {
+        let query = ResultsQuery {
+            limit: Some(limit),
+            offset,
+            ..ResultsQuery::default()
+        };
+        self.analysis_results_matching(id, &query).await
+    }
+
+    /// A page of the rows that pass `query`'s filters (`flagged`,
+    /// `min_score`), in rank order, with the record fields it asks for
+    /// joined on as they were when the analysis ran; `total` counts every
+    /// matching row. The query's format is ignored: this reads a JSON page.
+    ///
+    /// ```no_run
+    /// use mutant_client::results::{JoinedFields, ResultsQuery};
+    ///
+    /// # async fn run(client: mutant_client::Client, id: uuid::Uuid) -> mutant_client::Result<()> {
+    /// let flagged = ResultsQuery {
+    ///     flagged: Some(true),
+    ///     include: JoinedFields { label: true, uri: true, ..JoinedFields::default() },
+    ///     ..ResultsQuery::default()
+    /// };
+    /// let page = client.analysis_results_matching(id, &flagged).await?;
+    /// println!("{} flagged records", page.total);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn analysis_results_matching(
+        &self,
+        id: Uuid,
+        query: &ResultsQuery,
+    ) -> Result<AnalysisResults> {
+        let query = ResultsQuery {
+            format: ResultsFormat::Json,
+            ..query.clone()
+        };
         self.transport
-            .get_json(&analysis_results_path(id, limit, offset))
+            .get_json(&analysis_results_path(id, &query))
             .await
+    }
+
+    /// Every row that passes `query`'s filters, from its `offset` on (at
+    /// most its `limit`, when set), in one streamed answer (NDJSON) instead
+    /// of pages. Fails with the server's error if the stream ends with one.
+    pub async fn all_analysis_results(&self, id: Uuid, query: &ResultsQuery) -> Result<Vec<Value>> {
+        let query = ResultsQuery {
+            format: ResultsFormat::Ndjson,
+            ..query.clone()
+        };
+        let path = analysis_results_path(id, &query);
+        let answer = self
+            .transport
+            .execute(Method::GET, &path, None, None, Replay::Safe)
+            .await?;
+        let mut rows = Vec::new();
+        for line in answer.body.split(|&byte| byte == b'\n') {
+            if line.is_empty() {
+                continue;
+            }
+            let row: Value = crate::transport::decode_json(Method::GET, &path, line)?;
+            if row.get("error").is_some() && row.get("rank").is_none() {
+                return Err(Error::from_response(500, line));
+            }
+            rows.push(row);
+        }
+        Ok(rows)
     }
 
     /// Cancels an analysis and returns its status.
@@ -190,6 +255,7 @@ mod tests {
             started_at_ms: None,
             finished_at_ms: None,
             server: None,
+            summary: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! percent-encoded here, so no name can reach another route.
 
 use hyper::Uri;
+use mutant_core::api::results::ResultsQuery;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -109,9 +110,18 @@ pub(crate) fn analysis_path(id: Uuid, suffix: &str) -> String {
     format!("/v1/analyses/{}{suffix}", id.as_hyphenated())
 }
 
-/// `/v1/analyses/{id}/results?limit=..&offset=..`.
-pub(crate) fn analysis_results_path(id: Uuid, limit: usize, offset: usize) -> String {
-    analysis_path(id, &format!("/results?limit={limit}&offset={offset}"))
+/// `/v1/analyses/{id}/results?...`, with the query's options encoded.
+pub(crate) fn analysis_results_path(id: Uuid, query: &ResultsQuery) -> String {
+    let options: Vec<String> = query
+        .to_pairs()
+        .iter()
+        .map(|(name, value)| format!("{name}={}", percent_encode(value)))
+        .collect();
+    if options.is_empty() {
+        analysis_path(id, "/results")
+    } else {
+        analysis_path(id, &format!("/results?{}", options.join("&")))
+    }
 }
 
 #[cfg(test)]
@@ -189,9 +199,24 @@ mod tests {
     #[test]
     fn analysis_paths_carry_the_page() {
         let id = Uuid::from_u128(1);
+        let query = ResultsQuery {
+            limit: Some(50),
+            offset: 100,
+            include: mutant_core::api::results::JoinedFields {
+                label: true,
+                uri: true,
+                ..Default::default()
+            },
+            flagged: Some(true),
+            ..ResultsQuery::default()
+        };
         assert_eq!(
-            analysis_results_path(id, 50, 100),
-            "/v1/analyses/00000000-0000-0000-0000-000000000001/results?limit=50&offset=100"
+            analysis_results_path(id, &query),
+            "/v1/analyses/00000000-0000-0000-0000-000000000001/results?limit=50&offset=100&include=label%2Curi&flagged=true"
+        );
+        assert_eq!(
+            analysis_results_path(id, &ResultsQuery::default()),
+            "/v1/analyses/00000000-0000-0000-0000-000000000001/results"
         );
         assert_eq!(
             analysis_path(id, ""),

@@ -100,6 +100,10 @@ pub use mutant_core::api::PROTOCOL_VERSION;
 /// The JSON wire types of the protocol: requests and answers the client's
 /// methods take and return.
 pub use mutant_core::api::wire;
+
+/// The options of an analysis's results: page, joined record fields,
+/// filters on the verdict and the score.
+pub use mutant_core::api::results;
 /// The data model: records, datasets, metrics, filters.
 pub use mutant_core::model;
 pub use mutant_core::model::{Filter, Metric, NewDataset, Record, RecordMetadata};

@@ -1,7 +1,11 @@
 //! The server's configuration: `MUTANT_*` environment variables over
-//! defaults, and a `--flag value` twin for each, read once at start-up.
+//! defaults, and a `--flag value` twin for each (flags win), read once at
+//! start-up into one [`Config`], with a typed error naming the variable and
+//! the flag of a bad setting.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use mutant_core::store::GroupCommitConfig;
 
@@ -27,124 +31,238 @@ pub(crate) struct Config {
     pub(crate) max_body_bytes: usize,
     /// Threads per kernel. `MUTANT_KERNEL_THREADS` / `--kernel-threads`; default: the machine's cores.
     pub(crate) kernel_threads: usize,
-    /// How often, in milliseconds, the server running an analysis rewrites its
-    /// job (progress, heartbeat, cancel check).
-    /// `MUTANT_ANALYSIS_HEARTBEAT_MS` / `--analysis-heartbeat-ms`; default 1000.
-    pub(crate) analysis_heartbeat_ms: usize,
-    /// Milliseconds without a heartbeat after which any server marks a queued
-    /// or running analysis failed; over twice the heartbeat, and the same on
-    /// every server. `MUTANT_ANALYSIS_LEASE_MS` / `--analysis-lease-ms`; default 10000.
-    pub(crate) analysis_lease_ms: usize,
-    /// The longest wait, in milliseconds, for one exchange with ClickHouse (a
-    /// query, an INSERT, or the next chunk of a loading dataset); past it the
-    /// request fails with 503 `store_unavailable`.
-    /// `MUTANT_CLICKHOUSE_TIMEOUT_MS` / `--clickhouse-timeout-ms`; default 30000.
-    pub(crate) clickhouse_timeout_ms: usize,
+    /// How often the server running an analysis rewrites its job (progress,
+    /// heartbeat, cancel check). `MUTANT_ANALYSIS_HEARTBEAT_MS` /
+    /// `--analysis-heartbeat-ms`, in milliseconds; default 1 s.
+    pub(crate) analysis_heartbeat: Duration,
+    /// How long without a heartbeat before any server marks a queued or
+    /// running analysis failed; over twice the heartbeat, and the same on
+    /// every server. `MUTANT_ANALYSIS_LEASE_MS` / `--analysis-lease-ms`, in
+    /// milliseconds; default 10 s.
+    pub(crate) analysis_lease: Duration,
+    /// The longest wait for one exchange with ClickHouse (a query, an
+    /// INSERT, or the next chunk of a loading dataset); past it the request
+    /// fails with 503 `store_unavailable`. `MUTANT_CLICKHOUSE_TIMEOUT_MS` /
+    /// `--clickhouse-timeout-ms`, in milliseconds; default 30 s.
+    pub(crate) clickhouse_timeout: Duration,
     /// How many coalesced INSERTs may run at once; while they run, the next
     /// one keeps gathering writes. `MUTANT_INSERTS_IN_FLIGHT` /
     /// `--inserts-in-flight`; default 2.
     pub(crate) inserts_in_flight: usize,
-    /// Seconds between compactions, which physically remove deleted datasets
+    /// Time between compactions, which physically remove deleted datasets
     /// (with their analyses) and expired deleted records.
-    /// `MUTANT_COMPACT_INTERVAL_S` / `--compact-interval-s`; default 3600.
-    pub(crate) compact_interval_s: usize,
+    /// `MUTANT_COMPACT_INTERVAL_S` / `--compact-interval-s`, in seconds;
+    /// default 1 hour.
+    pub(crate) compact_interval: Duration,
 }
 
-const SETTINGS: [(&str, &str); 14] = [
-    ("MUTANT_LISTEN", "--listen"),
-    ("MUTANT_CLICKHOUSE_URL", "--clickhouse-url"),
-    ("MUTANT_CLICKHOUSE_USER", "--clickhouse-user"),
-    ("MUTANT_CLICKHOUSE_PASSWORD", "--clickhouse-password"),
-    ("MUTANT_DATABASE", "--database"),
-    ("MUTANT_CACHE_BYTES", "--cache-bytes"),
-    ("MUTANT_API_TOKEN", "--api-token"),
-    ("MUTANT_MAX_BODY_BYTES", "--max-body-bytes"),
-    ("MUTANT_KERNEL_THREADS", "--kernel-threads"),
-    ("MUTANT_ANALYSIS_HEARTBEAT_MS", "--analysis-heartbeat-ms"),
-    ("MUTANT_ANALYSIS_LEASE_MS", "--analysis-lease-ms"),
-    ("MUTANT_CLICKHOUSE_TIMEOUT_MS", "--clickhouse-timeout-ms"),
-    ("MUTANT_INSERTS_IN_FLIGHT", "--inserts-in-flight"),
-    ("MUTANT_COMPACT_INTERVAL_S", "--compact-interval-s"),
+/// A bad configuration: which setting, and what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// `--help` was asked for.
+    #[error("{usage}")]
+    Help { usage: String },
+    /// A flag no setting has.
+    #[error("unknown flag {flag:?}; the settings are:\n{usage}")]
+    UnknownFlag { flag: String, usage: String },
+    /// A flag at the end of the command line, without its value.
+    #[error("{flag} needs a value, as in `{flag} <value>`")]
+    MissingValue { flag: &'static str },
+    /// A value that does not read as the setting's kind.
+    #[error("{variable} (or {flag}) must be {expected}, got {value:?}")]
+    BadValue {
+        variable: &'static str,
+        flag: &'static str,
+        expected: &'static str,
+        value: String,
+    },
+    /// The lease is too short for the heartbeat.
+    #[error(
+        "MUTANT_ANALYSIS_LEASE_MS (or --analysis-lease-ms, {lease_ms}) must be over twice MUTANT_ANALYSIS_HEARTBEAT_MS (or --analysis-heartbeat-ms, {heartbeat_ms}), or running analyses would be failed while their server is alive"
+    )]
+    LeaseTooShort { lease_ms: u128, heartbeat_ms: u128 },
+}
+
+/// One setting: its environment variable and its flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Setting {
+    variable: &'static str,
+    flag: &'static str,
+}
+
+const fn setting(variable: &'static str, flag: &'static str) -> Setting {
+    Setting { variable, flag }
+}
+
+const LISTEN: Setting = setting("MUTANT_LISTEN", "--listen");
+const CLICKHOUSE_URL: Setting = setting("MUTANT_CLICKHOUSE_URL", "--clickhouse-url");
+const CLICKHOUSE_USER: Setting = setting("MUTANT_CLICKHOUSE_USER", "--clickhouse-user");
+const CLICKHOUSE_PASSWORD: Setting = setting("MUTANT_CLICKHOUSE_PASSWORD", "--clickhouse-password");
+const DATABASE: Setting = setting("MUTANT_DATABASE", "--database");
+const CACHE_BYTES: Setting = setting("MUTANT_CACHE_BYTES", "--cache-bytes");
+const API_TOKEN: Setting = setting("MUTANT_API_TOKEN", "--api-token");
+const MAX_BODY_BYTES: Setting = setting("MUTANT_MAX_BODY_BYTES", "--max-body-bytes");
+const KERNEL_THREADS: Setting = setting("MUTANT_KERNEL_THREADS", "--kernel-threads");
+const ANALYSIS_HEARTBEAT_MS: Setting =
+    setting("MUTANT_ANALYSIS_HEARTBEAT_MS", "--analysis-heartbeat-ms");
+const ANALYSIS_LEASE_MS: Setting = setting("MUTANT_ANALYSIS_LEASE_MS", "--analysis-lease-ms");
+const CLICKHOUSE_TIMEOUT_MS: Setting =
+    setting("MUTANT_CLICKHOUSE_TIMEOUT_MS", "--clickhouse-timeout-ms");
+const INSERTS_IN_FLIGHT: Setting = setting("MUTANT_INSERTS_IN_FLIGHT", "--inserts-in-flight");
+const COMPACT_INTERVAL_S: Setting = setting("MUTANT_COMPACT_INTERVAL_S", "--compact-interval-s");
+
+/// Every setting, in the order `--help` lists them.
+const SETTINGS: [Setting; 14] = [
+    LISTEN,
+    CLICKHOUSE_URL,
+    CLICKHOUSE_USER,
+    CLICKHOUSE_PASSWORD,
+    DATABASE,
+    CACHE_BYTES,
+    API_TOKEN,
+    MAX_BODY_BYTES,
+    KERNEL_THREADS,
+    ANALYSIS_HEARTBEAT_MS,
+    ANALYSIS_LEASE_MS,
+    CLICKHOUSE_TIMEOUT_MS,
+    INSERTS_IN_FLIGHT,
+    COMPACT_INTERVAL_S,
 ];
+
+/// The raw values given, by setting: from the environment, then the flags.
+struct Given(HashMap<Setting, String>);
+
+impl Given {
+    fn text(&self, setting: Setting) -> Option<String> {
+        self.0
+            .get(&setting)
+            .filter(|value| !value.is_empty())
+            .cloned()
+    }
+
+    fn text_or(&self, setting: Setting, default: &str) -> String {
+        self.text(setting).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A positive whole number, or `default` when not given.
+    fn count(&self, setting: Setting, default: usize) -> Result<usize, ConfigError> {
+        match self.text(setting) {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|number| *number > 0)
+                .ok_or(ConfigError::BadValue {
+                    variable: setting.variable,
+                    flag: setting.flag,
+                    expected: "a positive whole number",
+                    value: text,
+                }),
+        }
+    }
+
+    /// A positive duration given in `unit`s.
+    fn duration(
+        &self,
+        setting: Setting,
+        unit: Duration,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match self.text(setting) {
+            None => Ok(default),
+            Some(_) => {
+                let count = self.count(setting, 1)?;
+                Ok(unit.saturating_mul(u32::try_from(count).unwrap_or(u32::MAX)))
+            }
+        }
+    }
+}
 
 impl Config {
     /// Reads the environment, then the flags (which win).
     pub(crate) fn load(
         env: impl Fn(&str) -> Option<String>,
         args: &[String],
-    ) -> Result<Config, String> {
-        let mut values: Vec<Option<String>> =
-            SETTINGS.iter().map(|(variable, _)| env(variable)).collect();
+    ) -> Result<Config, ConfigError> {
+        let mut given = Given(
+            SETTINGS
+                .iter()
+                .filter_map(|&setting| env(setting.variable).map(|value| (setting, value)))
+                .collect(),
+        );
         let mut arguments = args.iter();
         while let Some(flag) = arguments.next() {
             if flag == "--help" || flag == "-h" {
-                return Err(usage());
+                return Err(ConfigError::Help { usage: usage() });
             }
-            let index = SETTINGS
+            let setting = SETTINGS
                 .iter()
-                .position(|(_, name)| name == flag)
-                .ok_or_else(|| format!("unknown flag {flag:?}\n{}", usage()))?;
+                .find(|setting| setting.flag == flag)
+                .copied()
+                .ok_or_else(|| ConfigError::UnknownFlag {
+                    flag: flag.clone(),
+                    usage: usage(),
+                })?;
             let value = arguments
                 .next()
-                .ok_or_else(|| format!("{flag} needs a value"))?;
-            values[index] = Some(value.clone());
+                .ok_or(ConfigError::MissingValue { flag: setting.flag })?;
+            given.0.insert(setting, value.clone());
         }
-        let take = |index: usize| values[index].clone().filter(|value| !value.is_empty());
-        let parse_number = |index: usize, default: usize| -> Result<usize, String> {
-            match take(index) {
-                None => Ok(default),
-                Some(text) => text
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|number| *number > 0)
-                    .ok_or_else(|| {
-                        format!(
-                            "{} must be a positive whole number, got {text:?}",
-                            SETTINGS[index].0
-                        )
-                    }),
-            }
-        };
-        let listen_text = take(0).unwrap_or_else(|| "127.0.0.1:7311".into());
-        let listen = listen_text.parse().map_err(|_| {
-            format!("MUTANT_LISTEN must be an address like 127.0.0.1:7311, got {listen_text:?}")
+        let listen_text = given.text_or(LISTEN, "127.0.0.1:7311");
+        let listen = listen_text.parse().map_err(|_| ConfigError::BadValue {
+            variable: LISTEN.variable,
+            flag: LISTEN.flag,
+            expected: "an address like 127.0.0.1:7311",
+            value: listen_text,
         })?;
-        let analysis_heartbeat_ms = parse_number(9, 1_000)?;
-        let analysis_lease_ms = parse_number(10, 10_000)?;
-        if analysis_lease_ms <= 2 * analysis_heartbeat_ms {
-            return Err(format!(
-                "MUTANT_ANALYSIS_LEASE_MS ({analysis_lease_ms}) must be over twice MUTANT_ANALYSIS_HEARTBEAT_MS ({analysis_heartbeat_ms}), or running analyses would be failed while their server is alive"
-            ));
+        let millisecond = Duration::from_millis(1);
+        let analysis_heartbeat =
+            given.duration(ANALYSIS_HEARTBEAT_MS, millisecond, Duration::from_secs(1))?;
+        let analysis_lease =
+            given.duration(ANALYSIS_LEASE_MS, millisecond, Duration::from_secs(10))?;
+        if analysis_lease <= 2 * analysis_heartbeat {
+            return Err(ConfigError::LeaseTooShort {
+                lease_ms: analysis_lease.as_millis(),
+                heartbeat_ms: analysis_heartbeat.as_millis(),
+            });
         }
         Ok(Config {
             listen,
-            clickhouse_url: take(1).unwrap_or_else(|| "http://127.0.0.1:8123".into()),
-            clickhouse_user: take(2).unwrap_or_default(),
-            clickhouse_password: take(3).unwrap_or_default(),
-            database: take(4).unwrap_or_else(|| "mutant".into()),
-            cache_bytes: parse_number(5, 4 << 30)?,
-            api_token: take(6),
-            max_body_bytes: parse_number(7, 256 << 20)?,
-            kernel_threads: parse_number(
-                8,
+            clickhouse_url: given.text_or(CLICKHOUSE_URL, "http://127.0.0.1:8123"),
+            clickhouse_user: given.text_or(CLICKHOUSE_USER, ""),
+            clickhouse_password: given.text_or(CLICKHOUSE_PASSWORD, ""),
+            database: given.text_or(DATABASE, "mutant"),
+            cache_bytes: given.count(CACHE_BYTES, 4 << 30)?,
+            api_token: given.text(API_TOKEN),
+            max_body_bytes: given.count(MAX_BODY_BYTES, 256 << 20)?,
+            kernel_threads: given.count(
+                KERNEL_THREADS,
                 std::thread::available_parallelism().map_or(1, usize::from),
             )?,
-            analysis_heartbeat_ms,
-            analysis_lease_ms,
-            clickhouse_timeout_ms: parse_number(11, 30_000)?,
-            inserts_in_flight: parse_number(
-                12,
+            analysis_heartbeat,
+            analysis_lease,
+            clickhouse_timeout: given.duration(
+                CLICKHOUSE_TIMEOUT_MS,
+                millisecond,
+                Duration::from_secs(30),
+            )?,
+            inserts_in_flight: given.count(
+                INSERTS_IN_FLIGHT,
                 GroupCommitConfig::default().max_inserts_in_flight,
             )?,
-            compact_interval_s: parse_number(13, 3_600)?,
+            compact_interval: given.duration(
+                COMPACT_INTERVAL_S,
+                Duration::from_secs(1),
+                Duration::from_secs(3_600),
+            )?,
         })
     }
 }
 
 fn usage() -> String {
     let mut text = String::from("usage: mutant-server [--flag value]...\n");
-    for (variable, flag) in SETTINGS {
-        text.push_str(&format!("  {flag:<24} or {variable}\n"));
+    for setting in SETTINGS {
+        text.push_str(&format!("  {:<24} or {}\n", setting.flag, setting.variable));
     }
     text
 }
@@ -153,29 +271,73 @@ fn usage() -> String {
 mod tests {
     use super::*;
 
+    fn load(flags: &[&str]) -> Result<Config, ConfigError> {
+        let args: Vec<String> = flags.iter().map(|flag| (*flag).to_owned()).collect();
+        Config::load(|_| None, &args)
+    }
+
     #[test]
-    fn flags_win_over_the_environment_and_bad_values_are_refused() {
+    fn flags_win_over_the_environment_and_defaults_fill_the_rest() {
         let env = |name: &str| (name == "MUTANT_DATABASE").then(|| "from_env".to_owned());
         let config = Config::load(env, &["--database".into(), "from_flag".into()]).unwrap();
         assert_eq!(config.database, "from_flag");
         assert_eq!(config.listen.to_string(), "127.0.0.1:7311");
-        assert!(Config::load(|_| None, &["--cache-bytes".into(), "lots".into()]).is_err());
-        assert!(Config::load(|_| None, &["--bogus".into(), "1".into()]).is_err());
-        assert_eq!(config.analysis_lease_ms, 10_000);
-        assert_eq!(config.clickhouse_timeout_ms, 30_000);
-        let timeout = ["--clickhouse-timeout-ms".into(), "0".into()];
-        assert!(Config::load(|_| None, &timeout).is_err());
-        let short_lease = ["--analysis-lease-ms".into(), "1500".into()];
-        assert!(Config::load(|_| None, &short_lease).is_err());
-        assert!(
+        assert_eq!(config.analysis_lease, Duration::from_secs(10));
+        assert_eq!(config.clickhouse_timeout, Duration::from_secs(30));
+        assert_eq!(config.inserts_in_flight, 2);
+        assert_eq!(config.compact_interval, Duration::from_secs(3_600));
+        let from_env = Config::load(
+            |name| (name == "MUTANT_ANALYSIS_HEARTBEAT_MS").then(|| "250".to_owned()),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(from_env.analysis_heartbeat, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn bad_settings_name_their_variable_and_flag() {
+        let bad = load(&["--cache-bytes", "lots"]).unwrap_err();
+        assert_eq!(
+            bad,
+            ConfigError::BadValue {
+                variable: "MUTANT_CACHE_BYTES",
+                flag: "--cache-bytes",
+                expected: "a positive whole number",
+                value: "lots".into()
+            }
+        );
+        let message = bad.to_string();
+        assert!(message.contains("MUTANT_CACHE_BYTES") && message.contains("--cache-bytes"));
+        assert!(matches!(
+            load(&["--bogus", "1"]),
+            Err(ConfigError::UnknownFlag { .. })
+        ));
+        assert!(matches!(
+            load(&["--clickhouse-timeout-ms", "0"]),
+            Err(ConfigError::BadValue {
+                variable: "MUTANT_CLICKHOUSE_TIMEOUT_MS",
+                ..
+            })
+        ));
+        assert!(matches!(
+            load(&["--analysis-lease-ms", "1500"]),
+            Err(ConfigError::LeaseTooShort { .. })
+        ));
+        assert_eq!(
+            load(&["--database"]),
+            Err(ConfigError::MissingValue { flag: "--database" })
+        );
+        assert!(matches!(
             Config::load(
                 |name| (name == "MUTANT_LISTEN").then(|| "nowhere".into()),
                 &[]
-            )
-            .is_err()
-        );
-        assert_eq!(config.inserts_in_flight, 2);
-        assert_eq!(config.compact_interval_s, 3_600);
+            ),
+            Err(ConfigError::BadValue {
+                variable: "MUTANT_LISTEN",
+                ..
+            })
+        ));
+        assert!(matches!(load(&["--help"]), Err(ConfigError::Help { .. })));
     }
 
     #[test]
@@ -184,10 +346,12 @@ mod tests {
             ("README.md", include_str!("../../README.md")),
             ("PROTOCOL.md", include_str!("../../PROTOCOL.md")),
         ] {
-            for (variable, flag) in SETTINGS {
+            for setting in SETTINGS {
                 assert!(
-                    text.contains(&format!("| `{variable}` | `{flag}` |")),
-                    "{document}'s settings table lacks {variable} / {flag}"
+                    text.contains(&format!("| `{}` | `{}` |", setting.variable, setting.flag)),
+                    "{document}'s settings table lacks {} / {}",
+                    setting.variable,
+                    setting.flag
                 );
             }
         }

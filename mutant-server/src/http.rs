@@ -2,7 +2,7 @@
 //! types, JSON and frame answers, bearer tokens, query strings.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -12,8 +12,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ServerError;
+use crate::stream::ChannelBody;
 
-pub(crate) type Answer = Response<Full<Bytes>>;
+/// A whole body, or one streamed as it is produced.
+pub(crate) type AnswerBody = Either<Full<Bytes>, ChannelBody>;
+
+pub(crate) type Answer = Response<AnswerBody>;
 
 /// How a request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,13 +121,22 @@ pub(crate) fn text_answer(status: StatusCode, body: String, content_type: &'stat
 }
 
 pub(crate) fn empty_answer(status: StatusCode) -> Answer {
-    let mut answer = Response::new(Full::new(Bytes::new()));
+    let mut answer = Response::new(Either::Left(Full::new(Bytes::new())));
     *answer.status_mut() = status;
     answer
 }
 
+/// A 200 whose body streams from `body`.
+pub(crate) fn streamed_answer(body: ChannelBody, content_type: &'static str) -> Answer {
+    let mut answer = Response::new(Either::Right(body));
+    answer
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    answer
+}
+
 fn with_content_type(status: StatusCode, body: Vec<u8>, content_type: &'static str) -> Answer {
-    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    let mut answer = Response::new(Either::Left(Full::new(Bytes::from(body))));
     *answer.status_mut() = status;
     answer
         .headers_mut()
@@ -132,10 +145,16 @@ fn with_content_type(status: StatusCode, body: Vec<u8>, content_type: &'static s
 }
 
 pub(crate) fn error_answer(error: &ServerError) -> Answer {
+    let (status, body) = error_body(error);
+    json_answer(status, &body)
+}
+
+/// The status and JSON body of an error.
+pub(crate) fn error_body(error: &ServerError) -> (StatusCode, ErrorResponse) {
     let (status, code, message) = error.parts();
-    json_answer(
+    (
         status,
-        &ErrorResponse {
+        ErrorResponse {
             error: ErrorBody {
                 code: code.to_owned(),
                 message,
@@ -207,18 +226,17 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Result<Option<Stri
     Ok(None)
 }
 
-/// A whole-number query parameter.
-pub(crate) fn query_number(
-    query: Option<&str>,
-    name: &str,
-    default: usize,
-) -> Result<usize, ServerError> {
-    match query_param(query, name)? {
-        None => Ok(default),
-        Some(text) => text.parse().map_err(|_| ServerError::InvalidQuery {
-            reason: format!("{name} must be a whole number, got {text:?}"),
-        }),
-    }
+/// Every `name=value` pair of a query string, decoded.
+pub(crate) fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ServerError> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((percent_decode(name, true)?, percent_decode(value, true)?))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -232,9 +250,15 @@ mod tests {
             query_param(query, "metadata").unwrap().as_deref(),
             Some("{\"team\":\"a b\"}")
         );
-        assert_eq!(query_number(query, "limit", 1).unwrap(), 5);
-        assert_eq!(query_number(query, "offset", 7).unwrap(), 7);
-        assert!(query_number(Some("limit=x"), "limit", 1).is_err());
+        assert_eq!(
+            query_pairs(query).unwrap(),
+            vec![
+                ("metadata".to_owned(), "{\"team\":\"a b\"}".to_owned()),
+                ("limit".to_owned(), "5".to_owned())
+            ]
+        );
+        assert_eq!(query_pairs(None).unwrap(), Vec::new());
+        assert!(query_pairs(Some("include=%zz")).is_err());
         assert!(percent_decode("%zz", false).is_err());
         assert!(percent_decode("%ff", false).is_err());
     }

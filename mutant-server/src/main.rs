@@ -6,6 +6,7 @@ mod error;
 mod http;
 mod metrics;
 mod routes;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use mutant_core::store::{ClickHouseConfig, ClickHouseStore};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::routes::{AppState, handle};
 
@@ -36,8 +37,12 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match Config::load(|name| std::env::var(name).ok(), &args) {
         Ok(config) => config,
-        Err(message) => {
-            tracing::error!("{message}");
+        Err(ConfigError::Help { usage }) => {
+            tracing::info!("{usage}");
+            std::process::exit(0);
+        }
+        Err(error) => {
+            tracing::error!("{error}");
             std::process::exit(2);
         }
     };
@@ -50,7 +55,7 @@ async fn main() {
 async fn serve(config: Config) -> Result<(), String> {
     let mut clickhouse = ClickHouseConfig::new(&config.clickhouse_url)
         .with_database(&config.database)
-        .with_timeout(Duration::from_millis(config.clickhouse_timeout_ms as u64));
+        .with_timeout(config.clickhouse_timeout);
     clickhouse.user = config.clickhouse_user.clone();
     clickhouse.password = config.clickhouse_password.clone();
     clickhouse.group_commit.max_inserts_in_flight = config.inserts_in_flight;
@@ -63,8 +68,8 @@ async fn serve(config: Config) -> Result<(), String> {
         ServiceConfig {
             cache_bytes: config.cache_bytes,
             kernel_threads: config.kernel_threads,
-            analysis_heartbeat: Duration::from_millis(config.analysis_heartbeat_ms as u64),
-            analysis_lease: Duration::from_millis(config.analysis_lease_ms as u64),
+            analysis_heartbeat: config.analysis_heartbeat,
+            analysis_lease: config.analysis_lease,
             server_name: server_name(&config),
         },
     );
@@ -81,7 +86,7 @@ async fn serve(config: Config) -> Result<(), String> {
 
     let compaction = {
         let state = Arc::clone(&state);
-        let interval = Duration::from_secs(state.config.compact_interval_s as u64);
+        let interval = state.config.compact_interval;
         tokio::spawn(async move { state.service.compact_every(interval).await })
     };
 

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use mutant_core::api::PROTOCOL_VERSION;
 use mutant_core::api::frame::{decode_knn_query, decode_record_batch, encode_knn_result};
+use mutant_core::api::results::{ResultsFormat, ResultsQuery};
 use mutant_core::api::wire::{HeartbeatResponse, KnnRequest, UpsertRequest, VersionResponse};
-use mutant_core::service::Service;
+use mutant_core::service::{ResultRows, Service};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -17,10 +19,11 @@ use crate::config::Config;
 use crate::error::ServerError;
 use crate::http::{
     Answer, BodyFormat, authorized, body_format, decode_json, empty_answer, error_answer,
-    frame_answer, json_answer, percent_decode, query_number, query_param, read_body, text_answer,
-    wants_frame,
+    error_body, frame_answer, json_answer, percent_decode, query_pairs, query_param, read_body,
+    streamed_answer, text_answer, wants_frame,
 };
 use crate::metrics::Metrics;
+use crate::stream::{ChunkSender, channel_body};
 
 /// What every request shares.
 #[derive(Debug)]
@@ -334,13 +337,55 @@ async fn start_analysis(state: &AppState, request: Request<Incoming>) -> Outcome
 }
 
 async fn analysis_results(service: &Service, request: &Request<Incoming>, id: Uuid) -> Outcome {
-    let query = request.uri().query();
-    let limit = query_number(query, "limit", mutant_core::service::DEFAULT_PAGE)?;
-    let offset = query_number(query, "offset", 0)?;
-    Ok(json_answer(
-        StatusCode::OK,
-        &service.analysis_results(id, limit, offset).await?,
-    ))
+    let query = ResultsQuery::from_pairs(&query_pairs(request.uri().query())?)?;
+    match query.format {
+        ResultsFormat::Json => Ok(json_answer(
+            StatusCode::OK,
+            &service.analysis_results(id, &query).await?,
+        )),
+        ResultsFormat::Ndjson => {
+            let rows = service.analysis_result_rows(id, &query).await?;
+            let (sender, body) = channel_body();
+            tokio::spawn(stream_rows(rows, sender));
+            Ok(streamed_answer(body, "application/x-ndjson"))
+        }
+    }
+}
+
+/// Writes every row, one JSON object a line. A failure after the first row
+/// can no longer change the status: it ends the stream with an `{"error":
+/// ...}` line instead, so a reader never mistakes a cut stream for a whole
+/// one.
+async fn stream_rows(mut rows: ResultRows, sender: ChunkSender) {
+    loop {
+        let chunk = match rows.next_page().await {
+            Ok(None) => return,
+            Ok(Some(page)) => {
+                let mut chunk = Vec::new();
+                for row in &page {
+                    if serde_json::to_writer(&mut chunk, row).is_err() {
+                        return;
+                    }
+                    chunk.push(b'\n');
+                }
+                chunk
+            }
+            Err(error) => {
+                let error = ServerError::from(error);
+                if error.is_internal() {
+                    tracing::error!(error = ?error, "streaming analysis results failed");
+                }
+                let mut line = serde_json::to_vec(&error_body(&error).1).unwrap_or_default();
+                line.push(b'\n');
+                let _ = sender.send(Bytes::from(line)).await;
+                return;
+            }
+        };
+        if sender.send(Bytes::from(chunk)).await.is_err() {
+            // The client went away.
+            return;
+        }
+    }
 }
 
 fn decode_segment(segment: &str) -> Result<String, ServerError> {

@@ -6,7 +6,7 @@ use mutant_core::model::{
     AnalysisJob, DatasetRef, Filter, JobState, MetadataUpdate, Metric, NewDataset, Record,
     WrittenContent, WrittenRow,
 };
-use mutant_core::store::{FetchQuery, Store};
+use mutant_core::store::{FetchQuery, ResultSelection, Store};
 use serde_json::{Map, Value, json};
 
 fn object(value: Value) -> Map<String, Value> {
@@ -692,31 +692,124 @@ pub(crate) async fn analysis_results_are_paged_by_rank(store: &dyn Store) {
     let rows: Vec<Value> = (0..2_500)
         .map(|rank| json!({"id": format!("r{rank}"), "score": 1.0 / (rank as f64 + 1.0), "rank": rank + 1, "evidence": {"text": "a'b\"c\\d"}}))
         .collect();
-    assert!(store.analysis_results(id, 0, 10).await.unwrap().is_empty());
-    store.put_analysis_results(id, &rows).await.unwrap();
-    store.put_analysis_results(id, &rows).await.unwrap();
-    assert_eq!(store.analysis_results(id, 0, 3).await.unwrap(), rows[..3]);
-    assert_eq!(
-        store.analysis_results(id, 1_998, 5).await.unwrap(),
-        rows[1_998..2_003]
-    );
-    assert_eq!(
-        store.analysis_results(id, 2_490, 100).await.unwrap(),
-        rows[2_490..]
-    );
     assert!(
         store
-            .analysis_results(id, 2_500, 10)
+            .analysis_results(id, &ResultSelection::page(0, 10))
             .await
             .unwrap()
             .is_empty()
     );
-    assert!(store.analysis_results(id, 0, 0).await.unwrap().is_empty());
+    store.put_analysis_results(id, &rows).await.unwrap();
+    store.put_analysis_results(id, &rows).await.unwrap();
+    assert_eq!(
+        store
+            .analysis_results(id, &ResultSelection::page(0, 3))
+            .await
+            .unwrap(),
+        rows[..3]
+    );
+    assert_eq!(
+        store
+            .analysis_results(id, &ResultSelection::page(1_998, 5))
+            .await
+            .unwrap(),
+        rows[1_998..2_003]
+    );
+    assert_eq!(
+        store
+            .analysis_results(id, &ResultSelection::page(2_490, 100))
+            .await
+            .unwrap(),
+        rows[2_490..]
+    );
+    assert!(
+        store
+            .analysis_results(id, &ResultSelection::page(2_500, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .analysis_results(id, &ResultSelection::page(0, 0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let other = uuid::Uuid::new_v4();
     store.put_analysis_results(other, &rows[..1]).await.unwrap();
     assert_eq!(
-        store.analysis_results(other, 0, 10).await.unwrap(),
+        store
+            .analysis_results(other, &ResultSelection::page(0, 10))
+            .await
+            .unwrap(),
         rows[..1]
+    );
+}
+
+/// Analysis results filtered by verdict and score (issue 11): a filtered
+/// page skips matching rows only, in rank order, and the count of matching
+/// rows ignores the page; rows without a verdict count as not flagged.
+pub(crate) async fn analysis_results_filter_by_verdict_and_score(store: &dyn Store) {
+    let id = uuid::Uuid::new_v4();
+    let rows: Vec<Value> = (0..30)
+        .map(|rank| {
+            let score = 1.0 - f64::from(rank) / 30.0;
+            if rank == 29 {
+                json!({"id": format!("r{rank}"), "score": score, "rank": rank + 1})
+            } else {
+                json!({"id": format!("r{rank}"), "score": score, "rank": rank + 1, "flagged": rank % 3 == 0})
+            }
+        })
+        .collect();
+    store.put_analysis_results(id, &rows).await.unwrap();
+    store.put_analysis_results(id, &rows).await.unwrap();
+    let selection = |offset, limit, flagged, min_score| ResultSelection {
+        offset,
+        limit,
+        flagged,
+        min_score,
+    };
+    let flagged: Vec<Value> = rows.iter().step_by(3).cloned().collect();
+    assert_eq!(
+        store
+            .analysis_results(id, &selection(0, 100, Some(true), None))
+            .await
+            .unwrap(),
+        flagged
+    );
+    assert_eq!(
+        store
+            .analysis_results(id, &selection(2, 3, Some(true), None))
+            .await
+            .unwrap(),
+        flagged[2..5]
+    );
+    assert_eq!(
+        store
+            .count_analysis_results(id, &selection(2, 3, Some(true), None))
+            .await
+            .unwrap(),
+        10
+    );
+    let not_flagged = store
+        .analysis_results(id, &selection(0, 100, Some(false), None))
+        .await
+        .unwrap();
+    assert_eq!(not_flagged.len(), 20);
+    assert_eq!(not_flagged.last(), rows.last());
+    // Scores 1.0, 0.9667, ..., at least 0.5: the first 16 rows.
+    let high = selection(0, 100, None, Some(0.5));
+    assert_eq!(store.analysis_results(id, &high).await.unwrap(), rows[..16]);
+    assert_eq!(store.count_analysis_results(id, &high).await.unwrap(), 16);
+    let both = selection(0, 100, Some(true), Some(0.5));
+    assert_eq!(store.count_analysis_results(id, &both).await.unwrap(), 6);
+    assert_eq!(
+        store
+            .count_analysis_results(uuid::Uuid::new_v4(), &both)
+            .await
+            .unwrap(),
+        0
     );
 }
 
@@ -872,7 +965,7 @@ pub(crate) async fn compaction_forgets_the_analyses_of_deleted_datasets(store: &
         let target_gone = store.get_analysis(of_target.id).await.is_err();
         let reference_gone = store.get_analysis(of_reference.id).await.is_err();
         let results_gone = store
-            .analysis_results(of_reference.id, 0, 10)
+            .analysis_results(of_reference.id, &ResultSelection::page(0, 10))
             .await
             .unwrap()
             .is_empty();
@@ -892,7 +985,10 @@ pub(crate) async fn compaction_forgets_the_analyses_of_deleted_datasets(store: &
     ));
     assert_eq!(store.get_analysis(survivor.id).await.unwrap(), survivor);
     assert_eq!(
-        store.analysis_results(survivor.id, 0, 10).await.unwrap(),
+        store
+            .analysis_results(survivor.id, &ResultSelection::page(0, 10))
+            .await
+            .unwrap(),
         rows
     );
 }
@@ -929,6 +1025,7 @@ conformance_suite!(
     long_id_lists,
     analysis_jobs_latest_version_and_sticky_cancel,
     analysis_results_are_paged_by_rank,
+    analysis_results_filter_by_verdict_and_score,
     dataset_watermark_follows_writes,
     compaction_forgets_the_analyses_of_deleted_datasets,
     changes_since_and_changes_of_chosen_ids,

@@ -28,22 +28,22 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
-    content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text()))
     }
 
     /// Asserts a success status and returns the JSON body.
-    fn ok(&self, status: u16) -> Value {
+    pub(crate) fn ok(&self, status: u16) -> Value {
         assert_eq!(self.status, status, "{}", self.text());
         self.json()
     }
@@ -138,18 +138,28 @@ impl Http {
             name.eq_ignore_ascii_case("content-type")
                 .then(|| value.trim().to_owned())
         });
+        let chunked = head.lines().skip(1).any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.eq_ignore_ascii_case("transfer-encoding") && value.trim() == "chunked"
+            })
+        });
+        let body = &answer[split + 4..];
         Reply {
             status,
             content_type,
-            body: answer[split + 4..].to_vec(),
+            body: if chunked {
+                dechunk(body)
+            } else {
+                body.to_vec()
+            },
         }
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         self.send("GET", path, &[], b"").await
     }
 
-    async fn json(&self, method: &str, path: &str, body: &Value) -> Reply {
+    pub(crate) async fn json(&self, method: &str, path: &str, body: &Value) -> Reply {
         self.send(
             method,
             path,
@@ -179,10 +189,31 @@ impl Http {
     }
 }
 
+/// The body of a chunked answer: each chunk is its size in hex, CRLF, the
+/// bytes, CRLF; a zero size ends it.
+fn dechunk(mut chunked: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = chunked
+            .windows(2)
+            .position(|window| window == b"\r\n")
+            .expect("a chunk size line");
+        let size_text = std::str::from_utf8(&chunked[..line_end]).expect("an ASCII chunk size");
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .expect("a hexadecimal chunk size");
+        if size == 0 {
+            return body;
+        }
+        let start = line_end + 2;
+        body.extend_from_slice(&chunked[start..start + size]);
+        chunked = &chunked[start + size + 2..];
+    }
+}
+
 /// Asserts an error answer: its status, a JSON body that is exactly
 /// `{"error": {"code", "message"}}`, and its code.
 #[track_caller]
-fn assert_error(reply: &Reply, status: u16, code: &str) {
+pub(crate) fn assert_error(reply: &Reply, status: u16, code: &str) {
     if let Err(problem) = check_error(reply, status, code) {
         panic!("{problem}");
     }
@@ -1631,7 +1662,7 @@ async fn every_route_answers_with_its_status_and_shape_body() {
     );
 }
 
-async fn wait_until_terminal(http: &Http, analysis: &str) -> Value {
+pub(crate) async fn wait_until_terminal(http: &Http, analysis: &str) -> Value {
     for _ in 0..1200 {
         let status = http.get(analysis).await.ok(200);
         if ["done", "failed", "cancelled"].contains(&status["status"].as_str().unwrap()) {

@@ -5,7 +5,15 @@
 //! never serialised. See PROTOCOL.md for the routes and the frame byte by byte.
 
 pub mod frame;
+pub mod results;
 pub mod wire;
+
+/// The most rows one page of records or analysis results holds; stream
+/// larger analysis results as NDJSON.
+pub const MAX_PAGE: usize = 10_000;
+
+/// Rows per page when a request names no limit.
+pub const DEFAULT_PAGE: usize = 100;
 
 /// The protocol version; bumped on any incompatible change of routes, JSON
 /// shapes or frame layout.

@@ -440,17 +440,21 @@ pub struct AnalysisStatus {
     /// listens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// Once done: what the analysis found, with at least `n_flagged` and
+    /// `share_flagged` (see PROTOCOL.md, Result rows, for each kind's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Value>,
 }
 
 /// `GET /v1/analyses/{id}/results`: ranked rows (per kind, see PROTOCOL.md),
-/// and for `drift` a summary.
+/// and the analysis's summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisResults {
     /// The page of ranked rows, highest score first.
     pub results: Vec<Value>,
-    /// Rows in all.
+    /// Rows in all that pass the request's filters.
     pub total: usize,
-    /// Kind-level results (`drift`'s statistic and p-value).
+    /// What the analysis found, as in its status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Value>,
 }

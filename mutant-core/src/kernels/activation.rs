@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::scores::RecordScores;
+use super::verdict::{OUTER_FENCE, lower_fence};
 use super::view::DatasetView;
 use crate::Result;
 
@@ -18,6 +19,10 @@ pub struct ActivationScores {
     /// The reference class each record was compared with (`None`: all
     /// reference records, because its class has no reference member).
     pub compared_class: Vec<Option<u32>>,
+    /// The verdict: the norm is below Tukey's lower fence (`Q1 - 1.5 x
+    /// IQR`) of the norms it was compared with, an activation weaker than
+    /// the class's reference records show.
+    pub flagged: Vec<bool>,
 }
 
 /// `1 - percentile` of a target record's vector norm among the reference
@@ -73,6 +78,12 @@ pub fn activation_uncertainty(
     let mut scores = RecordScores::with_len(target.n_rows());
     let mut norms = Vec::with_capacity(target.n_rows());
     let mut compared_class = Vec::with_capacity(target.n_rows());
+    let mut flagged = Vec::with_capacity(target.n_rows());
+    let fences: HashMap<u32, f32> = class_norms
+        .iter()
+        .filter_map(|(&class, norms)| Some((class, lower_fence(norms, OUTER_FENCE)?)))
+        .collect();
+    let fallback_fence = lower_fence(fallback, OUTER_FENCE);
     for record_idx in 0..target.n_rows() {
         let norm = vector_norm(target.row(record_idx));
         let class = target
@@ -91,6 +102,11 @@ pub fn activation_uncertainty(
         } else {
             -norm
         };
+        let fence = match class {
+            Some(class) => fences.get(&class).copied(),
+            None => fallback_fence,
+        };
+        flagged.push(fence.is_some_and(|fence| norm < fence));
         norms.push(norm);
         compared_class.push(class);
     }
@@ -98,6 +114,7 @@ pub fn activation_uncertainty(
         scores,
         norms,
         compared_class,
+        flagged,
     })
 }
 

@@ -1,7 +1,6 @@
 //! `mislabel`: how likely a training label is wrong, from leave-one-out kNN
-//! class probabilities, with the confident-learning flag.
-
-use std::collections::HashMap;
+//! class probabilities, with the verdict "the neighbours clearly prefer
+//! another label".
 
 use super::knn::NeighbourLists;
 use super::scores::{NeighbourEvidence, RecordScores, neighbour_weights};
@@ -19,19 +18,35 @@ pub enum MislabelMethod {
     NormalizedMargin,
 }
 
+/// Neighbours that vote on a record's label by default. Measured on digits
+/// (10% of labels flipped), wine and breast cancer (BENCHMARKS.md): k = 20
+/// with distance-weighted votes and self-confidence ranks the flips within
+/// 0.0004 AUROC of the best setting on each, and above k = 10.
+pub const MISLABEL_K: usize = 20;
+
+/// A record is flagged when the strongest other class's share of the
+/// neighbours' votes beats its given label's by more than this: the
+/// neighbours clearly prefer another label. Measured with 10% flipped
+/// labels: precision 0.96 and recall 0.98 on digits (k = 20), at least 0.89
+/// and 0.80 on wine and breast cancer, and 8 of 1,797 clean digits flagged.
+pub const MISLABEL_MARGIN: f32 = 0.5;
+
 /// Mislabel scores of every record of a labeled dataset, with evidence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MislabelScores {
-    /// The scores, in `[0, 1]`; refinement: the record's mean neighbour
-    /// distance (isolated records first among equal scores).
+    /// The scores, in `[0, 1]`; refinement: minus the record's mean
+    /// neighbour distance, so among records whose neighbours disagree alike
+    /// (all of them, say) those whose disagreeing neighbours are closest
+    /// come first: the evidence against them is the strongest.
     pub scores: RecordScores,
     /// `p(given label)` from the neighbours' distance-weighted votes; 1 for a
     /// record without a label or without a labeled neighbour.
     pub given_probability: Vec<f32>,
     /// The class the neighbours favour over the given label, if one does.
     pub suggested_label: Vec<Option<u32>>,
-    /// Confident learning: `p(given label)` below the average `p(given label)`
-    /// of the records carrying that label.
+    /// The verdict: `p(suggested label) - p(given label) >`
+    /// [`MISLABEL_MARGIN`]. Never for unlabeled records or records without
+    /// a labeled neighbour.
     pub flagged: Vec<bool>,
     /// The neighbours whose votes produced the probabilities.
     pub evidence: NeighbourEvidence,
@@ -82,13 +97,14 @@ pub fn mislabel(
     let mut scores = RecordScores::with_len(n_rows);
     let mut given_probability = vec![1.0f32; n_rows];
     let mut suggested_label = vec![None; n_rows];
-    let mut has_votes = vec![false; n_rows];
+    let mut flagged = vec![false; n_rows];
     let mut weights = vec![0.0f32; graph.k()];
     let mut class_weights: Vec<(u32, f32)> = Vec::with_capacity(graph.k());
     for record_idx in 0..n_rows {
         let distances = graph.distances(record_idx);
         if !distances.is_empty() {
-            scores.refinement[record_idx] = distances.iter().sum::<f32>() / distances.len() as f32;
+            scores.refinement[record_idx] =
+                -(distances.iter().sum::<f32>() / distances.len() as f32);
         }
         let Some(given) = dataset.label(record_idx) else {
             continue;
@@ -107,7 +123,6 @@ pub fn mislabel(
         if total <= 0.0 {
             continue;
         }
-        has_votes[record_idx] = true;
         let p_given = class_weights
             .iter()
             .find(|entry| entry.0 == given)
@@ -121,6 +136,7 @@ pub fn mislabel(
             .max_by(|left, right| left.1.total_cmp(&right.1).then(right.0.cmp(&left.0)));
         let p_other = best_other.map_or(0.0, |entry| entry.1);
         given_probability[record_idx] = p_given;
+        flagged[record_idx] = p_other - p_given > MISLABEL_MARGIN;
         suggested_label[record_idx] = best_other
             .filter(|entry| entry.1 > p_given)
             .map(|entry| entry.0);
@@ -131,27 +147,6 @@ pub fn mislabel(
         .clamp(0.0, 1.0);
     }
 
-    // Confident learning: a class's threshold is the average self-confidence
-    // of the records labeled with it.
-    let mut class_thresholds: HashMap<u32, (f64, usize)> = HashMap::new();
-    for record_idx in (0..n_rows).filter(|&record_idx| has_votes[record_idx]) {
-        if let Some(given) = dataset.label(record_idx) {
-            let entry = class_thresholds.entry(given).or_insert((0.0, 0));
-            entry.0 += f64::from(given_probability[record_idx]);
-            entry.1 += 1;
-        }
-    }
-    let flagged = (0..n_rows)
-        .map(|record_idx| {
-            has_votes[record_idx]
-                && dataset
-                    .label(record_idx)
-                    .and_then(|given| class_thresholds.get(&given))
-                    .is_some_and(|&(sum, count)| {
-                        f64::from(given_probability[record_idx]) < sum / count as f64
-                    })
-        })
-        .collect();
     Ok(MislabelScores {
         scores,
         given_probability,

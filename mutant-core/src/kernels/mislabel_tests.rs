@@ -5,7 +5,7 @@ use super::super::{Execution, KnnOptions, Metric, SplitMix64, knn, knn_graph};
 use super::*;
 
 /// scikit-learn's digits (1,797 x 64, 10 classes); see
-/// `scripts/make_digits_testdata.sh`.
+/// `scripts/make_testdata.sh`.
 const DIGITS: &str = include_str!("../../testdata/digits.csv");
 
 fn load_digits() -> (Vec<f32>, Vec<u32>) {

@@ -39,6 +39,7 @@
 
 mod activation;
 mod boundary;
+mod coverage;
 mod density;
 mod drift;
 mod duplicates;
@@ -52,6 +53,7 @@ mod scores;
 mod search;
 mod select;
 mod topk;
+mod verdict;
 mod view;
 
 #[cfg(test)]
@@ -59,15 +61,19 @@ mod invariant_tests;
 
 pub use activation::{ActivationScores, activation_uncertainty};
 pub use boundary::{BoundaryScores, boundary_uncertainty};
+pub use coverage::{Coverage, cover};
 pub use density::{DensityScores, novelty, uniqueness};
 pub use drift::{ClassShare, DriftOptions, DriftReport, drift};
-pub use duplicates::{DuplicatePair, DuplicateThreshold, near_duplicates, near_duplicates_across};
+pub use duplicates::{
+    AUTOMATIC_RATIO, DuplicatePair, DuplicateThreshold, near_duplicates, near_duplicates_across,
+};
 pub use knn::{ExactIndex, KnnOptions, NeighbourLists, SearchTerms, knn, knn_graph};
-pub use mislabel::{MislabelMethod, MislabelScores, mislabel};
+pub use mislabel::{MISLABEL_K, MISLABEL_MARGIN, MislabelMethod, MislabelScores, mislabel};
 pub use outlier::{OutlierScores, class_outlier};
 pub use progress::Execution;
 pub use projection::{Projection, projection};
 pub use random::SplitMix64;
 pub use scores::{NeighbourEvidence, RecordEvidence, RecordScores};
 pub use select::{KCenter, ScoreQuota, SelectOptions, Selected, SelectionReason, select};
+pub use verdict::{FAR_OUT_FENCE, OUTER_FENCE, SHARE_CUT, Verdict, outlier_verdict, share_verdict};
 pub use view::{DatasetView, Metric};

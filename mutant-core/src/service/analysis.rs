@@ -6,14 +6,16 @@
 
 use std::str::FromStr;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::Service;
-use super::kernels_run::AnalysisParams;
+use super::params::AnalysisParams;
+use super::{Service, rows};
+use crate::api::MAX_PAGE;
+use crate::api::results::{JoinedFields, ResultsQuery};
 use crate::api::wire::{AnalysisResults, AnalysisStatus, StartAnalysisRequest};
 use crate::model::{AnalysisJob, JobState};
-use crate::store::now_ms;
+use crate::store::{ResultSelection, now_ms};
 use crate::{Error, Result};
 
 /// The algorithms of DESIGN.md's table that run as analyses.
@@ -79,6 +81,23 @@ impl AnalysisKind {
             AnalysisKind::Drift => "drift",
             AnalysisKind::Select => "select",
             AnalysisKind::Projection => "projection",
+        }
+    }
+
+    /// Whether it gives every target record a score (that `select` can
+    /// weigh).
+    pub fn is_record_score(self) -> bool {
+        match self {
+            AnalysisKind::BoundaryUncertainty
+            | AnalysisKind::ActivationUncertainty
+            | AnalysisKind::ClassOutlier
+            | AnalysisKind::Mislabel
+            | AnalysisKind::Novelty
+            | AnalysisKind::Uniqueness => true,
+            AnalysisKind::NearDuplicates
+            | AnalysisKind::Drift
+            | AnalysisKind::Select
+            | AnalysisKind::Projection => false,
         }
     }
 
@@ -178,14 +197,51 @@ impl Service {
         Ok(status_of(&job, stale))
     }
 
-    /// `GET /v1/analyses/{id}/results`: a page of ranked rows, from the store.
+    /// `GET /v1/analyses/{id}/results`: a page of ranked rows that pass the
+    /// query's filters, from the store, with the record fields it asks for.
     /// A `stale` analysis still has its results.
     pub async fn analysis_results(
         &self,
         id: Uuid,
-        limit: usize,
-        offset: usize,
+        query: &ResultsQuery,
     ) -> Result<AnalysisResults> {
+        let job = self.finished_job(id).await?;
+        let selection = selection_of(query, query.page_size());
+        let total = if query.is_filtered() {
+            self.store().count_analysis_results(id, &selection).await?
+        } else {
+            job.n_results
+        };
+        let results = self
+            .store()
+            .analysis_results(id, &selection)
+            .await?
+            .into_iter()
+            .map(|row| rows::for_reading(row, query.include))
+            .collect();
+        Ok(AnalysisResults {
+            results,
+            total: usize::try_from(total).unwrap_or(usize::MAX),
+            summary: job.summary,
+        })
+    }
+
+    /// Every row that passes the query's filters (from `offset`, at most
+    /// `limit` when given), read from the store a page at a time: the
+    /// NDJSON form of `GET /v1/analyses/{id}/results`. Fails at once, before
+    /// any row, when the analysis is unknown or not done.
+    pub async fn analysis_result_rows(&self, id: Uuid, query: &ResultsQuery) -> Result<ResultRows> {
+        self.finished_job(id).await?;
+        Ok(ResultRows {
+            service: self.clone(),
+            id,
+            selection: selection_of(query, MAX_PAGE),
+            remaining: query.limit.unwrap_or(usize::MAX),
+            include: query.include,
+        })
+    }
+
+    async fn finished_job(&self, id: Uuid) -> Result<AnalysisJob> {
         let job = self.current_job(id).await?;
         if job.state != JobState::Done {
             return Err(Error::AnalysisNotFinished {
@@ -193,13 +249,7 @@ impl Service {
                 status: job.state.as_str().to_owned(),
             });
         }
-        let limit = limit.min(super::MAX_PAGE);
-        let results = self.store().analysis_results(id, offset, limit).await?;
-        Ok(AnalysisResults {
-            results,
-            total: usize::try_from(job.n_results).unwrap_or(usize::MAX),
-            summary: job.summary,
-        })
+        Ok(job)
     }
 
     /// `DELETE /v1/analyses/{id}`: cancels a queued or running analysis,
@@ -222,6 +272,56 @@ impl Service {
     }
 }
 
+/// The rows of a finished analysis, a page at a time (see
+/// [`Service::analysis_result_rows`]).
+#[derive(Debug)]
+pub struct ResultRows {
+    service: Service,
+    id: Uuid,
+    selection: ResultSelection,
+    remaining: usize,
+    include: JoinedFields,
+}
+
+impl ResultRows {
+    /// The next page of rows, `None` once every row was returned.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.selection.limit = self.remaining.min(MAX_PAGE);
+        let page = self
+            .service
+            .store()
+            .analysis_results(self.id, &self.selection)
+            .await?;
+        if page.is_empty() {
+            self.remaining = 0;
+            return Ok(None);
+        }
+        self.selection.offset += page.len();
+        self.remaining = if page.len() < self.selection.limit {
+            0
+        } else {
+            self.remaining - page.len()
+        };
+        Ok(Some(
+            page.into_iter()
+                .map(|row| rows::for_reading(row, self.include))
+                .collect(),
+        ))
+    }
+}
+
+fn selection_of(query: &ResultsQuery, limit: usize) -> ResultSelection {
+    ResultSelection {
+        offset: query.offset,
+        limit,
+        flagged: query.flagged,
+        min_score: query.min_score,
+    }
+}
+
 /// The wire form of a job version.
 fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
     AnalysisStatus {
@@ -241,24 +341,6 @@ fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
         started_at_ms: job.started_at_ms,
         finished_at_ms: job.finished_at_ms,
         server: (!job.server.is_empty()).then(|| job.server.clone()),
-    }
-}
-
-/// A JSON object from pairs, for result rows.
-pub(super) fn object(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    Value::Object(
-        pairs
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value))
-            .collect::<Map<String, Value>>(),
-    )
-}
-
-/// `null` for a NaN or infinite float (JSON has neither), the number otherwise.
-pub(super) fn number(value: f32) -> Value {
-    if value.is_finite() {
-        json!(value)
-    } else {
-        Value::Null
+        summary: job.summary.clone().filter(|_| job.state == JobState::Done),
     }
 }

@@ -18,9 +18,11 @@ use uuid::Uuid;
 
 use super::Service;
 use super::analysis::AnalysisKind;
-use super::kernels_run::{AnalysisInput, AnalysisOutput, AnalysisParams, compute};
-use crate::model::{AnalysisJob, Dataset, JobState};
-use crate::store::now_ms;
+use super::kernels_run::{AnalysisInput, AnalysisOutput, compute};
+use super::params::AnalysisParams;
+use super::rows::RecordSnapshots;
+use crate::model::{AnalysisJob, Dataset, DatasetRef, Filter, JobState, Record};
+use crate::store::{FetchQuery, now_ms};
 use crate::{Error, Result};
 
 /// Attempts at a job's last write before giving up (the lease then fails it).
@@ -208,21 +210,62 @@ impl Service {
             }
             None => (None, 0),
         };
+        // Pairs name records of the reference too; every other row only
+        // records of the target.
+        let reference_snapshot_wanted =
+            input.kind == AnalysisKind::NearDuplicates && reference.is_some();
         let kernel_input = AnalysisInput {
             kind: input.kind,
             params: input.params,
-            target,
-            reference,
+            target: Arc::clone(&target),
+            reference: reference.clone(),
             threads: self.kernel_threads(),
             progress: Arc::clone(&local.progress),
             cancel: Arc::clone(&local.cancel),
         };
-        let output = super::run_blocking(move || compute(&kernel_input)).await?;
+        let computing = super::run_blocking(move || compute(&kernel_input));
+        let fetching_target = self.record_fields(input.target.id);
+        let fetching_reference = async {
+            match (&input.reference, reference_snapshot_wanted) {
+                (Some(dataset), true) => self.record_fields(dataset.id).await,
+                _ => Ok(Vec::new()),
+            }
+        };
+        let (output, target_fields, reference_fields) =
+            tokio::join!(computing, fetching_target, fetching_reference);
+        let (mut output, target_fields, reference_fields) =
+            (output?, target_fields?, reference_fields?);
+        let output = super::run_blocking(move || {
+            let target_snapshots = RecordSnapshots::new(&target, target_fields);
+            match &reference {
+                Some(reference) if reference_snapshot_wanted => target_snapshots.attach(
+                    &mut output.rows,
+                    &RecordSnapshots::new(reference, reference_fields),
+                ),
+                _ => target_snapshots.attach(&mut output.rows, &target_snapshots),
+            }
+            Ok(output)
+        })
+        .await?;
         Ok(Computed {
             output,
             target_watermark,
             reference_watermark,
         })
+    }
+
+    /// Every record of a dataset without its vector: the uri and metadata
+    /// that result rows keep as they were when their analysis ran.
+    async fn record_fields(&self, dataset_id: Uuid) -> Result<Vec<Record>> {
+        let query = FetchQuery {
+            filter: Filter::all(),
+            limit: usize::MAX,
+            offset: 0,
+            with_vectors: false,
+        };
+        self.store()
+            .fetch(&DatasetRef::Id(dataset_id), &query)
+            .await
     }
 
     /// Picks up a cancel request, notices a final state written elsewhere,

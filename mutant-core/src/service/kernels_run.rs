@@ -1,205 +1,26 @@
-//! Runs one analysis: checks its parameters, lines up the class codes of
-//! target and reference, calls the kernels (sharing the kNN graphs), and
-//! turns their output into ranked result rows with evidence.
+//! Runs one analysis on a blocking thread: lines up the class codes of
+//! target and reference, builds the neighbour graphs the kind needs (once,
+//! through [`NeighbourGraphs`]), calls the kernels, and hands back ranked
+//! rows with their verdicts and the summary.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde_json::{Map, Value, json};
 
-use super::analysis::{AnalysisKind, number, object};
+use super::analysis::AnalysisKind;
+use super::graphs::NeighbourGraphs;
 use super::kernel_metric;
+use super::params::AnalysisParams;
+use super::rows::{class_name, number, object, pair_rows, share};
+use super::scoring::{RowNames, Scored, verdict_summary};
+use super::select_run::run_select;
+use crate::Result;
 use crate::kernels::{
-    DatasetView, DriftOptions, DuplicatePair, DuplicateThreshold, Execution, KCenter, KnnOptions,
-    MislabelMethod, NeighbourEvidence, NeighbourLists, RecordScores, ScoreQuota, SelectOptions,
-    SelectionReason, activation_uncertainty, boundary_uncertainty, class_outlier, drift, knn,
-    knn_graph, mislabel, near_duplicates, near_duplicates_across, novelty, projection, select,
-    uniqueness,
+    DatasetView, DriftReport, DuplicatePair, Execution, Verdict, drift, near_duplicates,
+    near_duplicates_across, projection,
 };
 use crate::model::{ClassVocabulary, LoadedDataset};
-use crate::{Error, Result};
-
-/// Parameters of an analysis, checked before it is queued.
-#[derive(Debug, Clone)]
-pub(super) struct AnalysisParams {
-    k: usize,
-    method: MislabelMethod,
-    threshold: DuplicateThreshold,
-    dimensions: usize,
-    drift: DriftOptions,
-    n: usize,
-    weights: Vec<(AnalysisKind, f32)>,
-    random_weight: f32,
-    diversity: bool,
-    unlabeled_only: bool,
-    seed: u64,
-}
-
-fn bad(reason: String) -> Error {
-    Error::InvalidParameter {
-        name: "params",
-        reason,
-    }
-}
-
-fn get_count(raw: &Map<String, Value>, key: &str, default: usize, max: usize) -> Result<usize> {
-    match raw.get(key) {
-        None => Ok(default),
-        Some(value) => match value.as_u64() {
-            Some(count) if count >= 1 && count as usize <= max => Ok(count as usize),
-            _ => Err(bad(format!(
-                "{key} must be an integer from 1 to {max}, got {value}"
-            ))),
-        },
-    }
-}
-
-fn get_fraction(raw: &Map<String, Value>, key: &str, default: f32) -> Result<f32> {
-    match raw.get(key) {
-        None => Ok(default),
-        Some(value) => match value.as_f64() {
-            Some(number) if number.is_finite() && number >= 0.0 => Ok(number as f32),
-            _ => Err(bad(format!(
-                "{key} must be a non-negative number, got {value}"
-            ))),
-        },
-    }
-}
-
-fn get_flag(raw: &Map<String, Value>, key: &str) -> Result<bool> {
-    match raw.get(key) {
-        None => Ok(false),
-        Some(Value::Bool(flag)) => Ok(*flag),
-        Some(other) => Err(bad(format!("{key} must be true or false, got {other}"))),
-    }
-}
-
-impl AnalysisParams {
-    /// Reads and checks `params`; unknown keys are refused, never ignored.
-    pub(super) fn parse(kind: AnalysisKind, raw: &Map<String, Value>) -> Result<Self> {
-        let allowed: &[&str] = match kind {
-            AnalysisKind::BoundaryUncertainty
-            | AnalysisKind::Novelty
-            | AnalysisKind::Uniqueness => &["k"],
-            AnalysisKind::ActivationUncertainty | AnalysisKind::ClassOutlier => &[],
-            AnalysisKind::Mislabel => &["k", "method"],
-            AnalysisKind::NearDuplicates => &["k", "threshold", "ratio"],
-            AnalysisKind::Drift => &["sample_size", "n_permutations", "seed"],
-            AnalysisKind::Select => &[
-                "k",
-                "n",
-                "weights",
-                "random_weight",
-                "diversity",
-                "unlabeled_only",
-                "seed",
-            ],
-            AnalysisKind::Projection => &["dimensions"],
-        };
-        if let Some(unknown) = raw.keys().find(|key| !allowed.contains(&key.as_str())) {
-            return Err(bad(format!(
-                "{} takes no parameter {unknown:?}; it takes {allowed:?}",
-                kind.as_str()
-            )));
-        }
-        let method = match raw.get("method").map(|value| value.as_str()) {
-            None | Some(Some("self_confidence")) => MislabelMethod::SelfConfidence,
-            Some(Some("normalized_margin")) => MislabelMethod::NormalizedMargin,
-            Some(_) => {
-                return Err(bad(
-                    "method must be \"self_confidence\" or \"normalized_margin\"".into(),
-                ));
-            }
-        };
-        let threshold = match raw.get("threshold") {
-            Some(value) => match value.as_f64() {
-                Some(distance) if distance.is_finite() && distance >= 0.0 => {
-                    DuplicateThreshold::Absolute(distance as f32)
-                }
-                _ => {
-                    return Err(bad(format!(
-                        "threshold must be a non-negative distance, got {value}"
-                    )));
-                }
-            },
-            None => DuplicateThreshold::Automatic {
-                ratio: get_fraction(raw, "ratio", 0.1)?.min(1.0),
-            },
-        };
-        let dimensions = get_count(raw, "dimensions", 2, 3)?;
-        if dimensions < 2 {
-            return Err(bad("dimensions must be 2 or 3".into()));
-        }
-        let seed = raw
-            .get("seed")
-            .map_or(Some(0), Value::as_u64)
-            .ok_or_else(|| bad("seed must be a non-negative integer".into()))?;
-        let defaults = DriftOptions::default();
-        let drift = DriftOptions {
-            sample_size: get_count(raw, "sample_size", defaults.sample_size, 100_000)?,
-            n_permutations: get_count(raw, "n_permutations", defaults.n_permutations, 10_000)?,
-            seed,
-        };
-        let weights = match raw.get("weights") {
-            None => Vec::new(),
-            Some(Value::Object(weights)) => weights
-                .iter()
-                .map(|(name, weight)| {
-                    let kind: AnalysisKind = name.parse()?;
-                    if !matches!(
-                        kind,
-                        AnalysisKind::BoundaryUncertainty
-                            | AnalysisKind::ActivationUncertainty
-                            | AnalysisKind::ClassOutlier
-                            | AnalysisKind::Mislabel
-                            | AnalysisKind::Novelty
-                            | AnalysisKind::Uniqueness
-                    ) {
-                        return Err(bad(format!(
-                            "select cannot weigh {name:?}; weigh a per-record score"
-                        )));
-                    }
-                    let weight = weight
-                        .as_f64()
-                        .filter(|weight| weight.is_finite() && *weight >= 0.0);
-                    Ok((
-                        kind,
-                        weight.ok_or_else(|| {
-                            bad(format!(
-                                "the weight of {name} must be a non-negative number"
-                            ))
-                        })? as f32,
-                    ))
-                })
-                .collect::<Result<_>>()?,
-            Some(other) => {
-                return Err(bad(format!(
-                    "weights must be an object of score name to weight, got {other}"
-                )));
-            }
-        };
-        if kind == AnalysisKind::Select && !raw.contains_key("n") {
-            return Err(bad("select needs n, the number of records to pick".into()));
-        }
-        Ok(AnalysisParams {
-            k: get_count(raw, "k", 10, 1_000)?,
-            method,
-            threshold,
-            dimensions,
-            drift,
-            n: get_count(raw, "n", 1, 1_000_000)?,
-            random_weight: get_fraction(
-                raw,
-                "random_weight",
-                if weights.is_empty() { 1.0 } else { 0.0 },
-            )?,
-            weights,
-            diversity: get_flag(raw, "diversity")?,
-            unlabeled_only: get_flag(raw, "unlabeled_only")?,
-            seed,
-        })
-    }
-}
 
 /// Everything a job needs to run on a blocking thread.
 pub(super) struct AnalysisInput {
@@ -250,79 +71,8 @@ impl SharedClasses {
     }
 
     fn name(&self, code: Option<u32>) -> Value {
-        code.and_then(|code| self.vocabulary.name(code))
-            .map_or(Value::Null, |name| json!(name))
+        class_name(&self.vocabulary, code)
     }
-}
-
-fn evidence(
-    evidence: &NeighbourEvidence,
-    row: usize,
-    neighbour_ids: &[String],
-    classes: &SharedClasses,
-) -> Value {
-    let record = evidence.record(row);
-    let neighbours: Vec<Value> = record
-        .rows
-        .iter()
-        .zip(record.labels)
-        .zip(record.distances)
-        .map(|((&neighbour, &label), &distance)| {
-            object([
-                ("id", json!(neighbour_ids[neighbour as usize])),
-                ("label", classes.name(label)),
-                ("distance", number(distance)),
-            ])
-        })
-        .collect();
-    object([("neighbours", Value::Array(neighbours))])
-}
-
-/// Rows ranked by score (ties by the refinement), with extra fields per row.
-fn ranked(
-    ids: &[String],
-    scores: &RecordScores,
-    mut extra: impl FnMut(usize, &mut Map<String, Value>),
-) -> Vec<Value> {
-    scores
-        .ranking()
-        .into_iter()
-        .enumerate()
-        .map(|(rank, row)| {
-            let row = row as usize;
-            let mut fields = Map::new();
-            fields.insert("id".into(), json!(ids[row]));
-            fields.insert("score".into(), number(scores.scores[row]));
-            fields.insert("rank".into(), json!(rank + 1));
-            extra(row, &mut fields);
-            Value::Object(fields)
-        })
-        .collect()
-}
-
-fn pair_rows(
-    pairs: &[DuplicatePair],
-    ids: &[String],
-    other_ids: &[String],
-    other_dataset: Option<&str>,
-) -> Vec<Value> {
-    pairs
-        .iter()
-        .enumerate()
-        .map(|(rank, pair)| {
-            let mut fields = Map::new();
-            fields.insert("id".into(), json!(ids[pair.row as usize]));
-            fields.insert("other_id".into(), json!(other_ids[pair.other_row as usize]));
-            if let Some(other_dataset) = other_dataset {
-                fields.insert("other_dataset".into(), json!(other_dataset));
-            }
-            fields.insert("distance".into(), number(pair.distance));
-            fields.insert("score".into(), number(pair.score));
-            fields.insert("rank".into(), json!(rank + 1));
-            fields.insert("exact".into(), json!(pair.exact));
-            Value::Object(fields)
-        })
-        .collect()
 }
 
 /// Runs the analysis.
@@ -348,148 +98,56 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
         .transpose()?;
     let metric = kernel_metric(target.dataset.metric);
     let params = &input.params;
-    let self_graph = || {
-        knn_graph(
-            &target_view,
-            metric,
-            &KnnOptions::new(params.k.min(target.n_records().saturating_sub(1)).max(1)),
-            &execution,
-        )
-    };
-    let need_reference = || {
-        reference_view
-            .as_ref()
-            .zip(reference)
-            .ok_or_else(|| Error::InvalidParameter {
-                name: "reference",
-                reason: format!("{} needs a reference dataset", input.kind.as_str()),
-            })
-    };
-    let reference_graphs = |reference_view: &DatasetView<'_>,
-                            reference: &LoadedDataset|
-     -> Result<(NeighbourLists, NeighbourLists)> {
-        let k = params.k.min(reference.n_records().saturating_sub(1)).max(1);
-        let target_graph = knn(
-            reference_view,
-            &target_view,
-            metric,
-            &KnnOptions::new(k),
-            &execution.part(0.0, 0.5),
-        )?;
-        let reference_graph = knn_graph(
-            reference_view,
-            metric,
-            &KnnOptions::new(k),
-            &execution.part(0.5, 1.0),
-        )?;
-        Ok((target_graph, reference_graph))
+    let mut graphs = NeighbourGraphs::new(&target_view, reference_view.as_ref(), metric);
+    let no_ids: &[String] = &[];
+    let names = RowNames {
+        target_ids: &target.ids,
+        reference_ids: reference.map_or(no_ids, |reference| &reference.ids),
+        vocabulary: &classes.vocabulary,
+        target_labels: &classes.target_labels,
     };
 
-    let mut output = AnalysisOutput::default();
-    match input.kind {
-        AnalysisKind::BoundaryUncertainty => {
-            let (reference_view, reference) = need_reference()?;
-            let graph = knn(
-                reference_view,
-                &target_view,
-                metric,
-                &KnnOptions::new(params.k.min(reference.n_records())),
-                &execution,
-            )?;
-            let result = boundary_uncertainty(&target_view, reference_view, &graph)?;
-            output.rows = ranked(&target.ids, &result.scores, |row, fields| {
-                fields.insert(
-                    "evidence".into(),
-                    evidence(&result.evidence, row, &reference.ids, &classes),
-                );
-            });
+    let (rows, summary) = match input.kind {
+        AnalysisKind::BoundaryUncertainty
+        | AnalysisKind::ActivationUncertainty
+        | AnalysisKind::ClassOutlier
+        | AnalysisKind::Mislabel
+        | AnalysisKind::Novelty
+        | AnalysisKind::Uniqueness => {
+            Scored::compute(input.kind, &target_view, &mut graphs, params, &execution)?
+                .into_output(&names, params.threshold)
         }
-        AnalysisKind::ActivationUncertainty => {
-            let (reference_view, _) = need_reference()?;
-            let result = activation_uncertainty(&target_view, reference_view)?;
-            output.rows = ranked(&target.ids, &result.scores, |row, fields| {
-                fields.insert("norm".into(), number(result.norms[row]));
-                fields.insert("class".into(), classes.name(result.compared_class[row]));
-            });
+        AnalysisKind::NearDuplicates => {
+            let k = params.k_for(input.kind);
+            let (pairs, rows) = match (reference_view.as_ref(), reference) {
+                (Some(reference_view), Some(reference)) => {
+                    let (across, own) = graphs.density_pair(k, &execution)?;
+                    let pairs = near_duplicates_across(
+                        &target_view,
+                        reference_view,
+                        across,
+                        own,
+                        params.duplicates,
+                    )?;
+                    let rows = pair_rows(
+                        &pairs,
+                        &target.ids,
+                        &reference.ids,
+                        Some(&reference.dataset.name),
+                    );
+                    (pairs, rows)
+                }
+                _ => {
+                    let graph = graphs.target_self(k, &execution)?;
+                    let pairs = near_duplicates(&target_view, graph, params.duplicates)?;
+                    let rows = pair_rows(&pairs, &target.ids, &target.ids, None);
+                    (pairs, rows)
+                }
+            };
+            (rows, duplicates_summary(&pairs, target.n_records()))
         }
-        AnalysisKind::ClassOutlier => {
-            let (reference_view, _) = need_reference()?;
-            let result = class_outlier(&target_view, reference_view, &execution)?;
-            output.rows = ranked(&target.ids, &result.scores, |row, fields| {
-                fields.insert("percentile".into(), number(result.percentile[row]));
-                fields.insert("class".into(), classes.name(result.compared_class[row]));
-            });
-        }
-        AnalysisKind::Mislabel => {
-            let graph = self_graph()?;
-            let result = mislabel(&target_view, &graph, params.method)?;
-            output.rows = ranked(&target.ids, &result.scores, |row, fields| {
-                fields.insert("label".into(), classes.name(classes.target_labels[row]));
-                fields.insert(
-                    "given_probability".into(),
-                    number(result.given_probability[row]),
-                );
-                fields.insert(
-                    "suggested_label".into(),
-                    classes.name(result.suggested_label[row]),
-                );
-                fields.insert("flagged".into(), json!(result.flagged[row]));
-                fields.insert(
-                    "evidence".into(),
-                    evidence(&result.evidence, row, &target.ids, &classes),
-                );
-            });
-        }
-        AnalysisKind::Novelty => {
-            let (reference_view, reference) = need_reference()?;
-            let (target_graph, reference_graph) = reference_graphs(reference_view, reference)?;
-            let result = novelty(
-                &target_view,
-                reference_view,
-                &target_graph,
-                &reference_graph,
-            )?;
-            output.rows = ranked(&target.ids, &result.scores, |row, fields| {
-                fields.insert(
-                    "evidence".into(),
-                    evidence(&result.evidence, row, &reference.ids, &classes),
-                );
-            });
-        }
-        AnalysisKind::Uniqueness => {
-            let graph = self_graph()?;
-            let result = uniqueness(&target_view, &graph)?;
-            output.rows = ranked(&target.ids, &result.scores, |row, fields| {
-                fields.insert(
-                    "evidence".into(),
-                    evidence(&result.evidence, row, &target.ids, &classes),
-                );
-            });
-        }
-        AnalysisKind::NearDuplicates => match (reference_view.as_ref(), reference) {
-            (Some(reference_view), Some(reference)) => {
-                let (target_graph, reference_graph) = reference_graphs(reference_view, reference)?;
-                let pairs = near_duplicates_across(
-                    &target_view,
-                    reference_view,
-                    &target_graph,
-                    &reference_graph,
-                    params.threshold,
-                )?;
-                output.rows = pair_rows(
-                    &pairs,
-                    &target.ids,
-                    &reference.ids,
-                    Some(&reference.dataset.name),
-                );
-            }
-            _ => {
-                let pairs = near_duplicates(&target_view, &self_graph()?, params.threshold)?;
-                output.rows = pair_rows(&pairs, &target.ids, &target.ids, None);
-            }
-        },
         AnalysisKind::Drift => {
-            let (reference_view, _) = need_reference()?;
+            let reference_view = graphs.require_reference()?;
             let report = drift(
                 reference_view,
                 &target_view,
@@ -497,32 +155,17 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
                 &params.drift,
                 &execution,
             )?;
-            let mut shares = report.class_shares.clone();
-            shares.sort_by(|a, b| b.change.abs().total_cmp(&a.change.abs()));
-            output.rows = shares
-                .iter()
-                .enumerate()
-                .map(|(rank, share)| {
-                    object([
-                        ("class", classes.name(Some(share.class))),
-                        ("reference_share", number(share.reference_share)),
-                        ("target_share", number(share.target_share)),
-                        ("change", number(share.change)),
-                        ("rank", json!(rank + 1)),
-                    ])
-                })
-                .collect();
-            output.summary = Some(object([
-                ("mmd_squared", number(report.mmd_squared)),
-                ("p_value", number(report.p_value)),
-                ("bandwidth", number(report.bandwidth)),
-                ("n_reference_sampled", json!(report.n_reference_sampled)),
-                ("n_target_sampled", json!(report.n_target_sampled)),
-            ]));
+            drift_output(
+                &report,
+                &classes,
+                reference_view.n_rows(),
+                target_view.n_rows(),
+                params.threshold.unwrap_or(0.0),
+            )
         }
         AnalysisKind::Projection => {
             let result = projection(&target_view, params.dimensions, &execution)?;
-            output.rows = target
+            let rows = target
                 .ids
                 .iter()
                 .enumerate()
@@ -532,211 +175,168 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
                     object([
                         ("id", json!(id)),
                         ("rank", json!(row + 1)),
+                        ("flagged", json!(false)),
                         ("coordinates", json!(coordinates)),
                     ])
                 })
                 .collect();
-            output.summary = Some(object([(
-                "explained_variance_ratio",
-                json!(result.explained_variance_ratio),
-            )]));
+            let mut summary =
+                verdict_summary(&Verdict::by_rule(vec![false; target.n_records()], "none"));
+            if let Value::Object(fields) = &mut summary {
+                fields.insert(
+                    "explained_variance_ratio".into(),
+                    json!(result.explained_variance_ratio),
+                );
+            }
+            (rows, summary)
         }
-        AnalysisKind::Select => {
-            output.rows = run_select(
-                input,
-                &target_view,
-                reference_view.as_ref(),
-                &classes,
-                &execution,
-            )?;
-        }
-    }
-    Ok(output)
-}
-
-/// The neighbour lists in `slot` if they were computed for `k`, else
-/// `compute`'s, kept in `slot` for the next caller.
-fn reuse_or_compute(
-    slot: &mut Option<(usize, NeighbourLists)>,
-    k: usize,
-    compute: impl FnOnce() -> Result<NeighbourLists>,
-) -> Result<&NeighbourLists> {
-    if !matches!(slot, Some((held_k, _)) if *held_k == k) {
-        *slot = Some((k, compute()?));
-    }
-    slot.as_ref()
-        .map(|(_, graph)| graph)
-        .ok_or_else(|| Error::Internal {
-            message: "a neighbour graph was computed but not kept".into(),
-        })
-}
-
-/// `select`: each weighted score's ranking gets a quota, near-duplicates are
-/// skipped, the rest is random, optionally spread by greedy k-center.
-fn run_select(
-    input: &AnalysisInput,
-    target_view: &DatasetView<'_>,
-    reference_view: Option<&DatasetView<'_>>,
-    classes: &SharedClasses,
-    execution: &Execution<'_>,
-) -> Result<Vec<Value>> {
-    let target = input.target.as_ref();
-    let params = &input.params;
-    let metric = kernel_metric(target.dataset.metric);
-    let self_k = params.k.min(target.n_records().saturating_sub(1)).max(1);
-    // Progress: the self graph, then each weighted score, an equal part each.
-    let n_phases = (1 + params.weights.len()) as f32;
-    let phase =
-        |index: usize| execution.part(index as f32 / n_phases, (index + 1) as f32 / n_phases);
-    let self_graph = knn_graph(target_view, metric, &KnnOptions::new(self_k), &phase(0))?;
-    let mut rankings: Vec<Vec<u32>> = Vec::new();
-    // The target's neighbours in the reference serve boundary_uncertainty
-    // and novelty alike: computed for the first, reused by the other.
-    let mut cross_graph: Option<(usize, NeighbourLists)> = None;
-    for (weight_idx, (kind, _)) in params.weights.iter().enumerate() {
-        let execution = &phase(weight_idx + 1);
-        let scores = match (kind, reference_view) {
-            (AnalysisKind::Mislabel, _) => {
-                mislabel(target_view, &self_graph, params.method)?.scores
-            }
-            (AnalysisKind::Uniqueness, _) => uniqueness(target_view, &self_graph)?.scores,
-            (AnalysisKind::ActivationUncertainty, Some(reference)) => {
-                activation_uncertainty(target_view, reference)?.scores
-            }
-            (AnalysisKind::ClassOutlier, Some(reference)) => {
-                class_outlier(target_view, reference, execution)?.scores
-            }
-            (AnalysisKind::BoundaryUncertainty, Some(reference)) => {
-                let k = params.k.min(reference.n_rows());
-                let graph = reuse_or_compute(&mut cross_graph, k, || {
-                    knn(
-                        reference,
-                        target_view,
-                        metric,
-                        &KnnOptions::new(k),
-                        execution,
-                    )
-                })?;
-                boundary_uncertainty(target_view, reference, graph)?.scores
-            }
-            (AnalysisKind::Novelty, Some(reference)) => {
-                let k = params.k.min(reference.n_rows().saturating_sub(1)).max(1);
-                let target_graph = reuse_or_compute(&mut cross_graph, k, || {
-                    knn(
-                        reference,
-                        target_view,
-                        metric,
-                        &KnnOptions::new(k),
-                        &execution.part(0.0, 0.5),
-                    )
-                })?;
-                let reference_graph = knn_graph(
-                    reference,
-                    metric,
-                    &KnnOptions::new(k),
-                    &execution.part(0.5, 1.0),
-                )?;
-                novelty(target_view, reference, target_graph, &reference_graph)?.scores
-            }
-            (other, _) => {
-                return Err(Error::InvalidParameter {
-                    name: "reference",
-                    reason: format!(
-                        "select weighs {}, which needs a reference dataset",
-                        other.as_str()
-                    ),
-                });
-            }
-        };
-        rankings.push(scores.ranking());
-    }
-    let quotas: Vec<ScoreQuota<'_>> = rankings
-        .iter()
-        .zip(&params.weights)
-        .map(|(ranking, (_, weight))| ScoreQuota {
-            ranking,
-            weight: *weight,
-        })
-        .collect();
-    let duplicates = near_duplicates(
-        target_view,
-        &self_graph,
-        DuplicateThreshold::Automatic { ratio: 0.1 },
-    )?;
-    let eligible: Option<Vec<bool>> = params
-        .unlabeled_only
-        .then(|| classes.target_labels.iter().map(Option::is_none).collect());
-    let options = SelectOptions {
-        n: params.n,
-        quotas: &quotas,
-        random_weight: params.random_weight,
-        eligible: eligible.as_deref(),
-        duplicates: &duplicates,
-        spread: params.diversity.then_some(KCenter {
-            dataset: target_view,
+        AnalysisKind::Select => run_select(
+            &target_view,
+            &mut graphs,
+            params,
             metric,
-            pool_factor: 4,
-        }),
-        seed: params.seed,
+            (&target.ids, &classes.vocabulary, &classes.target_labels),
+            &execution,
+        )?,
     };
-    let selected = select(target.n_records(), &options)?;
-    let n_selected = selected.len().max(1) as f32;
-    Ok(selected
+    Ok(AnalysisOutput {
+        rows,
+        summary: Some(summary),
+    })
+}
+
+/// A near-duplicate run's summary: its pairs, the records in them (the
+/// flagged ones), and the groups they form (connected components: three
+/// copies of one image are one group of three).
+fn duplicates_summary(pairs: &[DuplicatePair], n_records: usize) -> Value {
+    let mut groups = DisjointSets::new(n_records);
+    let mut in_pair = vec![false; n_records];
+    for pair in pairs {
+        in_pair[pair.row as usize] = true;
+        // Across datasets the other row indexes the reference: only the
+        // target's records count, each pair is its own group's evidence.
+        if (pair.other_row as usize) < n_records {
+            groups.union(pair.row as usize, pair.other_row as usize);
+        }
+    }
+    let n_flagged = in_pair.iter().filter(|&&flagged| flagged).count();
+    let n_groups = {
+        let mut roots: Vec<usize> = (0..n_records)
+            .filter(|&row| in_pair[row])
+            .map(|row| groups.root(row))
+            .collect();
+        roots.sort_unstable();
+        roots.dedup();
+        roots.len()
+    };
+    object([
+        ("n_flagged", json!(n_flagged)),
+        ("share_flagged", share(n_flagged, n_records)),
+        ("rule", json!("pairs")),
+        ("n_pairs", json!(pairs.len())),
+        (
+            "n_exact_pairs",
+            json!(pairs.iter().filter(|pair| pair.exact).count()),
+        ),
+        ("n_groups", json!(n_groups)),
+    ])
+}
+
+/// Union-find over record rows, for duplicate groups.
+struct DisjointSets {
+    parent: Vec<usize>,
+}
+
+impl DisjointSets {
+    fn new(n: usize) -> Self {
+        DisjointSets {
+            parent: (0..n).collect(),
+        }
+    }
+
+    fn root(&mut self, mut node: usize) -> usize {
+        while self.parent[node] != node {
+            self.parent[node] = self.parent[self.parent[node]];
+            node = self.parent[node];
+        }
+        node
+    }
+
+    fn union(&mut self, left: usize, right: usize) {
+        let (left, right) = (self.root(left), self.root(right));
+        if left != right {
+            self.parent[left.max(right)] = left.min(right);
+        }
+    }
+}
+
+/// How many standard errors a class's share must move for its row to be
+/// flagged (a two-proportion z-test; 3 keeps false flags rare across the
+/// tens of classes a dataset may have).
+const SHARE_CHANGE_Z: f32 = 3.0;
+
+/// `drift`'s rows (per class, largest change first, flagged when the change
+/// is significant) and summary (`drifted` when the p-value is below
+/// `significance`, with the MMD as the effect size).
+fn drift_output(
+    report: &DriftReport,
+    classes: &SharedClasses,
+    n_reference: usize,
+    n_target: usize,
+    significance: f32,
+) -> (Vec<Value>, Value) {
+    let mut shares = report.class_shares.clone();
+    shares.sort_by(|a, b| b.change.abs().total_cmp(&a.change.abs()));
+    let significant = |reference_share: f32, target_share: f32| {
+        let (n_reference, n_target) = (n_reference.max(1) as f32, n_target.max(1) as f32);
+        let pooled =
+            (reference_share * n_reference + target_share * n_target) / (n_reference + n_target);
+        let error = (pooled * (1.0 - pooled) * (1.0 / n_reference + 1.0 / n_target)).sqrt();
+        let change = (target_share - reference_share).abs();
+        if error > 0.0 {
+            change / error > SHARE_CHANGE_Z
+        } else {
+            change > 0.0
+        }
+    };
+    let flagged: Vec<bool> = shares
         .iter()
+        .map(|share| significant(share.reference_share, share.target_share))
+        .collect();
+    let rows = shares
+        .iter()
+        .zip(&flagged)
         .enumerate()
-        .map(|(rank, choice)| {
-            let reason = match choice.reason {
-                SelectionReason::Score(quota) => params.weights[quota].0.as_str(),
-                SelectionReason::Random => "random",
-            };
+        .map(|(rank, (share, &flagged))| {
             object([
-                ("id", json!(target.ids[choice.row as usize])),
-                ("score", number(1.0 - rank as f32 / n_selected)),
+                ("class", classes.name(Some(share.class))),
+                ("reference_share", number(share.reference_share)),
+                ("target_share", number(share.target_share)),
+                ("change", number(share.change)),
+                ("score", number(share.change.abs())),
                 ("rank", json!(rank + 1)),
-                ("reason", json!(reason)),
-                (
-                    "label",
-                    classes.name(classes.target_labels[choice.row as usize]),
-                ),
+                ("flagged", json!(flagged)),
             ])
         })
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::{DatasetView, Execution, KnnOptions, Metric, knn};
-
-    #[test]
-    fn a_neighbour_graph_is_computed_once_per_k() {
-        let values: Vec<f32> = (0..40).map(|value| value as f32).collect();
-        let dataset = DatasetView::new(&values, 2).unwrap();
-        let mut computed = 0;
-        let mut compute = |k: usize| {
-            computed += 1;
-            knn(
-                &dataset,
-                &dataset,
-                Metric::L2,
-                &KnnOptions::new(k),
-                &Execution::new(),
-            )
-        };
-        let mut slot = None;
-        assert_eq!(
-            reuse_or_compute(&mut slot, 3, || compute(3)).unwrap().k(),
-            3
-        );
-        assert_eq!(
-            reuse_or_compute(&mut slot, 3, || compute(3)).unwrap().k(),
-            3
-        );
-        assert_eq!(
-            reuse_or_compute(&mut slot, 2, || compute(2)).unwrap().k(),
-            2
-        );
-        drop(slot);
-        assert_eq!(computed, 2);
-    }
+        .collect();
+    let mut summary = Map::new();
+    let n_flagged = flagged.iter().filter(|&&flagged| flagged).count();
+    summary.insert("n_flagged".into(), json!(n_flagged));
+    summary.insert("share_flagged".into(), share(n_flagged, flagged.len()));
+    summary.insert("rule".into(), json!("share_change_z3"));
+    summary.insert("drifted".into(), json!(report.p_value < significance));
+    summary.insert("significance".into(), number(significance));
+    summary.insert("p_value".into(), number(report.p_value));
+    summary.insert(
+        "effect_size".into(),
+        number(report.mmd_squared.max(0.0).sqrt()),
+    );
+    summary.insert("mmd_squared".into(), number(report.mmd_squared));
+    summary.insert("bandwidth".into(), number(report.bandwidth));
+    summary.insert(
+        "n_reference_sampled".into(),
+        json!(report.n_reference_sampled),
+    );
+    summary.insert("n_target_sampled".into(), json!(report.n_target_sampled));
+    (rows, Value::Object(summary))
 }

@@ -3,16 +3,21 @@
 //! kernels, and returns wire responses. The server only adds HTTP.
 
 mod analysis;
+mod graphs;
 mod jobs;
 mod kernels_run;
 mod knn;
+mod params;
+mod rows;
+mod scoring;
+mod select_run;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use self::analysis::{AnalysisKind, ReferenceUse};
+pub use self::analysis::{AnalysisKind, ReferenceUse, ResultRows};
 pub use self::jobs::Analyses;
 pub use self::knn::{MAX_K, MAX_QUERIES};
 use crate::api::wire::{
@@ -25,10 +30,7 @@ use crate::model::{Dataset, DatasetRef, MetadataUpdate, Metric, NewDataset, Reco
 use crate::store::{FetchQuery, Store};
 use crate::{Error, Result};
 
-/// The most records one `records/get` page returns.
-pub const MAX_PAGE: usize = 10_000;
-/// Records per page when the request names no limit.
-pub const DEFAULT_PAGE: usize = 100;
+pub use crate::api::{DEFAULT_PAGE, MAX_PAGE};
 
 /// How the service runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{FetchQuery, Store, VersionClock, now_ms, select_datasets};
+use super::{FetchQuery, ResultSelection, Store, VersionClock, now_ms, select_datasets};
 use crate::ingest::validate_batch;
 use crate::model::{
     AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
@@ -422,12 +422,25 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn analysis_results(&self, id: Uuid, offset: usize, limit: usize) -> Result<Vec<Value>> {
+    async fn analysis_results(&self, id: Uuid, selection: &ResultSelection) -> Result<Vec<Value>> {
         Ok(self
             .state()
             .analysis_results
             .get(&id)
-            .map(|rows| rows.iter().skip(offset).take(limit).cloned().collect())
+            .map(|rows| {
+                rows.iter()
+                    .filter(|row| selection.keeps(row))
+                    .skip(selection.offset)
+                    .take(selection.limit)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default())
+    }
+
+    async fn count_analysis_results(&self, id: Uuid, selection: &ResultSelection) -> Result<u64> {
+        Ok(self.state().analysis_results.get(&id).map_or(0, |rows| {
+            rows.iter().filter(|row| selection.keeps(row)).count() as u64
+        }))
     }
 }

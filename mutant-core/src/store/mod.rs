@@ -167,8 +167,55 @@ pub trait Store: Send + Sync + 'static {
     /// Writing the same rows again is harmless: reads return one row per rank.
     async fn put_analysis_results(&self, id: Uuid, rows: &[Value]) -> Result<()>;
 
-    /// The stored rows of ranks `offset .. offset + limit`, in rank order.
-    async fn analysis_results(&self, id: Uuid, offset: usize, limit: usize) -> Result<Vec<Value>>;
+    /// The stored rows that `selection` keeps, in rank order, skipping its
+    /// `offset` first matching rows and returning at most `limit`.
+    async fn analysis_results(&self, id: Uuid, selection: &ResultSelection) -> Result<Vec<Value>>;
+
+    /// How many stored rows `selection`'s filters keep (offset and limit
+    /// aside).
+    async fn count_analysis_results(&self, id: Uuid, selection: &ResultSelection) -> Result<u64>;
+}
+
+/// Which stored result rows a read returns: a page of those whose verdict
+/// and score pass the filters. A row's verdict is its `flagged` field (false
+/// when absent), its score its `score` field (0 when absent).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResultSelection {
+    /// Skip this many matching rows first.
+    pub offset: usize,
+    /// At most this many rows.
+    pub limit: usize,
+    /// Only rows with this verdict.
+    pub flagged: Option<bool>,
+    /// Only rows scoring at least this.
+    pub min_score: Option<f64>,
+}
+
+impl ResultSelection {
+    /// Ranks `offset .. offset + limit`, unfiltered.
+    pub fn page(offset: usize, limit: usize) -> Self {
+        ResultSelection {
+            offset,
+            limit,
+            flagged: None,
+            min_score: None,
+        }
+    }
+
+    /// Whether a stored row passes the filters.
+    pub fn keeps(&self, row: &Value) -> bool {
+        let (flagged, score) = verdict_and_score(row);
+        self.flagged.is_none_or(|wanted| wanted == flagged)
+            && self.min_score.is_none_or(|minimum| score >= minimum)
+    }
+}
+
+/// A result row's verdict and score, as stores index them.
+pub(crate) fn verdict_and_score(row: &Value) -> (bool, f64) {
+    (
+        row.get("flagged").and_then(Value::as_bool).unwrap_or(false),
+        row.get("score").and_then(Value::as_f64).unwrap_or(0.0),
+    )
 }
 
 /// Sorts datasets by name and keeps those matching the pattern.

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::sql::Sql;
 use super::{ClickHouseStore, catalogue};
 use crate::model::{AnalysisJob, DatasetRef, JobState};
+use crate::store::{ResultSelection, verdict_and_score};
 use crate::{Error, Result};
 
 /// Result rows per INSERT: big enough for ClickHouse's taste (>= 1,000 rows),
@@ -115,6 +117,8 @@ struct ResultRow {
     analysis: Uuid,
     rank: u64,
     row: String,
+    score: f64,
+    flagged: u8,
 }
 
 pub(super) async fn put(store: &ClickHouseStore, job: &AnalysisJob) -> Result<()> {
@@ -174,11 +178,14 @@ pub(super) async fn put_results(store: &ClickHouseStore, id: Uuid, rows: &[Value
         }
         for (row_idx, row) in chunk.iter().enumerate() {
             let rank = (chunk_idx * RESULT_ROWS_PER_INSERT + row_idx) as u64;
+            let (flagged, score) = verdict_and_score(row);
             insert
                 .write(&ResultRow {
                     analysis: id,
                     rank,
                     row: row.to_string(),
+                    score,
+                    flagged: u8::from(flagged),
                 })
                 .await
                 .map_err(|error| store.error(error))?;
@@ -188,24 +195,49 @@ pub(super) async fn put_results(store: &ClickHouseStore, id: Uuid, rows: &[Value
     Ok(())
 }
 
+/// `SELECT <columns> FROM analysis_results` for one analysis, with the
+/// filters of `selection`, their values bound.
+fn selected(columns: &str, id: Uuid, selection: &ResultSelection) -> Sql {
+    let mut sql = Sql::new("SELECT ");
+    sql.push(columns)
+        .push(" FROM analysis_results WHERE analysis = toUUID(")
+        .text_arg(&id.to_string())
+        .push(")");
+    if let Some(flagged) = selection.flagged {
+        sql.push(" AND flagged = ").unsigned_arg(u64::from(flagged));
+    }
+    if let Some(min_score) = selection.min_score {
+        sql.push(" AND score >= ").float_arg(min_score);
+    }
+    sql
+}
+
 pub(super) async fn results(
     store: &ClickHouseStore,
     id: Uuid,
-    offset: usize,
-    limit: usize,
+    selection: &ResultSelection,
 ) -> Result<Vec<Value>> {
-    if limit == 0 {
+    if selection.limit == 0 {
         return Ok(Vec::new());
     }
-    let rows: Vec<ResultRow> = store
-        .client
-        .query(
-            "SELECT ?fields FROM analysis_results \
-             WHERE analysis = toUUID(?) AND rank >= ? AND rank < ? ORDER BY rank",
-        )
-        .bind(id.to_string())
-        .bind(offset as u64)
-        .bind(offset.saturating_add(limit) as u64)
+    let mut sql = selected("?fields", id, selection);
+    // Unfiltered pages are rank ranges, read straight off the primary key;
+    // filtered ones skip matching rows, one per rank (a retried INSERT
+    // repeats rows).
+    if selection.flagged.is_none() && selection.min_score.is_none() {
+        sql.push(" AND rank >= ")
+            .unsigned_arg(selection.offset as u64)
+            .push(" AND rank < ")
+            .unsigned_arg(selection.offset.saturating_add(selection.limit) as u64)
+            .push(" ORDER BY rank");
+    } else {
+        sql.push(" ORDER BY rank LIMIT 1 BY rank LIMIT ")
+            .unsigned_arg(selection.offset as u64)
+            .push(", ")
+            .unsigned_arg(selection.limit as u64);
+    }
+    let rows: Vec<ResultRow> = sql
+        .bind_into(&store.client)
         .fetch_all()
         .await
         .map_err(|error| store.error(error))?;
@@ -223,6 +255,18 @@ pub(super) async fn results(
         );
     }
     Ok(page)
+}
+
+pub(super) async fn count_results(
+    store: &ClickHouseStore,
+    id: Uuid,
+    selection: &ResultSelection,
+) -> Result<u64> {
+    selected("uniqExact(rank)", id, selection)
+        .bind_into(&store.client)
+        .fetch_one::<u64>()
+        .await
+        .map_err(|error| store.error(error))
 }
 
 pub(super) async fn dataset_watermark(store: &ClickHouseStore, dataset_id: Uuid) -> Result<u64> {

@@ -27,7 +27,7 @@ use uuid::Uuid;
 pub use self::group_commit::GroupCommitConfig;
 use self::group_commit::GroupCommitter;
 pub use self::schema::ServerVersion;
-use super::{FetchQuery, Store, VersionClock};
+use super::{FetchQuery, ResultSelection, Store, VersionClock};
 use crate::model::{
     AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
     NewDataset, Record, WrittenRow,
@@ -444,8 +444,13 @@ impl Store for ClickHouseStore {
             .await
     }
 
-    async fn analysis_results(&self, id: Uuid, offset: usize, limit: usize) -> Result<Vec<Value>> {
-        self.bounded(async { analyses::results(self, id, offset, limit).await })
+    async fn analysis_results(&self, id: Uuid, selection: &ResultSelection) -> Result<Vec<Value>> {
+        self.bounded(async { analyses::results(self, id, selection).await })
+            .await
+    }
+
+    async fn count_analysis_results(&self, id: Uuid, selection: &ResultSelection) -> Result<u64> {
+        self.bounded(async { analyses::count_results(self, id, selection).await })
             .await
     }
 }

@@ -38,8 +38,11 @@ pub(super) const CREATE_DATASETS: &str = "CREATE TABLE IF NOT EXISTS datasets (
 /// definition)`: a table created earlier gains them on start-up (18.16 has
 /// no `ADD COLUMN IF NOT EXISTS`). Rows written before a column existed
 /// read its default.
-pub(super) const ADDED_COLUMNS: &[(&str, &str, &str)] =
-    &[("datasets", "name_claimed", "UInt64 DEFAULT version")];
+pub(super) const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("datasets", "name_claimed", "UInt64 DEFAULT version"),
+    ("analysis_results", "score", "Float64 DEFAULT 0"),
+    ("analysis_results", "flagged", "UInt8 DEFAULT 0"),
+];
 
 pub(super) const CREATE_RECORDS: &str = "CREATE TABLE IF NOT EXISTS records (
     dataset UUID,
@@ -90,7 +93,9 @@ pub(super) const CREATE_ANALYSES: &str = "CREATE TABLE IF NOT EXISTS analyses (
 pub(super) const CREATE_ANALYSIS_RESULTS: &str = "CREATE TABLE IF NOT EXISTS analysis_results (
     analysis UUID,
     rank UInt64,
-    row String
+    row String,
+    score Float64,
+    flagged UInt8
 ) ENGINE = MergeTree ORDER BY (analysis, rank)";
 
 /// A ClickHouse release, as `SELECT version()` reports it.

@@ -1,0 +1,169 @@
+//! The neighbour graphs one analysis run needs, each built at most once and
+//! shared by every score that reads it (`select` weighing several scores
+//! included): the target's self-kNN graph, the target's neighbours in the
+//! reference, and the reference's self-kNN graph.
+
+use crate::Result;
+use crate::kernels::{DatasetView, Execution, KnnOptions, Metric, NeighbourLists, knn, knn_graph};
+
+/// A graph built for one `k`, kept for the next reader asking that `k`.
+type Slot = Option<(usize, NeighbourLists)>;
+
+/// Lazily built neighbour graphs over one target and an optional reference.
+pub(super) struct NeighbourGraphs<'a> {
+    target: &'a DatasetView<'a>,
+    reference: Option<&'a DatasetView<'a>>,
+    metric: Metric,
+    target_self: Slot,
+    target_in_reference: Slot,
+    reference_self: Slot,
+}
+
+impl<'a> NeighbourGraphs<'a> {
+    pub(super) fn new(
+        target: &'a DatasetView<'a>,
+        reference: Option<&'a DatasetView<'a>>,
+        metric: Metric,
+    ) -> Self {
+        NeighbourGraphs {
+            target,
+            reference,
+            metric,
+            target_self: None,
+            target_in_reference: None,
+            reference_self: None,
+        }
+    }
+
+    /// The target's self-kNN graph (k capped at the other records there are).
+    pub(super) fn target_self(
+        &mut self,
+        k: usize,
+        execution: &Execution<'_>,
+    ) -> Result<&NeighbourLists> {
+        let k = self_k(k, self.target.n_rows());
+        let (target, metric) = (self.target, self.metric);
+        kept(&mut self.target_self, k, || {
+            knn_graph(target, metric, &KnnOptions::new(k), execution)
+        })
+    }
+
+    /// Each target record's neighbours in the reference (k capped at the
+    /// reference's size). Call only when there is a reference.
+    pub(super) fn target_in_reference(
+        &mut self,
+        reference: &'a DatasetView<'a>,
+        k: usize,
+        execution: &Execution<'_>,
+    ) -> Result<&NeighbourLists> {
+        let k = k.min(reference.n_rows()).max(1);
+        let (target, metric) = (self.target, self.metric);
+        kept(&mut self.target_in_reference, k, || {
+            knn(reference, target, metric, &KnnOptions::new(k), execution)
+        })
+    }
+
+    /// The reference's self-kNN graph.
+    pub(super) fn reference_self(
+        &mut self,
+        reference: &'a DatasetView<'a>,
+        k: usize,
+        execution: &Execution<'_>,
+    ) -> Result<&NeighbourLists> {
+        let k = self_k(k, reference.n_rows());
+        let metric = self.metric;
+        kept(&mut self.reference_self, k, || {
+            knn_graph(reference, metric, &KnnOptions::new(k), execution)
+        })
+    }
+
+    /// The target's neighbours in the reference and the reference's own
+    /// graph, for the density-aware kinds: both with the same `k`, capped so
+    /// the reference graph can have it.
+    pub(super) fn density_pair(
+        &mut self,
+        k: usize,
+        execution: &Execution<'_>,
+    ) -> Result<(&NeighbourLists, &NeighbourLists)> {
+        let reference = self.require_reference()?;
+        let k = self_k(k, reference.n_rows());
+        self.target_in_reference(reference, k, &execution.part(0.0, 0.5))?;
+        self.reference_self(reference, k, &execution.part(0.5, 1.0))?;
+        match (&self.target_in_reference, &self.reference_self) {
+            (Some((_, across)), Some((_, own))) => Ok((across, own)),
+            _ => Err(crate::Error::Internal {
+                message: "the density graphs were built but not kept".into(),
+            }),
+        }
+    }
+
+    /// The reference, or the error a kind needing one gives without it.
+    pub(super) fn require_reference(&self) -> Result<&'a DatasetView<'a>> {
+        self.reference
+            .ok_or_else(|| crate::Error::InvalidParameter {
+                name: "reference",
+                reason: "this analysis needs a reference dataset; name one in \"reference\"".into(),
+            })
+    }
+}
+
+/// `k` for a self graph of `n_rows`: at most the other records there are,
+/// at least 1.
+fn self_k(k: usize, n_rows: usize) -> usize {
+    k.min(n_rows.saturating_sub(1)).max(1)
+}
+
+/// The graph in `slot` if it was built for `k`, else `build`'s, kept there.
+fn kept(
+    slot: &mut Slot,
+    k: usize,
+    build: impl FnOnce() -> Result<NeighbourLists>,
+) -> Result<&NeighbourLists> {
+    if !matches!(slot, Some((held_k, _)) if *held_k == k) {
+        *slot = Some((k, build()?));
+    }
+    slot.as_ref()
+        .map(|(_, graph)| graph)
+        .ok_or_else(|| crate::Error::Internal {
+            message: "a neighbour graph was built but not kept".into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_graph_is_built_once_per_k() {
+        let values: Vec<f32> = (0..40).map(|value| value as f32).collect();
+        let dataset = DatasetView::new(&values, 2).unwrap();
+        let mut built = 0;
+        let mut slot = None;
+        let mut build = |k: usize| {
+            built += 1;
+            knn_graph(&dataset, Metric::L2, &KnnOptions::new(k), &Execution::new())
+        };
+        assert_eq!(kept(&mut slot, 3, || build(3)).unwrap().k(), 3);
+        assert_eq!(kept(&mut slot, 3, || build(3)).unwrap().k(), 3);
+        assert_eq!(kept(&mut slot, 2, || build(2)).unwrap().k(), 2);
+        drop(slot);
+        assert_eq!(built, 2);
+    }
+
+    #[test]
+    fn density_graphs_share_the_cross_graph_with_boundary() {
+        let reference_values: Vec<f32> = (0..20).map(|value| value as f32).collect();
+        let target_values = [0.5f32, 7.5];
+        let reference = DatasetView::new(&reference_values, 1).unwrap();
+        let target = DatasetView::new(&target_values, 1).unwrap();
+        let mut graphs = NeighbourGraphs::new(&target, Some(&reference), Metric::L2);
+        let execution = Execution::new();
+        let first = graphs
+            .target_in_reference(&reference, 5, &execution)
+            .unwrap()
+            .clone();
+        let (across, own) = graphs.density_pair(5, &execution).unwrap();
+        assert_eq!(*across, first);
+        assert_eq!((own.n_queries(), own.k()), (20, 5));
+    }
+}
