@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mutant_client::results::{JoinedFields, ResultsFormat, ResultsQuery};
 use mutant_client::wire::{
     DeleteRecordsRequest, GetRecordsRequest, KnnRequest, PatchDatasetRequest, StartAnalysisRequest,
 };
@@ -374,12 +375,59 @@ impl NativeClient {
         serialized_to_python(py, &page)
     }
 
+    /// Every ranked row passing the filters, from `offset` on (at most
+    /// `limit`), with the record fields of `include` joined on by the server,
+    /// in one streamed answer: a list of dicts.
+    #[pyo3(signature = (id, limit=None, offset=0, include=Vec::new(), flagged=None, min_score=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn analysis_rows<'py>(
+        &self,
+        py: Python<'py>,
+        id: &str,
+        limit: Option<usize>,
+        offset: usize,
+        include: Vec<String>,
+        flagged: Option<bool>,
+        min_score: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = analysis_id(id)?;
+        let query = ResultsQuery {
+            limit,
+            offset,
+            include: joined_fields(&include)?,
+            flagged,
+            min_score,
+            format: ResultsFormat::Ndjson,
+        };
+        let rows = self.wait(py, self.client.all_analysis_results(id, &query))?;
+        serialized_to_python(py, &rows)
+    }
+
     /// Asks an analysis to stop; returns its status.
     fn cancel_analysis<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
         let id = analysis_id(id)?;
         let status = self.wait(py, self.client.cancel_analysis(id))?;
         serialized_to_python(py, &status)
     }
+}
+
+/// The record fields `names` ask result rows to carry.
+fn joined_fields(names: &[String]) -> PyResult<JoinedFields> {
+    let mut fields = JoinedFields::default();
+    for name in names {
+        match name.as_str() {
+            "label" => fields.label = true,
+            "prediction" => fields.prediction = true,
+            "uri" => fields.uri = true,
+            "metadata" => fields.metadata = true,
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "include has {name:?}; result rows can carry \"label\", \"prediction\", \"uri\" and \"metadata\""
+                )));
+            }
+        }
+    }
+    Ok(fields)
 }
 
 fn seconds(value: f64, what: &str) -> PyResult<Duration> {

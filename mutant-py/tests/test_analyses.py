@@ -49,6 +49,8 @@ def test_results_join_record_fields_and_filter(client, labeled):
         assert row["label"].startswith("class-")
     flagged = run.results(flagged=True)
     assert flagged and all(row["flagged"] for row in flagged)
+    assert run.summary["n_flagged"] == len(flagged)
+    assert [row["id"] for row in run.results(flagged=True, limit=2)] == [row["id"] for row in flagged[:2]]
     assert {row["id"] for row in flagged} >= set(FLIPPED)
     not_flagged = run.results(flagged=False)
     assert len(flagged) + len(not_flagged) == N_CLASSES * PER_CLASS

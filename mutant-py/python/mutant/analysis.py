@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 from . import _inputs
 from .errors import (
@@ -18,10 +18,6 @@ from .errors import (
 
 __all__ = ["Analysis", "AnalysisStatus"]
 
-#: Rows per request of the results (the server's limit).
-_RESULTS_PAGE = 10_000
-#: Record ids per request when joining record fields onto result rows.
-_JOIN_PAGE = 10_000
 #: The first wait between two polls; waits grow by half up to `_MAX_POLL_WAIT`.
 _FIRST_POLL_WAIT = 0.05
 _MAX_POLL_WAIT = 1.0
@@ -205,18 +201,26 @@ class Analysis:
         Args:
             limit: At most this many rows (``None``: all of them).
             include: Record fields to add to each row: ``"label"``,
-                ``"prediction"``, ``"uri"``, ``"metadata"``.
-            flagged: Only rows the kind flagged (``True``) or did not (``False``).
+                ``"prediction"``, ``"uri"``, ``"metadata"``, as the records
+                were when the analysis ran.
+            flagged: Only rows the kind flagged (``True``) or did not
+                (``False``); every per-record kind gives each row a verdict.
             min_score: Only rows scoring at least this.
 
         Raises:
             AnalysisNotFinishedError: The analysis is not done.
         """
         fields = _inputs.include_tuple(include, RESULT_FIELDS)
-        rows = self._ranked_rows(limit, flagged, min_score)
-        if fields:
-            self._join_record_fields(rows, fields)
-        return rows
+        return list(
+            self._native.analysis_rows(
+                self.id,
+                limit,
+                0,
+                list(fields),
+                flagged,
+                None if min_score is None else float(min_score),
+            )
+        )
 
     def to_pandas(
         self,
@@ -231,48 +235,6 @@ class Analysis:
         return pd.DataFrame.from_records(
             self.results(limit=limit, include=include, flagged=flagged, min_score=min_score)
         )
-
-    def _ranked_rows(
-        self, limit: Optional[int], flagged: Optional[bool], min_score: Optional[float]
-    ) -> List[Dict[str, Any]]:
-        """Pages through the results, keeping the rows that pass the filters."""
-        rows: List[Dict[str, Any]] = []
-        offset = 0
-        while limit is None or len(rows) < limit:
-            page = self._native.analysis_results(self.id, _RESULTS_PAGE, offset)
-            batch = page["results"]
-            offset += len(batch)
-            rows.extend(row for row in batch if _passes(row, flagged, min_score))
-            if not batch or offset >= page["total"]:
-                break
-        return rows if limit is None else rows[:limit]
-
-    def _join_record_fields(self, rows: List[Dict[str, Any]], fields: Tuple[str, ...]) -> None:
-        """Adds the target records' ``fields`` to the rows that name a record."""
-        ids = [row["id"] for row in rows if isinstance(row.get("id"), str)]
-        attribute_of = {"label": "labels", "prediction": "predictions", "uri": "uris", "metadata": "metadata"}
-        found: Dict[str, Dict[str, Any]] = {}
-        for start in range(0, len(ids), _JOIN_PAGE):
-            chunk = ids[start : start + _JOIN_PAGE]
-            page_ids, page_fields = self._native.get_records(
-                self._last.target, 0, chunk, None, list(fields), len(chunk), 0
-            )
-            for index, record_id in enumerate(page_ids):
-                found[record_id] = {f: page_fields[attribute_of[f]][index] for f in fields}
-        for row in rows:
-            record = found.get(row.get("id"))  # type: ignore[arg-type]
-            for name in fields:
-                row.setdefault(name, None if record is None else record[name])
-
-
-def _passes(row: Mapping[str, Any], flagged: Optional[bool], min_score: Optional[float]) -> bool:
-    if flagged is not None and bool(row.get("flagged", False)) != flagged:
-        return False
-    if min_score is not None:
-        score = row.get("score")
-        if score is None or score < min_score:
-            return False
-    return True
 
 
 class _ProgressBar:
