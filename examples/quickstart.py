@@ -97,9 +97,12 @@ def main() -> None:
         row_index = int(row["id"].split("-")[1])
         print(f"{row['rank']:>4}  {row['id']:<11} {row['label']:>5} {str(row['suggested_label']):>9} "
               f"{truth[row_index]:>4}  {row['score']:.2f}  {'yes' if row['id'] in flipped_ids else 'no'}")
+    summary = run.summary or {}
     flagged = run.results(flagged=True)
     caught = sum(row["id"] in flipped_ids for row in flagged)
-    print(f"flagged: {len(flagged)} records, holding {caught} of the {n_flips} flips")
+    print(f"flagged: {summary.get('n_flagged', len(flagged))} records "
+          f"({summary.get('share_flagged', len(flagged) / len(train_rows)):.1%} of the training set), "
+          f"holding {caught} of the {n_flips} flips")
 
     # Which pool images should a person label next?
     print("\nwhich pool images to label next? (select 10: boundary uncertainty and novelty "
