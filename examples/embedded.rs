@@ -67,7 +67,7 @@ fn record(index: u64, generator: &mut Generator) -> Record {
             centre + generator.noise()
         })
         .collect();
-    let label = if index % FLIP_EVERY == 0 {
+    let label = if index.is_multiple_of(FLIP_EVERY) {
         (class + 1) % N_CLASSES
     } else {
         class
@@ -178,7 +178,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         status.summary.unwrap_or_default()
     );
     let planted: HashSet<String> = (0..N_RECORDS)
-        .filter(|index| index % FLIP_EVERY == 0)
+        .filter(|index| index.is_multiple_of(FLIP_EVERY))
         .map(|index| format!("item-{index}"))
         .collect();
     let mut n_planted_found = 0;

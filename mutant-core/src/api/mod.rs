@@ -5,6 +5,7 @@
 //! never serialised. See PROTOCOL.md for the routes and the frame byte by byte.
 
 pub mod frame;
+pub mod kinds;
 pub mod results;
 pub mod wire;
 

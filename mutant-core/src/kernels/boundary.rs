@@ -1,7 +1,7 @@
 //! `boundary_uncertainty`: how many of a record's nearest labeled reference
 //! records disagree with the model's prediction for it.
 
-use super::knn::NeighbourLists;
+use super::neighbours::NeighbourLists;
 use super::scores::{NeighbourEvidence, RecordScores, neighbour_weights};
 use super::view::DatasetView;
 use crate::{Error, Result};

@@ -7,7 +7,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use super::knn::NeighbourLists;
+use super::neighbours::NeighbourLists;
 use super::progress::Execution;
 use crate::{Error, Result};
 

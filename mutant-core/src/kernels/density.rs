@@ -3,7 +3,7 @@
 //! outlier factor style), because real embeddings hold clusters of very
 //! different density.
 
-use super::knn::NeighbourLists;
+use super::neighbours::NeighbourLists;
 use super::scores::{NeighbourEvidence, RecordScores};
 use super::view::DatasetView;
 use crate::{Error, Result};

@@ -1,7 +1,7 @@
 //! `near_duplicates`: pairs of records that are (nearly) the same, within one
 //! dataset or across two (train/test leakage).
 
-use super::knn::NeighbourLists;
+use super::neighbours::NeighbourLists;
 use super::view::DatasetView;
 use crate::{Error, Result};
 

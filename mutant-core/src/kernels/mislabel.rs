@@ -2,7 +2,7 @@
 //! class probabilities, with the verdict "the neighbours clearly prefer
 //! another label".
 
-use super::knn::NeighbourLists;
+use super::neighbours::NeighbourLists;
 use super::scores::{NeighbourEvidence, RecordScores, neighbour_weights};
 use super::view::DatasetView;
 use crate::{Error, Result};

@@ -45,6 +45,7 @@ mod drift;
 mod duplicates;
 mod knn;
 mod mislabel;
+mod neighbours;
 mod outlier;
 mod progress;
 mod projection;
@@ -67,8 +68,9 @@ pub use drift::{ClassShare, DriftOptions, DriftReport, drift};
 pub use duplicates::{
     AUTOMATIC_RATIO, DuplicatePair, DuplicateThreshold, near_duplicates, near_duplicates_across,
 };
-pub use knn::{ExactIndex, KnnOptions, NeighbourLists, SearchTerms, knn, knn_graph};
+pub use knn::{ExactIndex, KnnOptions, SearchTerms, knn, knn_graph};
 pub use mislabel::{MISLABEL_K, MISLABEL_MARGIN, MislabelMethod, MislabelScores, mislabel};
+pub use neighbours::NeighbourLists;
 pub use outlier::{OutlierScores, class_outlier};
 pub use progress::Execution;
 pub use projection::{Projection, projection};

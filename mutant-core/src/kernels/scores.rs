@@ -2,7 +2,7 @@
 //! refinement and ranking, the kNN evidence a score keeps, and the
 //! distance weights of neighbour votes.
 
-use super::knn::NeighbourLists;
+use super::neighbours::NeighbourLists;
 use super::view::DatasetView;
 
 /// One score per record (higher = more worth a human's attention), with a

@@ -12,7 +12,7 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-use super::knn::NeighbourLists;
+use super::neighbours::NeighbourLists;
 use super::progress::{Execution, parallel_map};
 use super::topk::CandidateLists;
 use super::view::{DatasetView, Metric};

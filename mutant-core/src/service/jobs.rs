@@ -17,10 +17,10 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::Service;
-use super::analysis::AnalysisKind;
 use super::kernels_run::{AnalysisInput, AnalysisOutput, compute};
 use super::params::AnalysisParams;
 use super::rows::RecordSnapshots;
+use crate::api::kinds::AnalysisKind;
 use crate::model::{AnalysisJob, Dataset, DatasetRef, Filter, JobState, Record};
 use crate::store::{FetchQuery, now_ms};
 use crate::{Error, Result};

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde_json::{Map, Value, json};
 
-use super::analysis::AnalysisKind;
 use super::graphs::NeighbourGraphs;
 use super::kernel_metric;
 use super::params::AnalysisParams;
@@ -16,6 +15,7 @@ use super::rows::{class_name, number, object, pair_rows, share};
 use super::scoring::{RowNames, Scored, verdict_summary};
 use super::select_run::run_select;
 use crate::Result;
+use crate::api::kinds::AnalysisKind;
 use crate::kernels::{
     DatasetView, DriftReport, DuplicatePair, Execution, Verdict, drift, near_duplicates,
     near_duplicates_across, projection,

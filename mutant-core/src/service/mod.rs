@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use self::analysis::{AnalysisKind, ReferenceUse, ResultRows};
+pub use self::analysis::ResultRows;
 pub use self::jobs::Analyses;
 pub use self::knn::{MAX_K, MAX_QUERIES};
+pub use crate::api::kinds::{AnalysisKind, ReferenceUse};
 use crate::api::wire::{
     CountRequest, CountResponse, CreateDatasetRequest, DatasetInfo, DatasetList,
     DeleteRecordsRequest, DeleteRecordsResponse, GetRecordsRequest, IncludeSet,

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::analysis::AnalysisKind;
+use crate::api::kinds::AnalysisKind;
 use crate::kernels::{
     AUTOMATIC_RATIO, DriftOptions, DuplicateThreshold, MISLABEL_K, MislabelMethod,
 };

@@ -5,10 +5,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::analysis::AnalysisKind;
 use super::graphs::NeighbourGraphs;
 use super::params::AnalysisParams;
 use super::rows::{class_name, evidence, number, ranked, share};
+use crate::api::kinds::AnalysisKind;
 use crate::kernels::{
     ActivationScores, BoundaryScores, DatasetView, DensityScores, Execution, FAR_OUT_FENCE,
     MislabelScores, OUTER_FENCE, OutlierScores, RecordScores, Verdict, activation_uncertainty,

@@ -6,12 +6,12 @@
 
 use serde_json::{Value, json};
 
-use super::analysis::AnalysisKind;
 use super::graphs::NeighbourGraphs;
 use super::params::{AnalysisParams, SelectParams};
 use super::rows::{class_name, number, object, share};
 use super::scoring::Scored;
 use crate::Result;
+use crate::api::kinds::AnalysisKind;
 use crate::kernels::{
     AUTOMATIC_RATIO, Coverage, DatasetView, DuplicateThreshold, Execution, KCenter, Metric,
     ScoreQuota, SelectOptions, SelectionReason, boundary_uncertainty, cover, near_duplicates,
