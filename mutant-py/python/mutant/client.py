@@ -30,7 +30,9 @@ class Client:
 
     The client holds one connection pool and one background runtime; calls
     release the GIL while they wait on the network, so threads can share a
-    client. Nothing is sent until the first call.
+    client. Nothing is sent until the first call. The runtime's threads do
+    not survive ``os.fork``: in a process started by ``multiprocessing``'s
+    fork method, make a new client.
 
     Example::
 
