@@ -144,3 +144,23 @@ def test_every_code_has_its_class_and_errors_pickle():
     assert type(copy) is mutant.UnavailableError
     assert (copy.code, copy.message, copy.details) == ("store_unavailable", "down; retry", {"attempts": 4})
     assert str(copy) == "down; retry"
+
+
+def test_ctrl_c_interrupts_a_call_waiting_on_the_network():
+    # A server that accepts the connection and never answers: only the
+    # interrupt can end the call before the client's 60 s timeout.
+    import _thread
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    client = mutant.Client(f"http://127.0.0.1:{port}", timeout=60, max_attempts=1)
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            client.list_datasets()
+    finally:
+        timer.cancel()
+        listener.close()
