@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: starts a throwaway ClickHouse (installing it from the
 # distribution's packages if needed), then runs the formatting and lint
-# checks and every test of the workspace against it.
+# checks and every test of the workspace against it, and the web page's
+# browser test (installing Debian's chromium and playwright-core if needed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,6 +27,8 @@ cargo test --workspace --locked
 # The in-process example, in memory and on this ClickHouse.
 env -u MUTANT_CLICKHOUSE_URL cargo run --locked -q -p mutant-examples --bin embedded
 cargo run --locked -q -p mutant-examples --bin embedded
+# The web page in headless Chromium against that binary.
+scripts/ui_test.sh
 
 # The Python SDK: built (debug) into the virtualenv with maturin, then its
 # pytest suite against the server binary built above and this ClickHouse.

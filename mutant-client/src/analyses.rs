@@ -7,6 +7,7 @@ use hyper::Method;
 use uuid::Uuid;
 
 use mutant_core::api::results::{ResultsFormat, ResultsQuery};
+use mutant_core::api::vocabulary::JobStatus;
 use mutant_core::api::wire::{AnalysisResults, AnalysisStatus, StartAnalysisRequest};
 use serde_json::Value;
 
@@ -32,18 +33,12 @@ enum Phase {
 }
 
 impl Phase {
-    fn of(status: &AnalysisStatus) -> Result<Phase> {
-        match status.status.as_str() {
-            "queued" | "running" => Ok(Phase::Pending),
-            "done" | "stale" => Ok(Phase::Done),
-            "failed" => Ok(Phase::Failed),
-            "cancelled" => Ok(Phase::Cancelled),
-            other => Err(Error::Decode {
-                request: format!("GET {}", analysis_path(status.id, "")),
-                reason: format!(
-                    "unknown analysis status {other:?}; expected queued, running, done, stale, failed or cancelled"
-                ),
-            }),
+    fn of(status: &AnalysisStatus) -> Phase {
+        match status.status {
+            JobStatus::Queued | JobStatus::Running => Phase::Pending,
+            JobStatus::Done | JobStatus::Stale => Phase::Done,
+            JobStatus::Failed => Phase::Failed,
+            JobStatus::Cancelled => Phase::Cancelled,
         }
     }
 }
@@ -192,15 +187,15 @@ impl Client {
         mut on_progress: impl FnMut(&AnalysisStatus),
     ) -> Result<AnalysisStatus> {
         let mut wait = FIRST_POLL_WAIT.min(self.poll_interval);
-        let mut last_seen: Option<(String, f32)> = None;
+        let mut last_seen: Option<(JobStatus, f32)> = None;
         loop {
             let status = self.analysis_status(id).await?;
-            let seen = (status.status.clone(), status.progress);
+            let seen = (status.status, status.progress);
             if last_seen.as_ref() != Some(&seen) {
                 on_progress(&status);
                 last_seen = Some(seen);
             }
-            match Phase::of(&status)? {
+            match Phase::of(&status) {
                 Phase::Pending => {}
                 Phase::Done => return Ok(status),
                 Phase::Failed => {
@@ -209,13 +204,13 @@ impl Client {
                         message: status
                             .error
                             .unwrap_or_else(|| "the server gave no reason".to_owned()),
-                        kind: status.kind,
+                        kind: status.kind.as_str().to_owned(),
                     });
                 }
                 Phase::Cancelled => {
                     return Err(Error::AnalysisCancelled {
                         id,
-                        kind: status.kind,
+                        kind: status.kind.as_str().to_owned(),
                     });
                 }
             }
@@ -240,12 +235,13 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mutant_core::api::vocabulary::AnalysisKind;
 
-    fn status(text: &str) -> AnalysisStatus {
+    fn status(status: JobStatus) -> AnalysisStatus {
         AnalysisStatus {
             id: Uuid::from_u128(7),
-            kind: "mislabel".into(),
-            status: text.into(),
+            kind: AnalysisKind::Mislabel,
+            status,
             progress: 0.5,
             error: None,
             target: Uuid::from_u128(1),
@@ -261,15 +257,20 @@ mod tests {
 
     #[test]
     fn statuses_are_read_into_phases() {
-        assert_eq!(Phase::of(&status("queued")).unwrap(), Phase::Pending);
-        assert_eq!(Phase::of(&status("running")).unwrap(), Phase::Pending);
-        assert_eq!(Phase::of(&status("done")).unwrap(), Phase::Done);
-        assert_eq!(Phase::of(&status("stale")).unwrap(), Phase::Done);
-        assert_eq!(Phase::of(&status("failed")).unwrap(), Phase::Failed);
-        assert_eq!(Phase::of(&status("cancelled")).unwrap(), Phase::Cancelled);
-        assert!(matches!(
-            Phase::of(&status("paused")),
-            Err(Error::Decode { .. })
-        ));
+        for (job_status, phase) in [
+            (JobStatus::Queued, Phase::Pending),
+            (JobStatus::Running, Phase::Pending),
+            (JobStatus::Done, Phase::Done),
+            (JobStatus::Stale, Phase::Done),
+            (JobStatus::Failed, Phase::Failed),
+            (JobStatus::Cancelled, Phase::Cancelled),
+        ] {
+            assert_eq!(Phase::of(&status(job_status)), phase);
+        }
+        let unknown = serde_json::from_value::<AnalysisStatus>(serde_json::json!({
+            "id": Uuid::from_u128(7), "kind": "mislabel", "status": "paused", "progress": 0.0,
+            "target": Uuid::from_u128(1), "params": {}, "created_at_ms": 0
+        }));
+        assert!(unknown.is_err());
     }
 }

@@ -161,11 +161,11 @@ impl Client {
             Err(Error::DatasetExists { .. }) => self.get_dataset(&dataset.name).await?,
             Err(error) => return Err(error),
         };
-        if existing.dimension != dataset.dimension || existing.metric != dataset.metric.as_str() {
+        if existing.dimension != dataset.dimension || existing.metric != dataset.metric {
             return Err(Error::DatasetIncompatible {
                 name: dataset.name.clone(),
                 existing_dimension: existing.dimension,
-                existing_metric: existing.metric,
+                existing_metric: existing.metric.as_str().to_owned(),
                 wanted_dimension: dataset.dimension,
                 wanted_metric: dataset.metric.as_str().to_owned(),
             });

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use mutant_core::api::frame::{
     FRAME_CONTENT_TYPE, decode_knn_query, decode_record_batch, encode_knn_result,
 };
+use mutant_core::api::vocabulary::JobStatus;
 use mutant_core::api::wire::{
     KnnRequest, KnnResponse, Neighbour, StartAnalysisRequest, WireRecordFields,
 };
@@ -298,17 +299,17 @@ async fn waiting_for_an_analysis_reports_progress_until_done() {
     let mut seen = Vec::new();
     let done = client
         .wait_for_analysis(Uuid::from_u128(5), |status| {
-            seen.push((status.status.clone(), status.progress))
+            seen.push((status.status, status.progress))
         })
         .await
         .unwrap();
-    assert_eq!(done.status, "done");
+    assert_eq!(done.status, JobStatus::Done);
     assert_eq!(
         seen,
         [
-            ("queued".to_owned(), 0.0),
-            ("running".to_owned(), 0.5),
-            ("done".to_owned(), 1.0)
+            (JobStatus::Queued, 0.0),
+            (JobStatus::Running, 0.5),
+            (JobStatus::Done, 1.0)
         ]
     );
     assert_eq!(
@@ -336,7 +337,7 @@ async fn failed_and_cancelled_analyses_are_errors() {
         }
     );
     let cancelled = client.cancel_analysis(id).await.unwrap();
-    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use mutant_core::api::vocabulary::ErrorCode;
 use mutant_core::api::wire::ErrorResponse;
 
 /// Shorthand for results whose error is [`Error`].
@@ -100,6 +101,15 @@ pub enum Error {
         message: String,
         /// Attempts made, retries included.
         attempts: u32,
+    },
+    /// The dataset needs more memory than the server's whole dataset cache
+    /// (code `dataset_too_large`, HTTP 507).
+    #[error(
+        "{message}; the dataset does not fit the server's cache: raise MUTANT_CACHE_BYTES on the server (or split the dataset)"
+    )]
+    DatasetTooLarge {
+        /// The server's message.
+        message: String,
     },
     /// No analysis with that id (code `unknown_analysis`).
     #[error("{message}")]
@@ -226,6 +236,7 @@ impl Error {
             Error::Unauthorized { .. } => Some("unauthorized"),
             Error::PayloadTooLarge { .. } => Some("payload_too_large"),
             Error::UnknownAnalysis { .. } => Some("unknown_analysis"),
+            Error::DatasetTooLarge { .. } => Some("dataset_too_large"),
             Error::AnalysisNotFinished { .. } => Some("analysis_not_finished"),
             Error::InvalidInput { code, .. }
             | Error::Unavailable { code, .. }
@@ -263,46 +274,11 @@ impl Error {
             Ok(response) => (response.error.code, response.error.message),
             Err(_) => (String::new(), body_excerpt(body)),
         };
-        match code.as_str() {
-            "unknown_dataset" => Error::UnknownDataset { message },
-            "dataset_exists" => Error::DatasetExists { message },
-            "unknown_analysis" => Error::UnknownAnalysis { message },
-            "analysis_not_finished" => Error::AnalysisNotFinished { message },
-            "unauthorized" => Error::Unauthorized { message },
-            "payload_too_large" => Error::PayloadTooLarge { message },
-            "store_unavailable" => Error::Unavailable {
-                code,
-                message,
-                attempts: 1,
-            },
-            "malformed_frame"
-            | "invalid_json"
-            | "unsupported_media_type"
-            | "not_found"
-            | "method_not_allowed" => Error::Protocol {
-                status,
-                code,
-                message,
-            },
-            "invalid_dataset_name"
-            | "invalid_dimension"
-            | "unknown_metric"
-            | "dimension_mismatch"
-            | "non_finite_value"
-            | "empty_record_id"
-            | "field_too_long"
-            | "empty_field"
-            | "duplicate_record_id"
-            | "empty_batch"
-            | "batch_too_large"
-            | "invalid_metadata"
-            | "invalid_filter"
-            | "invalid_parameter"
-            | "empty_dataset"
-            | "query_too_large" => Error::InvalidInput { code, message },
+        match code.parse::<ErrorCode>() {
+            Ok(known) => Error::from_code(known, status, code, message),
             // A code this client does not know (or no error body): go by
             // the status, so that a newer server still maps sensibly.
-            _ => match status {
+            Err(_) => match status {
                 400 | 422 => Error::InvalidInput { code, message },
                 401 => Error::Unauthorized { message },
                 413 => Error::PayloadTooLarge { message },
@@ -316,6 +292,7 @@ impl Error {
                     message,
                     attempts: 1,
                 },
+                507 => Error::DatasetTooLarge { message },
                 _ => Error::Server {
                     status,
                     code,
@@ -325,11 +302,61 @@ impl Error {
         }
     }
 
+    /// The typed error for a code of the protocol's vocabulary: one
+    /// exhaustive match, so a new code cannot reach users as "the server
+    /// failed".
+    fn from_code(known: ErrorCode, status: u16, code: String, message: String) -> Error {
+        match known {
+            ErrorCode::UnknownDataset => Error::UnknownDataset { message },
+            ErrorCode::DatasetExists => Error::DatasetExists { message },
+            ErrorCode::UnknownAnalysis => Error::UnknownAnalysis { message },
+            ErrorCode::AnalysisNotFinished => Error::AnalysisNotFinished { message },
+            ErrorCode::Unauthorized => Error::Unauthorized { message },
+            ErrorCode::PayloadTooLarge => Error::PayloadTooLarge { message },
+            ErrorCode::DatasetTooLarge => Error::DatasetTooLarge { message },
+            ErrorCode::StoreUnavailable => Error::Unavailable {
+                code,
+                message,
+                attempts: 1,
+            },
+            ErrorCode::MalformedFrame
+            | ErrorCode::InvalidJson
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::NotFound
+            | ErrorCode::MethodNotAllowed => Error::Protocol {
+                status,
+                code,
+                message,
+            },
+            ErrorCode::InvalidDatasetName
+            | ErrorCode::InvalidDimension
+            | ErrorCode::UnknownMetric
+            | ErrorCode::DimensionMismatch
+            | ErrorCode::NonFiniteValue
+            | ErrorCode::EmptyRecordId
+            | ErrorCode::FieldTooLong
+            | ErrorCode::EmptyField
+            | ErrorCode::DuplicateRecordId
+            | ErrorCode::EmptyBatch
+            | ErrorCode::BatchTooLarge
+            | ErrorCode::InvalidMetadata
+            | ErrorCode::InvalidFilter
+            | ErrorCode::InvalidParameter
+            | ErrorCode::EmptyDataset
+            | ErrorCode::QueryTooLarge => Error::InvalidInput { code, message },
+            ErrorCode::Cancelled | ErrorCode::StoreError | ErrorCode::Internal => Error::Server {
+                status,
+                code,
+                message,
+            },
+        }
+    }
+
     /// A validation error of `mutant-core` raised on the client's side, with
     /// the server's code and message.
     pub(crate) fn refused(error: &mutant_core::Error) -> Error {
         Error::InvalidInput {
-            code: error.code().to_owned(),
+            code: error.code().as_str().to_owned(),
             message: error.to_string(),
         }
     }
@@ -414,6 +441,42 @@ mod tests {
         assert_eq!(
             refused.to_string(),
             "got 3, want 4 (code dimension_mismatch)"
+        );
+    }
+
+    /// Every row of PROTOCOL.md's Errors table: its code, sent with its
+    /// status, becomes a typed error carrying that code; only the codes of
+    /// a failing server (`store_error`, `internal`, and `cancelled`, which
+    /// version 1 never sends) read as `Server`.
+    #[test]
+    fn every_documented_error_code_has_its_typed_error() {
+        let protocol = include_str!("../../PROTOCOL.md");
+        let table = &protocol[protocol.find("## Errors").unwrap()..];
+        let rows: Vec<(&str, u16)> = table
+            .lines()
+            .take_while(|line| !line.starts_with("## Datasets"))
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let code = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((code, cells.next()?.parse().ok()?))
+            })
+            .collect();
+        assert_eq!(rows.len(), ErrorCode::ALL.len());
+        for (code, status) in rows {
+            let error = Error::from_response(status, &body(code, "what happened"));
+            assert_eq!(error.code(), Some(code), "{code}: {error:?}");
+            let generic = matches!(error, Error::Server { .. });
+            assert_eq!(
+                generic,
+                ["store_error", "internal", "cancelled"].contains(&code),
+                "{code}: {error:?}"
+            );
+        }
+        let too_large = Error::from_response(507, &body("dataset_too_large", "needs 9 GiB"));
+        assert!(matches!(too_large, Error::DatasetTooLarge { .. }));
+        assert!(
+            too_large.to_string().contains("raise MUTANT_CACHE_BYTES"),
+            "{too_large}"
         );
     }
 

@@ -104,6 +104,9 @@ pub use mutant_core::api::wire;
 /// The options of an analysis's results: page, joined record fields,
 /// filters on the verdict and the score.
 pub use mutant_core::api::results;
+/// The protocol's vocabulary: error codes, analysis statuses and kinds,
+/// metrics.
+pub use mutant_core::api::vocabulary;
 /// The data model: records, datasets, metrics, filters.
 pub use mutant_core::model;
 pub use mutant_core::model::{Filter, Metric, NewDataset, Record, RecordMetadata};

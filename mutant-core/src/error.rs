@@ -4,6 +4,8 @@
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+use crate::api::vocabulary::ErrorCode;
+
 /// Everything that can go wrong in `mutant-core`.
 ///
 /// User errors (bad input, unknown names) carry the offending values; the
@@ -140,35 +142,35 @@ pub enum Error {
 
 impl Error {
     /// The stable snake_case code the protocol carries for this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::InvalidDatasetName { .. } => "invalid_dataset_name",
-            Error::InvalidDimension { .. } => "invalid_dimension",
-            Error::UnknownMetric { .. } => "unknown_metric",
-            Error::DimensionMismatch { .. } => "dimension_mismatch",
-            Error::NonFiniteValue { .. } => "non_finite_value",
-            Error::EmptyRecordId { .. } => "empty_record_id",
-            Error::FieldTooLong { .. } => "field_too_long",
-            Error::EmptyField { .. } => "empty_field",
-            Error::DuplicateRecordId { .. } => "duplicate_record_id",
-            Error::EmptyBatch => "empty_batch",
-            Error::BatchTooLarge { .. } => "batch_too_large",
-            Error::InvalidMetadata { .. } => "invalid_metadata",
-            Error::InvalidFilter { .. } => "invalid_filter",
-            Error::MalformedFrame { .. } => "malformed_frame",
-            Error::InvalidParameter { .. } => "invalid_parameter",
-            Error::UnknownDataset { .. } => "unknown_dataset",
-            Error::DatasetExists { .. } => "dataset_exists",
-            Error::DatasetTooLarge { .. } => "dataset_too_large",
-            Error::EmptyDataset { .. } => "empty_dataset",
-            Error::Cancelled => "cancelled",
-            Error::KernelDimensionMismatch { .. } => "dimension_mismatch",
-            Error::StoreUnavailable { .. } => "store_unavailable",
-            Error::Store { .. } => "store_error",
-            Error::QueryTooLarge { .. } => "query_too_large",
-            Error::Internal { .. } => "internal",
-            Error::UnknownAnalysis { .. } => "unknown_analysis",
-            Error::AnalysisNotFinished { .. } => "analysis_not_finished",
+            Error::InvalidDatasetName { .. } => ErrorCode::InvalidDatasetName,
+            Error::InvalidDimension { .. } => ErrorCode::InvalidDimension,
+            Error::UnknownMetric { .. } => ErrorCode::UnknownMetric,
+            Error::DimensionMismatch { .. } => ErrorCode::DimensionMismatch,
+            Error::NonFiniteValue { .. } => ErrorCode::NonFiniteValue,
+            Error::EmptyRecordId { .. } => ErrorCode::EmptyRecordId,
+            Error::FieldTooLong { .. } => ErrorCode::FieldTooLong,
+            Error::EmptyField { .. } => ErrorCode::EmptyField,
+            Error::DuplicateRecordId { .. } => ErrorCode::DuplicateRecordId,
+            Error::EmptyBatch => ErrorCode::EmptyBatch,
+            Error::BatchTooLarge { .. } => ErrorCode::BatchTooLarge,
+            Error::InvalidMetadata { .. } => ErrorCode::InvalidMetadata,
+            Error::InvalidFilter { .. } => ErrorCode::InvalidFilter,
+            Error::MalformedFrame { .. } => ErrorCode::MalformedFrame,
+            Error::InvalidParameter { .. } => ErrorCode::InvalidParameter,
+            Error::UnknownDataset { .. } => ErrorCode::UnknownDataset,
+            Error::DatasetExists { .. } => ErrorCode::DatasetExists,
+            Error::DatasetTooLarge { .. } => ErrorCode::DatasetTooLarge,
+            Error::EmptyDataset { .. } => ErrorCode::EmptyDataset,
+            Error::Cancelled => ErrorCode::Cancelled,
+            Error::KernelDimensionMismatch { .. } => ErrorCode::DimensionMismatch,
+            Error::StoreUnavailable { .. } => ErrorCode::StoreUnavailable,
+            Error::Store { .. } => ErrorCode::StoreError,
+            Error::QueryTooLarge { .. } => ErrorCode::QueryTooLarge,
+            Error::Internal { .. } => ErrorCode::Internal,
+            Error::UnknownAnalysis { .. } => ErrorCode::UnknownAnalysis,
+            Error::AnalysisNotFinished { .. } => ErrorCode::AnalysisNotFinished,
         }
     }
 }

@@ -156,7 +156,7 @@ pub(crate) fn error_body(error: &ServerError) -> (StatusCode, ErrorResponse) {
         status,
         ErrorResponse {
             error: ErrorBody {
-                code: code.to_owned(),
+                code: code.as_str().to_owned(),
                 message,
             },
         },
@@ -239,6 +239,20 @@ pub(crate) fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, 
         .collect()
 }
 
+/// A whole-number query parameter.
+pub(crate) fn query_number(
+    query: Option<&str>,
+    name: &str,
+    default: usize,
+) -> Result<usize, ServerError> {
+    match query_param(query, name)? {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|_| ServerError::InvalidQuery {
+            reason: format!("{name} must be a whole number, got {text:?}"),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +272,9 @@ mod tests {
             ]
         );
         assert_eq!(query_pairs(None).unwrap(), Vec::new());
+        assert_eq!(query_number(query, "limit", 1).unwrap(), 5);
+        assert_eq!(query_number(query, "offset", 7).unwrap(), 7);
+        assert!(query_number(Some("limit=x"), "limit", 1).is_err());
         assert!(query_pairs(Some("include=%zz")).is_err());
         assert!(percent_decode("%zz", false).is_err());
         assert!(percent_decode("%ff", false).is_err());

@@ -7,6 +7,8 @@ mod http;
 mod metrics;
 mod routes;
 mod stream;
+mod ui;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;

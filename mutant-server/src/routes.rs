@@ -67,6 +67,9 @@ type Outcome = Result<Answer, ServerError>;
 async fn dispatch(state: &AppState, request: Request<Incoming>) -> (&'static str, Outcome) {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let Some(page) = crate::ui::route(request.method(), &segments) {
+        return page;
+    }
     if segments == ["healthz"] {
         return (
             "/healthz",
@@ -80,6 +83,9 @@ async fn dispatch(state: &AppState, request: Request<Incoming>) -> (&'static str
         .is_some_and(|token| !authorized(&request, token))
     {
         return ("unauthorized", Err(ServerError::Unauthorized));
+    }
+    if let Some(view) = crate::views::route(state, &request, &segments).await {
+        return view;
     }
     let method = request.method().clone();
     let not_allowed = || {
@@ -392,7 +398,7 @@ fn decode_segment(segment: &str) -> Result<String, ServerError> {
     percent_decode(segment, false)
 }
 
-fn parse_analysis_id(text: &str) -> Result<Uuid, ServerError> {
+pub(crate) fn parse_analysis_id(text: &str) -> Result<Uuid, ServerError> {
     Uuid::parse_str(text).map_err(|_| ServerError::InvalidQuery {
         reason: format!("{text:?} is not an analysis id (a UUID)"),
     })

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use mutant_client::vocabulary::JobStatus;
 use mutant_client::wire::{AnalysisStatus, StartAnalysisRequest};
 use mutant_client::{Client, Error, NewDataset, Record};
 use mutant_tests::ServerProcess;
@@ -70,7 +71,7 @@ async fn wait_until_started(client: &Client, id: Uuid) -> AnalysisStatus {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status = client.analysis_status(id).await.unwrap();
-        if status.status != "queued" {
+        if status.status != JobStatus::Queued {
             return status;
         }
         assert!(
@@ -93,7 +94,7 @@ async fn an_analysis_started_on_one_server_is_read_through_another_and_survives_
         .start_analysis(&request("uniqueness", "points", json!({"k": 5})))
         .await
         .unwrap();
-    assert_eq!(started.status, "queued");
+    assert_eq!(started.status, JobStatus::Queued);
     let server = started.server.clone().expect("the job names its server");
     assert!(
         server.contains(first.url.trim_start_matches("http://")),
@@ -135,7 +136,7 @@ async fn an_analysis_started_on_one_server_is_read_through_another_and_survives_
     // The job and its results outlive the server that ran them.
     drop(first);
     let after = reader.analysis_status(started.id).await.unwrap();
-    assert_eq!(after.status, "done");
+    assert_eq!(after.status, JobStatus::Done);
     assert_eq!(
         reader.analysis_results(started.id, 300, 0).await.unwrap(),
         through_starter
@@ -154,12 +155,12 @@ async fn a_killed_server_leaves_its_analysis_failed_within_the_lease_never_runni
     let reader = Client::new(&survivor.url).unwrap();
     let started = start_long_analysis(&starter).await;
     let running = wait_until_started(&reader, started.id).await;
-    assert_eq!(running.status, "running", "{running:?}");
+    assert_eq!(running.status, JobStatus::Running, "{running:?}");
     // Let it heartbeat at least once, then kill its server outright.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
         reader.analysis_status(started.id).await.unwrap().status,
-        "running"
+        JobStatus::Running
     );
     let killed = std::process::Command::new("kill")
         .args(["-9", &doomed.pid().to_string()])
@@ -171,7 +172,7 @@ async fn a_killed_server_leaves_its_analysis_failed_within_the_lease_never_runni
     let mut statuses = Vec::new();
     let ended = tokio::time::timeout(
         Duration::from_millis(LEASE_MS + 5_000),
-        reader.wait_for_analysis(started.id, |status| statuses.push(status.status.clone())),
+        reader.wait_for_analysis(started.id, |status| statuses.push(status.status)),
     )
     .await
     .unwrap_or_else(|_| {
@@ -199,7 +200,7 @@ async fn a_killed_server_leaves_its_analysis_failed_within_the_lease_never_runni
     eprintln!("lease {LEASE_MS} ms: failed {detected_after:?} after SIGKILL");
     // It stays failed, and has no results.
     let status = reader.analysis_status(started.id).await.unwrap();
-    assert_eq!(status.status, "failed");
+    assert_eq!(status.status, JobStatus::Failed);
     assert!(status.finished_at_ms.is_some());
     assert!(matches!(
         reader.analysis_results(started.id, 10, 0).await,
@@ -215,11 +216,11 @@ async fn a_cancel_through_one_server_stops_the_analysis_running_on_another() {
     let canceller = Client::new(&other.url).unwrap();
     let started = start_long_analysis(&starter).await;
     let running = wait_until_started(&canceller, started.id).await;
-    assert_eq!(running.status, "running", "{running:?}");
+    assert_eq!(running.status, JobStatus::Running, "{running:?}");
     // Past the lease, the runner's heartbeats keep the job running.
     tokio::time::sleep(Duration::from_millis(LEASE_MS + 500)).await;
     let alive = canceller.analysis_status(started.id).await.unwrap();
-    assert_eq!(alive.status, "running", "{alive:?}");
+    assert_eq!(alive.status, JobStatus::Running, "{alive:?}");
 
     let answer = canceller.cancel_analysis(started.id).await.unwrap();
     assert_eq!(answer.id, started.id);
@@ -239,7 +240,7 @@ async fn a_cancel_through_one_server_stops_the_analysis_running_on_another() {
         cancelled_at.elapsed()
     );
     let through_runner = starter.analysis_status(started.id).await.unwrap();
-    assert_eq!(through_runner.status, "cancelled");
+    assert_eq!(through_runner.status, JobStatus::Cancelled);
     assert!(through_runner.finished_at_ms.is_some());
     let runner_metrics = metrics(&runner).await;
     assert!(
@@ -249,7 +250,7 @@ async fn a_cancel_through_one_server_stops_the_analysis_running_on_another() {
     // Cancelling a finished analysis changes nothing.
     assert_eq!(
         canceller.cancel_analysis(started.id).await.unwrap().status,
-        "cancelled"
+        JobStatus::Cancelled
     );
 }
 
@@ -264,10 +265,10 @@ async fn a_done_analysis_reads_stale_after_a_write_to_its_target() {
         .run_analysis(&request("uniqueness", "points", json!({"k": 3})), |_| {})
         .await
         .unwrap();
-    assert_eq!(done.status, "done");
+    assert_eq!(done.status, JobStatus::Done);
     assert_eq!(
         reader.analysis_status(done.id).await.unwrap().status,
-        "done",
+        JobStatus::Done,
         "reads alone do not make it stale"
     );
 
@@ -277,7 +278,7 @@ async fn a_done_analysis_reads_stale_after_a_write_to_its_target() {
         .unwrap();
     for client in [&writer, &reader] {
         let status = client.analysis_status(done.id).await.unwrap();
-        assert_eq!(status.status, "stale");
+        assert_eq!(status.status, JobStatus::Stale);
         assert_eq!(status.progress, 1.0);
     }
     // Stale results stay readable, and the SDK treats stale as finished.
@@ -289,14 +290,14 @@ async fn a_done_analysis_reads_stale_after_a_write_to_its_target() {
             .await
             .unwrap()
             .status,
-        "stale"
+        JobStatus::Stale
     );
     // A fresh run on the new data is done, not stale.
     let again = reader
         .run_analysis(&request("uniqueness", "points", json!({"k": 3})), |_| {})
         .await
         .unwrap();
-    assert_eq!(again.status, "done");
+    assert_eq!(again.status, JobStatus::Done);
     assert_eq!(
         reader.analysis_results(again.id, 1, 0).await.unwrap().total,
         201
@@ -313,16 +314,16 @@ async fn a_done_analysis_reads_stale_after_a_write_to_its_target() {
         .unwrap();
     assert_eq!(
         reader.analysis_status(again.id).await.unwrap().status,
-        "stale"
+        JobStatus::Stale
     );
     // Through the server whose cache already holds `late` as it is.
     let after_uri = reader
         .run_analysis(&request("uniqueness", "points", json!({"k": 3})), |_| {})
         .await
         .unwrap();
-    assert_eq!(after_uri.status, "done");
+    assert_eq!(after_uri.status, JobStatus::Done);
     assert_eq!(
         reader.analysis_status(after_uri.id).await.unwrap().status,
-        "done"
+        JobStatus::Done
     );
 }

@@ -685,6 +685,55 @@ pub(crate) async fn analysis_jobs_latest_version_and_sticky_cancel(store: &dyn S
     ));
 }
 
+/// The analyses of a dataset (issue 15): newest first, each in its latest
+/// (final-first) version, limited, and every dataset's without a target.
+pub(crate) async fn analyses_are_listed_newest_first(store: &dyn Store) {
+    let target = uuid::Uuid::new_v4();
+    let other_target = uuid::Uuid::new_v4();
+    let mut jobs = Vec::new();
+    for (created_at_ms, on) in [
+        (1_000, target),
+        (3_000, target),
+        (2_000, target),
+        (4_000, other_target),
+    ] {
+        let job = AnalysisJob::queued(uuid::Uuid::new_v4(), "mislabel", on, created_at_ms);
+        store.put_analysis(&job).await.unwrap();
+        jobs.push(job);
+    }
+    // The second job runs, then ends; a late heartbeat does not revive it.
+    let mut ended = jobs[1].clone();
+    ended.state = JobState::Running;
+    store.put_analysis(&ended).await.unwrap();
+    ended.state = JobState::Done;
+    ended.progress = 1.0;
+    store.put_analysis(&ended).await.unwrap();
+    let mut late = ended.clone();
+    late.state = JobState::Running;
+    store.put_analysis(&late).await.unwrap();
+
+    let listed = store.list_analyses(Some(target), 10).await.unwrap();
+    let ids: Vec<uuid::Uuid> = listed.iter().map(|job| job.id).collect();
+    assert_eq!(ids, [jobs[1].id, jobs[2].id, jobs[0].id]);
+    assert_eq!(listed[0].state, JobState::Done);
+    assert_eq!(listed[1], jobs[2]);
+    let newest = store.list_analyses(Some(target), 2).await.unwrap();
+    assert_eq!(
+        newest.iter().map(|job| job.id).collect::<Vec<_>>(),
+        ids[..2]
+    );
+    let everything = store.list_analyses(None, 10).await.unwrap();
+    assert_eq!(everything.len(), 4);
+    assert_eq!(everything[0].id, jobs[3].id);
+    assert!(
+        store
+            .list_analyses(Some(uuid::Uuid::new_v4()), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Analysis results (issue 6): pages by rank; writing them twice (a retried
 /// INSERT) changes nothing.
 pub(crate) async fn analysis_results_are_paged_by_rank(store: &dyn Store) {
@@ -1026,6 +1075,7 @@ conformance_suite!(
     analysis_jobs_latest_version_and_sticky_cancel,
     analysis_results_are_paged_by_rank,
     analysis_results_filter_by_verdict_and_score,
+    analyses_are_listed_newest_first,
     dataset_watermark_follows_writes,
     compaction_forgets_the_analyses_of_deleted_datasets,
     changes_since_and_changes_of_chosen_ids,

@@ -64,7 +64,7 @@ impl Http {
         }
     }
 
-    fn with_token(&self, token: &str) -> Http {
+    pub(crate) fn with_token(&self, token: &str) -> Http {
         Http {
             token: Some(token.to_owned()),
             ..self.clone()
@@ -1115,8 +1115,8 @@ async fn every_error_code_has_its_status_and_leaves_data_unchanged_body() {
             "method_not_allowed",
         ),
         refused_raw(
-            "GET on analyses",
-            "GET",
+            "PUT on analyses",
+            "PUT",
             "/v1/analyses",
             None,
             Vec::new(),

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use mutant_client::vocabulary::JobStatus;
 use mutant_client::wire::{
     AnalysisStatus, DeleteRecordsRequest, GetRecordsRequest, Include, KnnRequest, Neighbour,
     StartAnalysisRequest, WireRecord,
@@ -91,7 +92,7 @@ async fn server_calls_and_dataset_lifecycle_body() {
         .create_dataset(&NewDataset::new("beta", 2).with_metadata(object(json!({"team": "audio"}))))
         .await
         .unwrap();
-    assert_eq!(beta.metric, "l2");
+    assert_eq!(beta.metric, Metric::L2);
     assert_ne!(alpha.id, beta.id);
     assert_code(
         client.create_dataset(&NewDataset::new("alpha", 4)).await,
@@ -248,7 +249,7 @@ async fn server_calls_and_dataset_lifecycle_body() {
         .await
         .unwrap();
     assert_ne!(again.id, alpha.id);
-    assert_eq!(again.metric, "l2");
+    assert_eq!(again.metric, Metric::L2);
     assert!(again.metadata.is_empty());
     assert_eq!(
         client.get_dataset("gamma").await.unwrap().record_count,
@@ -1032,22 +1033,22 @@ async fn analyses_run_report_progress_rank_and_cancel_body() {
         .start_analysis(&request("mislabel", "labeled", None, json!({"k": 5})))
         .await
         .unwrap();
-    assert_eq!(started.status, "queued");
-    assert_eq!(started.kind, "mislabel");
+    assert_eq!(started.status, JobStatus::Queued);
+    assert_eq!(started.kind.as_str(), "mislabel");
     assert_eq!(started.progress, 0.0);
     let mut seen: Vec<AnalysisStatus> = Vec::new();
     let done = client
         .wait_for_analysis(started.id, |status| seen.push(status.clone()))
         .await
         .unwrap();
-    assert_eq!(done.status, "done");
+    assert_eq!(done.status, JobStatus::Done);
     assert_eq!(done.progress, 1.0);
     assert!(done.started_at_ms.is_some() && done.finished_at_ms.is_some());
     assert!(!seen.is_empty());
-    assert_eq!(seen.last().unwrap().status, "done");
+    assert_eq!(seen.last().unwrap().status, JobStatus::Done);
     assert!(
         seen.windows(2)
-            .all(|pair| pair[0].progress <= pair[1].progress || pair[1].status == "done"),
+            .all(|pair| pair[0].progress <= pair[1].progress || pair[1].status == JobStatus::Done),
         "progress never goes back: {seen:?}"
     );
     assert!(
@@ -1307,7 +1308,7 @@ async fn analyses_run_report_progress_rank_and_cancel_body() {
             eprintln!("the uniqueness analysis ended cancelled");
             assert_eq!((id, kind.as_str()), (long.id, "uniqueness"));
             let status = client.analysis_status(long.id).await.unwrap();
-            assert_eq!(status.status, "cancelled");
+            assert_eq!(status.status, JobStatus::Cancelled);
             assert!(status.finished_at_ms.is_some());
             assert!(matches!(
                 client.analysis_results(long.id, 10, 0).await,
@@ -1316,7 +1317,7 @@ async fn analyses_run_report_progress_rank_and_cancel_body() {
         }
         Ok(status) => {
             eprintln!("the uniqueness analysis finished before the cancel took effect");
-            assert_eq!(status.status, "done");
+            assert_eq!(status.status, JobStatus::Done);
             let results = client.analysis_results(long.id, 1, 0).await.unwrap();
             assert_eq!(results.total, 20_000);
         }

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use mutant_client::vocabulary::JobStatus;
 use mutant_client::wire::{KnnRequest, StartAnalysisRequest};
 use mutant_client::{Client, NewDataset, Record};
 use mutant_tests::ServerProcess;
@@ -61,7 +62,7 @@ async fn one_client(client: Client, client_idx: usize, deadline: Instant) -> Lat
                 .run_analysis(&request, |_| {})
                 .await
                 .unwrap_or_else(|error| panic!("analysis failed under load: {error}"));
-            assert_eq!(status.status, "done");
+            assert_eq!(status.status, JobStatus::Done);
             latencies.analyses.push(started.elapsed());
         } else if op.is_multiple_of(2) {
             let batch: Vec<Record> = (0..50)

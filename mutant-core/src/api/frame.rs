@@ -14,6 +14,7 @@
 //! kind 1, record batch = n u32 | n x (id string | vector | fields without the vector flag)
 //! kind 2, kNN query    = k u32 | include flags u8 | filter optional (JSON) | n u32 | dimension u32 | n x dimension x f32
 //! kind 3, kNN result   = n_queries u32 | n_queries x (n u32 | n x (id string | distance f32 | fields))
+//! kind 4, points       = see [`points`](super::points)
 //! ```
 //!
 //! Decoders check every length against the bytes left and the limits below,
@@ -34,6 +35,8 @@ const VERSION: u16 = 1;
 const KIND_RECORD_BATCH: u16 = 1;
 const KIND_KNN_QUERY: u16 = 2;
 const KIND_KNN_RESULT: u16 = 3;
+/// Kind 4, the points of a map (see `points`).
+pub(super) const KIND_POINTS: u16 = 4;
 
 const FLAG_LABEL: u8 = 1;
 const FLAG_PREDICTION: u8 = 2;
@@ -41,16 +44,17 @@ const FLAG_URI: u8 = 4;
 const FLAG_METADATA: u8 = 8;
 const FLAG_VECTOR: u8 = 16;
 
-fn malformed(reason: impl Into<String>) -> Error {
+pub(super) fn malformed(reason: impl Into<String>) -> Error {
     Error::MalformedFrame {
         reason: reason.into(),
     }
 }
 
-struct Writer(Vec<u8>);
+/// Builds a frame: the header, then the body's pieces in order.
+pub(super) struct Writer(Vec<u8>);
 
 impl Writer {
-    fn new(kind: u16) -> Self {
+    pub(super) fn new(kind: u16) -> Self {
         let mut bytes = Vec::with_capacity(1024);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&VERSION.to_le_bytes());
@@ -58,21 +62,25 @@ impl Writer {
         Writer(bytes)
     }
 
-    fn u8(&mut self, value: u8) {
+    pub(super) fn u8(&mut self, value: u8) {
         self.0.push(value);
     }
 
-    fn u32(&mut self, value: usize) {
+    pub(super) fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    pub(super) fn u32(&mut self, value: usize) {
         self.0
             .extend_from_slice(&u32::try_from(value).unwrap_or(u32::MAX).to_le_bytes());
     }
 
-    fn string(&mut self, text: &str) {
+    pub(super) fn string(&mut self, text: &str) {
         self.u32(text.len());
         self.0.extend_from_slice(text.as_bytes());
     }
 
-    fn floats(&mut self, values: &[f32]) {
+    pub(super) fn floats(&mut self, values: &[f32]) {
         self.0.reserve(values.len() * 4);
         for value in values {
             self.0.extend_from_slice(&value.to_le_bytes());
@@ -106,13 +114,14 @@ impl Writer {
     }
 }
 
-struct Reader<'a> {
+/// Reads a frame, checking every length against the bytes left.
+pub(super) struct Reader<'a> {
     bytes: &'a [u8],
     position: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], expected_kind: u16) -> Result<Self> {
+    pub(super) fn new(bytes: &'a [u8], expected_kind: u16) -> Result<Self> {
         let mut reader = Reader { bytes, position: 0 };
         if reader.take(4)? != MAGIC {
             return Err(malformed(
@@ -134,7 +143,7 @@ impl<'a> Reader<'a> {
         Ok(reader)
     }
 
-    fn take(&mut self, len: usize) -> Result<&'a [u8]> {
+    pub(super) fn take(&mut self, len: usize) -> Result<&'a [u8]> {
         let end = self
             .position
             .checked_add(len)
@@ -150,7 +159,7 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    fn u8(&mut self) -> Result<u8> {
+    pub(super) fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
 
@@ -159,7 +168,7 @@ impl<'a> Reader<'a> {
         Ok(u16::from_le_bytes([bytes[0], bytes[1]]))
     }
 
-    fn u32(&mut self) -> Result<usize> {
+    pub(super) fn u32(&mut self) -> Result<usize> {
         let bytes = self.take(4)?;
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)
     }
@@ -169,13 +178,13 @@ impl<'a> Reader<'a> {
         Ok(f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
 
-    fn string(&mut self) -> Result<String> {
+    pub(super) fn string(&mut self) -> Result<String> {
         let len = self.u32()?;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| malformed("a string is not valid UTF-8"))
     }
 
-    fn floats(&mut self, n_values: usize) -> Result<Vec<f32>> {
+    pub(super) fn floats(&mut self, n_values: usize) -> Result<Vec<f32>> {
         let bytes = self.take(
             n_values
                 .checked_mul(4)
@@ -243,7 +252,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn finish(self) -> Result<()> {
+    pub(super) fn finish(self) -> Result<()> {
         if self.position != self.bytes.len() {
             return Err(malformed(format!(
                 "{} unexpected bytes after the frame",

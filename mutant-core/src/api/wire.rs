@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::model::{Dataset, Filter, Record, RecordMetadata};
+use super::kinds::AnalysisKind;
+use super::vocabulary::JobStatus;
+use crate::model::{Dataset, Filter, Metric, Record, RecordMetadata};
 use crate::{Error, Result};
 
 /// `{"error": {"code", "message"}}`, the body of every error answer.
@@ -84,7 +86,7 @@ pub struct DatasetInfo {
     /// Vector length.
     pub dimension: usize,
     /// `l2`, `cosine` or `dot`.
-    pub metric: String,
+    pub metric: Metric,
     /// Client-managed JSON object.
     pub metadata: Map<String, Value>,
     /// Milliseconds since the Unix epoch.
@@ -103,7 +105,7 @@ impl DatasetInfo {
             id: dataset.id,
             name: dataset.name.clone(),
             dimension: dataset.dimension,
-            metric: dataset.metric.as_str().to_owned(),
+            metric: dataset.metric,
             metadata: dataset.metadata.clone(),
             created_at_ms: dataset.created_at_ms,
             updated_at_ms: dataset.updated_at_ms,
@@ -410,12 +412,12 @@ pub struct AnalysisStatus {
     /// Its id.
     pub id: Uuid,
     /// The algorithm.
-    pub kind: String,
+    pub kind: AnalysisKind,
     /// `queued`, `running`, `done`, `failed` or `cancelled`; or `stale`: a
     /// done analysis whose target or reference has had writes (or was
     /// deleted) since it was computed. A stale analysis's results can still
     /// be read; start it again for results on the current data.
-    pub status: String,
+    pub status: JobStatus,
     /// 0 to 1.
     pub progress: f32,
     /// Why it failed.

@@ -15,7 +15,8 @@
 //!   distances).
 //! - Other scores: [`activation_uncertainty`], [`class_outlier`]; the dataset
 //!   comparison [`drift`]; the labeling sampler [`select`]; the plot
-//!   coordinates [`projection`].
+//!   coordinates: [`projection`] (PCA) and [`neighbour_layout`] (UMAP-style,
+//!   on the self-kNN graph).
 //!
 //! Per-record scores come as [`RecordScores`]: higher = more worth a human's
 //! attention, with a continuous refinement ranking records whose scores tie.
@@ -44,6 +45,7 @@ mod density;
 mod drift;
 mod duplicates;
 mod knn;
+mod layout;
 mod mislabel;
 mod neighbours;
 mod outlier;
@@ -69,6 +71,7 @@ pub use duplicates::{
     AUTOMATIC_RATIO, DuplicatePair, DuplicateThreshold, near_duplicates, near_duplicates_across,
 };
 pub use knn::{ExactIndex, KnnOptions, SearchTerms, knn, knn_graph};
+pub use layout::{LAYOUT_NEIGHBOURS, LayoutOptions, neighbour_layout};
 pub use mislabel::{MISLABEL_K, MISLABEL_MARGIN, MislabelMethod, MislabelScores, mislabel};
 pub use neighbours::NeighbourLists;
 pub use outlier::{OutlierScores, class_outlier};

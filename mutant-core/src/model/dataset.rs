@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -15,14 +16,19 @@ pub const MAX_DATASET_NAME_LEN: usize = 128;
 pub const MAX_DIMENSION: usize = 65_536;
 
 /// How distances between vectors of a dataset are measured; smaller is nearer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// Part of the protocol's vocabulary (`api::vocabulary`): it serialises as
+/// its wire name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Metric {
     /// Euclidean distance (not squared).
     #[default]
+    #[serde(rename = "l2")]
     L2,
     /// One minus the cosine similarity.
+    #[serde(rename = "cosine")]
     Cosine,
     /// The negated inner product.
+    #[serde(rename = "dot")]
     Dot,
 }
 

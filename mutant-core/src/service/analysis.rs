@@ -12,6 +12,7 @@ use super::{Service, rows};
 use crate::api::MAX_PAGE;
 use crate::api::kinds::{AnalysisKind, ReferenceUse};
 use crate::api::results::{JoinedFields, ResultsQuery};
+use crate::api::vocabulary::JobStatus;
 use crate::api::wire::{AnalysisResults, AnalysisStatus, StartAnalysisRequest};
 use crate::model::{AnalysisJob, JobState};
 use crate::store::{ResultSelection, now_ms};
@@ -66,7 +67,7 @@ impl Service {
         job.params = raw_params;
         job.server = self.inner.server_id.clone();
         self.store().put_analysis(&job).await?;
-        let status = status_of(&job, false);
+        let status = status_of(&job, false)?;
         self.spawn_job(job, kind, params, target, reference);
         Ok(status)
     }
@@ -77,7 +78,7 @@ impl Service {
     pub async fn analysis_status(&self, id: Uuid) -> Result<AnalysisStatus> {
         let job = self.current_job(id).await?;
         let stale = self.is_stale(&job).await?;
-        Ok(status_of(&job, stale))
+        status_of(&job, stale)
     }
 
     /// `GET /v1/analyses/{id}/results`: a page of ranked rows that pass the
@@ -142,7 +143,7 @@ impl Service {
         let mut job = self.current_job(id).await?;
         if job.state.is_final() {
             let stale = self.is_stale(&job).await?;
-            return Ok(status_of(&job, stale));
+            return status_of(&job, stale);
         }
         self.analyses().cancel_here(id);
         job.cancel_requested = true;
@@ -151,7 +152,7 @@ impl Service {
             job.finished_at_ms = Some(now_ms());
         }
         self.store().put_analysis(&job).await?;
-        Ok(status_of(&job, false))
+        status_of(&job, false)
     }
 }
 
@@ -206,15 +207,25 @@ fn selection_of(query: &ResultsQuery, limit: usize) -> ResultSelection {
 }
 
 /// The wire form of a job version.
-fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
-    AnalysisStatus {
+pub(super) fn status_of(job: &AnalysisJob, stale: bool) -> Result<AnalysisStatus> {
+    let kind = job.kind.parse::<AnalysisKind>().map_err(|_| Error::Store {
+        message: format!(
+            "analysis {} is stored with an unknown kind {:?}; it was written by a newer server",
+            job.id, job.kind
+        ),
+    })?;
+    let status = match (job.state, stale) {
+        (JobState::Done, true) => JobStatus::Stale,
+        (JobState::Queued, _) => JobStatus::Queued,
+        (JobState::Running, _) => JobStatus::Running,
+        (JobState::Done, false) => JobStatus::Done,
+        (JobState::Failed, _) => JobStatus::Failed,
+        (JobState::Cancelled, _) => JobStatus::Cancelled,
+    };
+    Ok(AnalysisStatus {
         id: job.id,
-        kind: job.kind.clone(),
-        status: if stale {
-            "stale".to_owned()
-        } else {
-            job.state.as_str().to_owned()
-        },
+        kind,
+        status,
         progress: job.progress.clamp(0.0, 1.0),
         error: job.error.clone(),
         target: job.target,
@@ -225,5 +236,5 @@ fn status_of(job: &AnalysisJob, stale: bool) -> AnalysisStatus {
         finished_at_ms: job.finished_at_ms,
         server: (!job.server.is_empty()).then(|| job.server.clone()),
         summary: job.summary.clone().filter(|_| job.state == JobState::Done),
-    }
+    })
 }

@@ -11,14 +11,15 @@ use serde_json::{Map, Value, json};
 use super::graphs::NeighbourGraphs;
 use super::kernel_metric;
 use super::params::AnalysisParams;
+use super::projection_run::{ProjectionRequest, run_projection};
 use super::rows::{class_name, number, object, pair_rows, share};
-use super::scoring::{RowNames, Scored, verdict_summary};
+use super::scoring::{RowNames, Scored};
 use super::select_run::run_select;
 use crate::Result;
 use crate::api::kinds::AnalysisKind;
 use crate::kernels::{
-    DatasetView, DriftReport, DuplicatePair, Execution, Verdict, drift, near_duplicates,
-    near_duplicates_across, projection,
+    DatasetView, DriftReport, DuplicatePair, Execution, drift, near_duplicates,
+    near_duplicates_across,
 };
 use crate::model::{ClassVocabulary, LoadedDataset};
 
@@ -164,31 +165,12 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
             )
         }
         AnalysisKind::Projection => {
-            let result = projection(&target_view, params.dimensions, &execution)?;
-            let rows = target
-                .ids
-                .iter()
-                .enumerate()
-                .map(|(row, id)| {
-                    let coordinates = &result.coordinates
-                        [row * result.n_components..(row + 1) * result.n_components];
-                    object([
-                        ("id", json!(id)),
-                        ("rank", json!(row + 1)),
-                        ("flagged", json!(false)),
-                        ("coordinates", json!(coordinates)),
-                    ])
-                })
-                .collect();
-            let mut summary =
-                verdict_summary(&Verdict::by_rule(vec![false; target.n_records()], "none"));
-            if let Value::Object(fields) = &mut summary {
-                fields.insert(
-                    "explained_variance_ratio".into(),
-                    json!(result.explained_variance_ratio),
-                );
-            }
-            (rows, summary)
+            let request = ProjectionRequest {
+                dimensions: params.dimensions,
+                method: params.projection_method,
+                seed: params.select.seed,
+            };
+            run_projection(&target.ids, &target_view, &mut graphs, request, &execution)?
         }
         AnalysisKind::Select => run_select(
             &target_view,

@@ -8,9 +8,11 @@ mod jobs;
 mod kernels_run;
 mod knn;
 mod params;
+mod projection_run;
 mod rows;
 mod scoring;
 mod select_run;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use serde_json::{Map, Value};
 pub use self::analysis::ResultRows;
 pub use self::jobs::Analyses;
 pub use self::knn::{MAX_K, MAX_QUERIES};
+pub use self::views::MAX_ANALYSES_LISTED;
 pub use crate::api::kinds::{AnalysisKind, ReferenceUse};
 use crate::api::wire::{
     CountRequest, CountResponse, CreateDatasetRequest, DatasetInfo, DatasetList,

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::projection_run::ProjectionMethod;
 use crate::api::kinds::AnalysisKind;
 use crate::kernels::{
     AUTOMATIC_RATIO, DriftOptions, DuplicateThreshold, MISLABEL_K, MislabelMethod,
@@ -34,6 +35,8 @@ pub(super) struct AnalysisParams {
     pub(super) threshold: Option<f32>,
     /// Coordinates per record of a projection.
     pub(super) dimensions: usize,
+    /// How a projection places records; absent: by the dataset's size.
+    pub(super) projection_method: Option<ProjectionMethod>,
     /// Sampling and permutations of `drift`.
     pub(super) drift: DriftOptions,
     /// What `select` picks.
@@ -69,7 +72,16 @@ impl AnalysisParams {
                 kind.as_str()
             )));
         }
-        let method = match raw.get("method").map(Value::as_str) {
+        // `method` is the projection's method for a projection, the
+        // score's otherwise.
+        let projection_method = match kind {
+            AnalysisKind::Projection => ProjectionMethod::parse(raw.get("method"))?,
+            _ => None,
+        };
+        let mislabel_method = raw
+            .get("method")
+            .filter(|_| kind != AnalysisKind::Projection);
+        let method = match mislabel_method.map(Value::as_str) {
             None | Some(Some("self_confidence")) => MislabelMethod::SelfConfidence,
             Some(Some("normalized_margin")) => MislabelMethod::NormalizedMargin,
             Some(_) => {
@@ -138,6 +150,7 @@ impl AnalysisParams {
             duplicates,
             threshold,
             dimensions,
+            projection_method,
             drift,
             select: SelectParams {
                 n: get_count(raw, "n", 1, 1_000_000)?,
@@ -181,7 +194,7 @@ fn allowed_keys(kind: AnalysisKind) -> &'static [&'static str] {
             "unlabeled_only",
             "seed",
         ],
-        AnalysisKind::Projection => &["dimensions"],
+        AnalysisKind::Projection => &["dimensions", "method", "seed"],
     }
 }
 

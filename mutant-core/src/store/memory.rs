@@ -409,6 +409,19 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn list_analyses(&self, target: Option<Uuid>, limit: usize) -> Result<Vec<AnalysisJob>> {
+        let mut jobs: Vec<AnalysisJob> = self
+            .state()
+            .analyses
+            .values()
+            .filter(|job| target.is_none_or(|target| job.target == target))
+            .cloned()
+            .collect();
+        jobs.sort_by_key(|job| std::cmp::Reverse((job.created_at_ms, job.id)));
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
     async fn get_analysis(&self, id: Uuid) -> Result<AnalysisJob> {
         self.state()
             .analyses

@@ -163,6 +163,10 @@ pub trait Store: Send + Sync + 'static {
     /// The latest version of a job; `UnknownAnalysis` if it was never written.
     async fn get_analysis(&self, id: Uuid) -> Result<AnalysisJob>;
 
+    /// The latest version of the jobs on `target` (every job when `None`),
+    /// newest first by creation, at most `limit`.
+    async fn list_analyses(&self, target: Option<Uuid>, limit: usize) -> Result<Vec<AnalysisJob>>;
+
     /// Stores a job's ranked result rows (JSON objects), row `i` at rank `i`.
     /// Writing the same rows again is harmless: reads return one row per rank.
     async fn put_analysis_results(&self, id: Uuid, rows: &[Value]) -> Result<()>;

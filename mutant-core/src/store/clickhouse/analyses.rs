@@ -151,6 +151,12 @@ pub(super) async fn get(store: &ClickHouseStore, id: Uuid) -> Result<AnalysisJob
         .fetch_all()
         .await
         .map_err(|error| store.error(error))?;
+    latest_of(&rows).ok_or(Error::UnknownAnalysis { id })?
+}
+
+/// The job that the rows of one id (at most one per flag value and
+/// finality) say: the latest final one if any, else the latest.
+fn latest_of(rows: &[JobRow]) -> Option<Result<AnalysisJob>> {
     let cancel_requested = rows.iter().any(|row| row.cancel_requested != 0);
     // A final state is final: a heartbeat written after another server
     // cancelled the job or failed it must not bring it back to `running`.
@@ -160,10 +166,41 @@ pub(super) async fn get(store: &ClickHouseStore, id: Uuid) -> Result<AnalysisJob
         .filter(|row| is_final(row))
         .max_by_key(|row| row.version);
     let latest = latest_final.or_else(|| rows.iter().max_by_key(|row| row.version));
-    latest
-        .cloned()
-        .ok_or(Error::UnknownAnalysis { id })?
-        .into_job(cancel_requested)
+    latest.cloned().map(|row| row.into_job(cancel_requested))
+}
+
+pub(super) async fn list(
+    store: &ClickHouseStore,
+    target: Option<Uuid>,
+    limit: usize,
+) -> Result<Vec<AnalysisJob>> {
+    let mut query = store.client.query(
+        "SELECT ?fields FROM analyses WHERE (? = 0 OR target = toUUID(?)) AND id IN ( \
+             SELECT id FROM analyses WHERE (? = 0 OR target = toUUID(?)) \
+             GROUP BY id ORDER BY min(created_at_ms) DESC, id LIMIT ?) \
+         ORDER BY version DESC LIMIT 1 BY id, cancel_requested, status IN ('done', 'failed', 'cancelled')",
+    );
+    let target_text = target.unwrap_or_else(Uuid::nil).to_string();
+    for _ in 0..2 {
+        query = query
+            .bind(u8::from(target.is_some()))
+            .bind(target_text.as_str());
+    }
+    let rows: Vec<JobRow> = query
+        .bind(limit as u64)
+        .fetch_all()
+        .await
+        .map_err(|error| store.error(error))?;
+    let mut by_id: std::collections::HashMap<Uuid, Vec<JobRow>> = std::collections::HashMap::new();
+    for row in rows {
+        by_id.entry(row.id).or_default().push(row);
+    }
+    let mut jobs = by_id
+        .values()
+        .filter_map(|rows| latest_of(rows))
+        .collect::<Result<Vec<_>>>()?;
+    jobs.sort_by_key(|job| std::cmp::Reverse((job.created_at_ms, job.id)));
+    Ok(jobs)
 }
 
 pub(super) async fn put_results(store: &ClickHouseStore, id: Uuid, rows: &[Value]) -> Result<()> {

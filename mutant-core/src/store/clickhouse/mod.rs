@@ -439,6 +439,11 @@ impl Store for ClickHouseStore {
         self.bounded(async { analyses::get(self, id).await }).await
     }
 
+    async fn list_analyses(&self, target: Option<Uuid>, limit: usize) -> Result<Vec<AnalysisJob>> {
+        self.bounded(async { analyses::list(self, target, limit).await })
+            .await
+    }
+
     async fn put_analysis_results(&self, id: Uuid, rows: &[Value]) -> Result<()> {
         self.bounded(async { analyses::put_results(self, id, rows).await })
             .await
