@@ -27,7 +27,7 @@ pub(crate) fn to_py_err(error: Error) -> PyErr {
 /// invalid input with the server's code and message.
 pub(crate) fn refused(error: &mutant_core::Error) -> Error {
     Error::InvalidInput {
-        code: error.code().to_owned(),
+        code: error.code().as_str().to_owned(),
         message: error.to_string(),
     }
 }

@@ -138,7 +138,7 @@ pub(crate) fn build_records(
         if let Some(object) = metadata.as_mut().and_then(|column| column[index].take()) {
             record.metadata = RecordMetadata::from_json(&object).map_err(|error| {
                 to_py_err(mutant_client::Error::InvalidInput {
-                    code: error.code().to_owned(),
+                    code: error.code().as_str().to_owned(),
                     message: format!("metadata of record {:?}: {error}", record.id),
                 })
             })?;
