@@ -84,6 +84,14 @@ def as_str_list(values: Any, what: str, n_rows: Optional[int]) -> Optional[List[
     return listed
 
 
+def required_list(values: Any, what: str, n_rows: int) -> List[Any]:
+    """Like :func:`as_str_list`, for a column that must be given."""
+    listed = as_str_list(values, what, n_rows)
+    if listed is None:
+        raise ValueError(f"{what} is required: give one per record")
+    return listed
+
+
 def include_tuple(include: IncludeArg, allowed: Sequence[str] = FIELDS) -> Tuple[str, ...]:
     """``include`` as a tuple of field names, each one of ``allowed``."""
     if include is None:

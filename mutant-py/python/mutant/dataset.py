@@ -158,7 +158,7 @@ class Dataset:
             self.name,
             self.dimension,
             self.metric,
-            _inputs.as_str_list(ids, "ids", n_rows),
+            _inputs.required_list(ids, "ids", n_rows),
             matrix,
             _inputs.as_str_list(labels, "labels", n_rows),
             _inputs.as_str_list(predictions, "predictions", n_rows),
@@ -390,7 +390,7 @@ class Writer:
             return 0
         return int(
             self._native.write(
-                _inputs.as_str_list(ids, "ids", n_rows),
+                _inputs.required_list(ids, "ids", n_rows),
                 matrix,
                 _inputs.as_str_list(labels, "labels", n_rows),
                 _inputs.as_str_list(predictions, "predictions", n_rows),
@@ -443,21 +443,20 @@ class Writer:
     def __enter__(self) -> "Writer":
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         if exc_type is not None and not issubclass(exc_type, Exception):
             self.abandon()
-            return False
+            return
         if self._native.closed:
-            return False
+            return
         if exc is None:
             self.finish()
-            return False
+            return
         try:
             self.finish()
         except Exception as finish_error:  # noqa: BLE001 - reported on the block's error
             if hasattr(exc, "add_note"):
                 exc.add_note(f"finishing the writer failed too: {finish_error}")
-        return False
 
 
 def _dataframe_columns(
