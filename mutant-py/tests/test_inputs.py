@@ -51,6 +51,8 @@ def test_column_lengths_and_types_are_checked(ds):
     vectors = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError, match="ids has 3 values but there are 2 vectors"):
         ds.upsert(["a", "b", "c"], vectors)
+    with pytest.raises(ValueError, match="ids is required"):
+        ds.upsert(None, vectors)
     with pytest.raises(ValueError, match="labels has 1 values"):
         ds.upsert(["a", "b"], vectors, labels=["cat"])
     with pytest.raises(TypeError, match="ids\\[1\\] is 7, not str"):
