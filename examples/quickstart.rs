@@ -16,6 +16,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use mutant_client::results::{JoinedFields, ResultsQuery};
 use mutant_client::wire::{Include, KnnRequest, StartAnalysisRequest};
 use mutant_client::{BatchWriterConfig, Client, NewDataset, Record};
 use serde_json::json;
@@ -197,57 +198,74 @@ async fn main() -> Result<(), mutant_client::Error> {
             )
         }
     };
-    println!("\nwhich training labels are probably wrong? (mislabel, k = 10)");
+    println!("\nwhich training labels are probably wrong? (mislabel, no parameters)");
     let mislabel = client
         .run_analysis(
             &StartAnalysisRequest {
                 kind: "mislabel".into(),
                 target: "train".into(),
                 reference: None,
-                params: json!({"k": 10}).as_object().cloned(),
+                params: None,
             },
             report("mislabel"),
         )
         .await?;
-    let suspects = client
-        .analysis_results(mislabel.id, flipped.len(), 0)
+    // Only the rows the verdict flags, with each record's uri joined on.
+    let flagged = client
+        .all_analysis_results(
+            mislabel.id,
+            &ResultsQuery {
+                flagged: Some(true),
+                include: JoinedFields {
+                    uri: true,
+                    ..JoinedFields::default()
+                },
+                ..ResultsQuery::default()
+            },
+        )
         .await?;
-    let hits = suspects
-        .results
+    let hits = flagged
         .iter()
         .filter(|row| row["id"].as_str().is_some_and(|id| flipped.contains(id)))
         .count();
     println!(
-        "  of the {} most suspicious labels, {hits} are ones we flipped ({:.0}% precision, chance is {:.0}%)",
-        suspects.results.len(),
-        100.0 * hits as f64 / suspects.results.len().max(1) as f64,
-        100.0 / FLIP_EVERY as f64
+        "  flagged {} labels: {hits} of them are ones we flipped ({:.0}% precision), {:.0}% of the {} flips found",
+        flagged.len(),
+        100.0 * hits as f64 / flagged.len().max(1) as f64,
+        100.0 * hits as f64 / flipped.len().max(1) as f64,
+        flipped.len()
     );
-    for row in suspects.results.iter().take(5) {
+    for row in flagged.iter().take(5) {
         println!(
-            "  #{:<3} {:<14} score {:.3}  labelled {:<8} neighbours say {}",
+            "  #{:<3} {:<14} score {:.3}  labelled {:<8} neighbours say {:<8} {}",
             row["rank"],
             row["id"].as_str().unwrap_or("-"),
             row["score"].as_f64().unwrap_or(0.0),
             row["label"].as_str().unwrap_or("-"),
-            row["suggested_label"].as_str().unwrap_or("-")
+            row["suggested_label"].as_str().unwrap_or("-"),
+            row["uri"].as_str().unwrap_or("")
         );
     }
 
-    println!(
-        "\nwhich production inputs should be labelled next? (select 10: novelty vs train and boundary uncertainty, spread out)"
-    );
+    println!("\nwhich production inputs should be labelled next? (select 10, no other parameters)");
     let selection = client
         .run_analysis(
             &StartAnalysisRequest {
                 kind: "select".into(),
                 target: "production".into(),
                 reference: Some("train".into()),
-                params: json!({"n": 10, "weights": {"novelty": 1.0, "boundary_uncertainty": 1.0}, "random_weight": 0.2, "diversity": true}).as_object().cloned(),
+                params: json!({"n": 10}).as_object().cloned(),
             },
             report("select"),
         )
         .await?;
+    let strategy = selection
+        .summary
+        .as_ref()
+        .and_then(|summary| summary["strategy"].as_str())
+        .unwrap_or("-")
+        .to_owned();
+    println!("  strategy: {strategy}");
     for row in client.analysis_results(selection.id, 10, 0).await?.results {
         println!(
             "  #{:<3} {:<14} chosen for {}",

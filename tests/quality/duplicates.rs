@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use mutant_core::service::Service;
 use serde_json::{Value, json};
 
 use super::data::{LabeledData, Random, digits, nearest_distances, record};
@@ -148,25 +149,7 @@ pub async fn within_one_dataset(seed: u64, spread_half: bool) -> DuplicateFigure
         .map(|(row, id)| record(id.clone(), planted.data.row(row), None, None))
         .collect();
     create_dataset(&service, "planted", planted.data.dimension, records).await;
-    let (_, automatic) = analyze(&service, "near_duplicates", "planted", None, json!({})).await;
-    let found: Vec<(String, String)> = pairs_of(&automatic)
-        .into_iter()
-        .map(|(pair, _)| pair)
-        .collect();
-    let (_, every_candidate) = analyze(
-        &service,
-        "near_duplicates",
-        "planted",
-        None,
-        json!({"threshold": 1e30}),
-    )
-    .await;
-    let (threshold, best) = best_threshold(&pairs_of(&every_candidate), &planted.truth);
-    DuplicateFigures {
-        automatic: quality(&found, &planted.truth),
-        best_threshold: best,
-        threshold,
-    }
+    figures_of(&service, "planted", None, &planted.truth).await
 }
 
 /// Leakage: digits split 70/30 into a reference and a target; copies of
@@ -202,29 +185,33 @@ pub async fn across_datasets(seed: u64) -> DuplicateFigures {
     );
     create_dataset(&service, "reference", all.dimension, reference_records).await;
     create_dataset(&service, "target", all.dimension, target_records).await;
-    let (_, automatic) = analyze(
-        &service,
-        "near_duplicates",
-        "target",
-        Some("reference"),
-        json!({}),
-    )
-    .await;
+    figures_of(&service, "target", Some("reference"), &planted.truth).await
+}
+
+/// `near_duplicates` of `target` (against `reference`) with no parameters,
+/// and the best single threshold among every candidate pair it considers.
+async fn figures_of(
+    service: &Service,
+    target: &str,
+    reference: Option<&str>,
+    truth: &HashSet<(String, String)>,
+) -> DuplicateFigures {
+    let (_, automatic) = analyze(service, "near_duplicates", target, reference, json!({})).await;
     let found: Vec<(String, String)> = pairs_of(&automatic)
         .into_iter()
         .map(|(pair, _)| pair)
         .collect();
     let (_, every_candidate) = analyze(
-        &service,
+        service,
         "near_duplicates",
-        "target",
-        Some("reference"),
+        target,
+        reference,
         json!({"threshold": 1e30}),
     )
     .await;
-    let (threshold, best) = best_threshold(&pairs_of(&every_candidate), &planted.truth);
+    let (threshold, best) = best_threshold(&pairs_of(&every_candidate), truth);
     DuplicateFigures {
-        automatic: quality(&found, &planted.truth),
+        automatic: quality(&found, truth),
         best_threshold: best,
         threshold,
     }
