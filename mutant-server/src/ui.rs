@@ -1,6 +1,7 @@
 //! The web page: a single-page app under `/ui/`, its files compiled into the
-//! binary (no network, no CDN). `/ui/`, `/ui/datasets/{name}` and
-//! `/ui/analyses/{id}` all serve the same page, which routes on its own.
+//! binary (no network, no CDN). `/ui/`, `/ui/datasets/{name}`,
+//! `/ui/analyses` and `/ui/analyses/{id}` all serve the same page, which
+//! routes on its own.
 //! The page loads without a token; the API calls it makes need one when the
 //! server has one (the page asks for it).
 
@@ -68,7 +69,9 @@ pub(crate) fn route(
     segments: &[&str],
 ) -> Option<(&'static str, Result<Answer, ServerError>)> {
     let asset = match segments {
-        ["ui"] | ["ui", "datasets", _] | ["ui", "analyses", _] => Some(&INDEX),
+        ["ui"] | ["ui", "datasets" | "analyses"] | ["ui", "datasets" | "analyses", _] => {
+            Some(&INDEX)
+        }
         ["ui", "assets", name] => ASSETS.iter().find(|asset| asset.path == *name),
         ["ui", ..] => None,
         _ => return None,
@@ -117,8 +120,12 @@ mod tests {
         let (_, index) = route(&Method::GET, &["ui"]).unwrap();
         let index = index.unwrap();
         assert_eq!(index.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
-        for deep_link in [["ui", "datasets", "train"], ["ui", "analyses", "x"]] {
-            let (_, page) = route(&Method::GET, &deep_link).unwrap();
+        for deep_link in [
+            &["ui", "datasets", "train"][..],
+            &["ui", "analyses", "x"],
+            &["ui", "analyses"],
+        ] {
+            let (_, page) = route(&Method::GET, deep_link).unwrap();
             assert_eq!(
                 page.unwrap().headers()[CONTENT_TYPE],
                 "text/html; charset=utf-8"

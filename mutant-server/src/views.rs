@@ -21,11 +21,24 @@ pub(crate) async fn route(
     request: &Request<Incoming>,
     segments: &[&str],
 ) -> Option<(&'static str, Result<Answer, ServerError>)> {
-    if request.method() != Method::GET {
-        return None;
-    }
     let service = &state.service;
     let query = request.uri().query();
+    if request.method() != Method::GET {
+        // `POST /v1/analyses` is the core router's; the other two paths
+        // take GET alone.
+        let route = match segments {
+            ["v1", "datasets", _, "summary"] => "/v1/datasets/{ds}/summary",
+            ["v1", "analyses", _, "points"] => "/v1/analyses/{id}/points",
+            _ => return None,
+        };
+        return Some((
+            route,
+            Err(ServerError::MethodNotAllowed {
+                method: request.method().to_string(),
+                path: request.uri().path().to_owned(),
+            }),
+        ));
+    }
     match segments {
         ["v1", "analyses"] => Some((
             "/v1/analyses",

@@ -176,6 +176,7 @@ async function render() {
   try {
     if (parts[0] === 'datasets' && parts[1]) await showDataset(view, parts[1]);
     else if (parts[0] === 'analyses' && parts[1]) await showAnalysis(view, parts[1]);
+    else if (parts[0] === 'analyses') await showAllAnalyses(view);
     else await showDatasets(view);
   } catch (error) {
     view.append(errorBox(error));
@@ -277,6 +278,8 @@ function scoreGradient(steps) {
 // ---------------------------------------------------------------- the map
 
 const WANTED_PROJECTION_DIMENSIONS = 2;
+/** From this many points on, the map draws squares (see createScatterplot below). */
+const LARGE_MAP_POINTS = 50_000;
 
 function projectionDimensions(status) {
   return (status.params && status.params.dimensions) || 2;
@@ -303,7 +306,27 @@ async function waitForAnalysis(id, onProgress) {
 }
 
 async function showDataset(view, name) {
-  const dataset = await api(`/v1/datasets/${enc(name)}`);
+  // Both at once: the summary counts on the server's cached copy (no count
+  // query in ClickHouse), and the list names the projection to draw.
+  const listRequest = api(`/v1/analyses?target=${enc(name)}`);
+  listRequest.catch(() => {}); // awaited below; a failure shows there
+  // The projection to draw is known once the list is: its points download
+  // while the page and the scatterplot are set up.
+  const prefetch = listRequest.then(({ analyses }) => {
+    const chosen = pickProjection(analyses);
+    if (!chosen) return null;
+    const buffer = api(`/v1/analyses/${chosen.id}/points`, { binary: true });
+    buffer.catch(() => {}); // awaited by loadProjection; a failure shows there
+    return { id: chosen.id, buffer };
+  });
+  prefetch.catch(() => {});
+  const summaryRequest = api(`/v1/datasets/${enc(name)}/summary`).catch((error) => {
+    if (error.code === 'dataset_too_large') return api(`/v1/datasets/${enc(name)}`);
+    throw error;
+  });
+  // Setting up the scatterplot holds the main thread for a while: wait for
+  // the list too, so that the points download starts first.
+  const [dataset] = await Promise.all([summaryRequest, listRequest.catch(() => null)]);
   if (dataset.name !== name) history.replaceState(null, '', `/ui/datasets/${enc(dataset.name)}${location.search}`);
   setCrumbs(link('/ui/', 'datasets'), h('span', {}, dataset.name));
   document.title = `${dataset.name} · Mutant`;
@@ -363,6 +386,9 @@ async function showDataset(view, name) {
     lassoMinDelay: 10,
     opacityInactiveMax: 0.35,
     deselectOnDblClick: true,
+    // Squares draw faster than anti-aliased discs, and at the 2-3 pixels
+    // points get on a large map nobody sees the difference.
+    renderPointsAsSquares: dataset.record_count >= LARGE_MAP_POINTS,
   });
   mapElement.append(scatterplot.get('canvas'));
   state.scatterplot = scatterplot;
@@ -422,13 +448,13 @@ async function showDataset(view, name) {
   }
 
   // ---- projections and colours
-  const loadProjection = async (status) => {
+  const loadProjection = async (status, prefetched) => {
     const started = performance.now();
     mapElement.dataset.state = 'loading';
     mapElement.removeAttribute('data-points');
     mapStatus.hidden = false;
     mapStatus.textContent = 'Loading the projection…';
-    const buffer = await api(`/v1/analyses/${status.id}/points`, { binary: true });
+    const buffer = await (prefetched || api(`/v1/analyses/${status.id}/points`, { binary: true }));
     const points = decodePoints(buffer);
     state.points = points;
     state.projection = status;
@@ -481,8 +507,8 @@ async function showDataset(view, name) {
   });
 
   // ---- analyses of this dataset, kept fresh
-  const refreshAnalyses = async () => {
-    const { analyses } = await api(`/v1/analyses?target=${enc(dataset.name)}`);
+  const refreshAnalyses = async (listed) => {
+    const { analyses } = await (listed || api(`/v1/analyses?target=${enc(dataset.name)}`));
     state.analyses = analyses;
     fillProjectionSelect(projectionSelect, analyses, state.projection);
     fillColourSelect(colourSelect, analyses, state.colour);
@@ -506,7 +532,7 @@ async function showDataset(view, name) {
   document.addEventListener('analysis-started', onStarted);
   onLeave(() => document.removeEventListener('analysis-started', onStarted));
 
-  const analyses = await refreshAnalyses();
+  const analyses = await refreshAnalyses(listRequest);
   scheduleRefresh();
   state.focus = query.get('record');
   const wantedColour = query.get('colour');
@@ -519,7 +545,8 @@ async function showDataset(view, name) {
   }
   const chosen = pickProjection(analyses);
   try {
-    if (chosen) await loadProjection(chosen);
+    const prefetched = await prefetch.catch(() => null);
+    if (chosen) await loadProjection(chosen, prefetched && prefetched.id === chosen.id ? prefetched.buffer : undefined);
     else await startProjection(null);
     fillProjectionSelect(projectionSelect, state.analyses, state.projection);
     if (wantedColour) {
@@ -633,13 +660,22 @@ async function drawPoints(state) {
   const { points, scatterplot } = state;
   const n = points.nPoints;
   const c = points.nComponents;
-  let minX = Infinity; let maxX = -Infinity; let minY = Infinity; let maxY = -Infinity;
-  for (let index = 0; index < n; index += 1) {
-    const x = points.coordinates[index * c];
-    const y = points.coordinates[index * c + 1];
-    if (Number.isFinite(x)) { minX = Math.min(minX, x); maxX = Math.max(maxX, x); }
-    if (Number.isFinite(y)) { minY = Math.min(minY, y); maxY = Math.max(maxY, y); }
-  }
+  // Fit the middle 99.8% of each axis into view: a layout's rare stragglers
+  // (records a neighbour graph barely holds) stay drawn, off-screen until
+  // one zooms out, instead of shrinking every cluster to a dot.
+  const quantiles = (component) => {
+    const values = [];
+    for (let index = 0; index < n; index += 1) {
+      const value = points.coordinates[index * c + component];
+      if (Number.isFinite(value)) values.push(value);
+    }
+    if (values.length === 0) return [0, 0];
+    const sorted = Float64Array.from(values).sort();
+    const at = (share) => sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))];
+    return sorted.length > 1000 ? [at(0.001), at(0.999)] : [sorted[0], sorted[sorted.length - 1]];
+  };
+  const [minX, maxX] = quantiles(0);
+  const [minY, maxY] = quantiles(1);
   // One scale for both axes (distances keep their meaning), fitting [-0.95, 0.95].
   const span = Math.max(maxX - minX, maxY - minY) || 1;
   const scale = 1.9 / span;
@@ -966,6 +1002,35 @@ function analysisForm(dataset) {
   return form;
 }
 
+// ---------------------------------------------------------------- every analysis
+
+async function showAllAnalyses(view) {
+  setCrumbs(link('/ui/', 'datasets'), h('span', {}, 'analyses'));
+  document.title = 'Analyses · Mutant';
+  const table = h('table', { id: 'all-analyses' });
+  view.append(h('h1', {}, 'Analyses'), table);
+  const { datasets } = await api('/v1/datasets');
+  const names = new Map(datasets.map((dataset) => [dataset.id, dataset.name]));
+  let timer = null;
+  onLeave(() => clearTimeout(timer));
+  const refresh = async () => {
+    const { analyses } = await api('/v1/analyses?limit=200');
+    fill(table,
+      h('thead', {}, h('tr', {}, h('th', {}, 'analysis'), h('th', {}, 'status'), h('th', {}, 'progress'), h('th', {}, 'target'),
+        h('th', {}, 'reference'))),
+      h('tbody', {}, analyses.map((status) => {
+        const row = analysisRow(status);
+        const dataset = (id) => (id ? (names.has(id) ? link(`/ui/datasets/${enc(names.get(id))}`, names.get(id)) : id.slice(0, 8)) : '–');
+        row.append(h('td', {}, dataset(status.target)), h('td', {}, dataset(status.reference)));
+        return row;
+      })));
+    if (analyses.length === 0) fill(table, h('tr', {}, h('td', { className: 'muted' }, 'No analyses yet.')));
+    const busy = analyses.some((item) => ['queued', 'running'].includes(item.status));
+    timer = setTimeout(() => refresh().catch(() => {}), busy ? 1000 : 5000);
+  };
+  await refresh();
+}
+
 // ---------------------------------------------------------------- one analysis
 
 const RESULTS_PAGE = 50;
@@ -1072,8 +1137,7 @@ async function showResults(section, status, targetName) {
         : Array.isArray(value) ? value.map((item) => (typeof item === 'number' ? formatNumber(item) : String(item))).join(', ')
           : typeof value === 'object' ? JSON.stringify(value) : String(value))) : []),
     h('span', {}, h('span', { className: 'muted' }, 'rows '), formatNumber(page.total)));
-    // A server that does not filter by verdict still gets only flagged rows shown.
-    const rows = flaggedOnly.checked ? page.results.filter((row) => row.flagged === true) : page.results;
+    const rows = page.results;
     fill(pager, 
       h('button', { type: 'button', disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - RESULTS_PAGE); load(); } }, '← previous'),
       h('span', { className: 'muted' }, `rows ${formatNumber(page.total === 0 ? 0 : offset + 1)}–${formatNumber(Math.min(page.total, offset + page.results.length))} of ${formatNumber(page.total)}`),
@@ -1082,6 +1146,9 @@ async function showResults(section, status, targetName) {
     if (isPairs) fill(body, await pairsView(rows, status, targetName));
     else if (isDrift) fill(body, driftTable(rows));
     else fill(body, resultsTable(rows, status, targetName));
+    // What is on screen now, for people reading the DOM and for the tests.
+    section.dataset.flaggedOnly = String(flaggedOnly.checked);
+    section.dataset.total = String(page.total);
   };
   flaggedOnly.addEventListener('change', () => { offset = 0; load().catch((error) => fill(body, errorBox(error))); });
   await load();

@@ -186,6 +186,13 @@ async fn read_points(http: &Http, layout_id: &str, mislabel_id: &str, pairs_id: 
         get(http, "/v1/analyses/not-a-uuid/points").await.status,
         400
     );
+    let points_path = format!("/v1/analyses/{layout_id}/points");
+    assert_eq!(http.send("POST", &points_path, &[], b"").await.status, 405);
+    let summary_path = "/v1/datasets/views/summary";
+    assert_eq!(
+        http.send("DELETE", summary_path, &[], b"").await.status,
+        405
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

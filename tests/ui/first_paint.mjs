@@ -151,6 +151,10 @@ try {
     firstPaints.push(Number(await page.getAttribute('#map', 'data-since-navigation-ms')));
     loads.push(Number(await page.getAttribute('#map', 'data-load-ms')));
     if (round === rounds - 1) {
+      const timings = await page.evaluate(() => performance.getEntriesByType('resource')
+        .filter((entry) => entry.name.includes('/v1/') || entry.name.includes('/ui/assets/'))
+        .map((entry) => `${new URL(entry.name).pathname.replace(/[0-9a-f-]{36}/, '{id}')} ${Math.round(entry.startTime)}-${Math.round(entry.responseEnd)} ms`));
+      console.log(`# requests of the last round (start-end since navigation): ${timings.join('; ')}`);
       await page.screenshot({ path: path.join(root, '.build', 'ui-screenshots', 'bench-100k-map.png') }).catch(() => {});
       const box = await page.locator('#map').boundingBox();
       await page.evaluate(() => {

@@ -363,14 +363,16 @@ async function main() {
     const caught = topIds.slice(0, 20).filter((id) => seeded.wrongLabels.includes(id)).length;
     check(caught >= 15, `only ${caught} of the top 20 are labels the test made wrong`);
     await shot(page, '10-results');
+    await page.waitForSelector('#results[data-flagged-only="false"]');
+    const allRows = Number(await page.getAttribute('#results', 'data-total'));
     const before = await page.locator('#results-table tbody tr').count();
     await page.check('#flagged-only');
-    await page.waitForFunction(() => {
-      const rows = [...document.querySelectorAll('#results-table tbody tr')];
-      return rows.length > 0 && rows.every((row) => row.dataset.flagged === 'true');
-    }, null, { timeout: 15_000 });
-    const flagged = await page.locator('#results-table tbody tr').count();
-    check(flagged > 0 && flagged <= before, `${flagged} flagged rows of ${before}`);
+    await page.waitForSelector('#results[data-flagged-only="true"]', { timeout: 15_000 });
+    const flaggedRows = Number(await page.getAttribute('#results', 'data-total'));
+    check(flaggedRows > 0 && flaggedRows < allRows, `${flaggedRows} flagged rows of ${allRows}`);
+    const shown = await page.locator('#results-table tbody tr').evaluateAll((rows) => rows.map((row) => row.dataset.flagged));
+    check(shown.length === Math.min(flaggedRows, before) && shown.every((flag) => flag === 'true'),
+      `the filtered table shows ${shown.length} rows, flags ${[...new Set(shown)]}`);
     await shot(page, '11-results-flagged-only');
   });
 
@@ -394,6 +396,15 @@ async function main() {
     await shot(page, '13-near-duplicate-pairs');
   });
 
+  await step('every analysis is listed with its status, progress and datasets', async () => {
+    await page.click('header a[href="/ui/analyses"]');
+    await page.waitForSelector('#all-analyses tbody tr[data-analysis]', { timeout: 10_000 });
+    const kinds = await page.locator('#all-analyses tbody tr').evaluateAll((rows) => rows.map((row) => row.dataset.kind));
+    for (const kind of ['projection', 'mislabel', 'near_duplicates']) check(kinds.includes(kind), `no ${kind} in ${kinds}`);
+    check(await page.locator('#all-analyses tbody tr a:text("digits")').count() === kinds.length, 'a row lacks its target');
+    await shot(page, '14-all-analyses');
+  });
+
   check(pageErrors.length === 0, `the page logged errors: ${pageErrors.join(' | ')}`);
 
   await step('with MUTANT_API_TOKEN the page asks for the token once and keeps it for the tab', async () => {
@@ -405,7 +416,7 @@ async function main() {
     await tab.fill('#token-input', 'wrong');
     await tab.click('#token-form button');
     await tab.waitForSelector('#token-dialog[open] #token-error:not([hidden])', { timeout: 10_000 });
-    await shot(tab, '14-token-asked');
+    await shot(tab, '15-token-asked');
     await tab.fill('#token-input', TOKEN);
     await tab.click('#token-form button');
     await tab.waitForSelector('#map[data-points]', { timeout: 60_000 });

@@ -252,3 +252,11 @@ fn cancelling_stops_the_layout() {
         Err(Error::Cancelled)
     ));
 }
+
+#[test]
+fn an_edge_is_sampled_in_proportion_to_its_weight() {
+    for (weight, expected) in [(1.0f32, 200), (0.5, 100), (0.25, 50), (0.1, 20), (0.004, 0)] {
+        let samples = (0..200).filter(|&epoch| is_sampled(epoch, weight)).count();
+        assert_eq!(samples, expected, "weight {weight}");
+    }
+}

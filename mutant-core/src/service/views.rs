@@ -3,6 +3,7 @@
 //! (frame kind 4), joined with the records' current labels and predictions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -95,16 +96,30 @@ impl Service {
             });
         }
         let n_rows = usize::try_from(job.n_results).unwrap_or(usize::MAX);
-        let rows = self
-            .store()
-            .analysis_results(id, &ResultSelection::page(0, n_rows))
-            .await?;
-        let target = match self.store().get_dataset(&DatasetRef::Id(job.target)).await {
-            Ok(dataset) => Some(self.cache().get(&dataset).await?),
-            Err(Error::UnknownDataset { .. }) => None,
-            Err(error) => return Err(error),
-        };
+        // The rows and the target's classes come from different places:
+        // fetch both at once.
+        let selection = ResultSelection::page(0, n_rows);
+        let (rows, target) = tokio::join!(
+            self.store().analysis_results(id, &selection),
+            self.points_target(job.target)
+        );
+        let (rows, target) = (rows?, target?);
         super::run_blocking(move || Ok(points_of(&rows, target.as_deref()))).await
+    }
+
+    /// The target's cached copy, for the classes of its points; `None`
+    /// without it (deleted, or too big for the cache): the points still go
+    /// out, without classes.
+    async fn points_target(&self, target: Uuid) -> Result<Option<Arc<LoadedDataset>>> {
+        match self.store().get_dataset(&DatasetRef::Id(target)).await {
+            Ok(dataset) => match self.cache().get(&dataset).await {
+                Ok(loaded) => Ok(Some(loaded)),
+                Err(Error::DatasetTooLarge { .. }) => Ok(None),
+                Err(error) => Err(error),
+            },
+            Err(Error::UnknownDataset { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 }
 
