@@ -29,3 +29,10 @@ env -u MUTANT_CLICKHOUSE_URL cargo run --locked -q -p mutant-examples --bin embe
 cargo run --locked -q -p mutant-examples --bin embedded
 # The web page in headless Chromium against that binary.
 scripts/ui_test.sh
+
+# The Python SDK: built (debug) into the virtualenv with maturin, then its
+# pytest suite against the server binary built above and this ClickHouse.
+venv="$(scripts/py_venv.sh)"
+VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --locked --quiet -m mutant-py/Cargo.toml
+MUTANT_SERVER_BINARY="${CARGO_TARGET_DIR:-$PWD/target}/debug/mutant-server" \
+    "$venv/bin/python" -m pytest -q mutant-py/tests

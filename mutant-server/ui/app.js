@@ -887,16 +887,16 @@ function showSelection(state, selected, card, recordCard) {
 // ---------------------------------------------------------------- analyses
 
 const KINDS = {
-  mislabel: { reference: 'none', params: [['k', 'integer', '10'], ['method', ['self_confidence', 'normalized_margin']]] },
-  uniqueness: { reference: 'none', params: [['k', 'integer', '10']] },
-  near_duplicates: { reference: 'optional', params: [['k', 'integer', '10'], ['threshold', 'number', 'automatic'], ['ratio', 'number', '0.1']] },
-  novelty: { reference: 'required', params: [['k', 'integer', '10']] },
-  boundary_uncertainty: { reference: 'required', params: [['k', 'integer', '10']] },
-  activation_uncertainty: { reference: 'required', params: [] },
-  class_outlier: { reference: 'required', params: [] },
-  drift: { reference: 'required', params: [['sample_size', 'integer', '1000'], ['n_permutations', 'integer', '200'], ['seed', 'integer', '0']] },
-  select: { reference: 'optional', params: [['n', 'integer', 'required'], ['k', 'integer', '10'], ['weights', 'json', '{"novelty": 1}'],
-    ['random_weight', 'number', ''], ['diversity', 'boolean'], ['unlabeled_only', 'boolean'], ['seed', 'integer', '0']] },
+  mislabel: { reference: 'none', params: [['k', 'integer', '20'], ['method', ['self_confidence', 'normalized_margin']], ['threshold', 'number', 'automatic']] },
+  uniqueness: { reference: 'none', params: [['k', 'integer', '10'], ['threshold', 'number', 'automatic']] },
+  near_duplicates: { reference: 'optional', params: [['k', 'integer', '10'], ['threshold', 'number', 'automatic'], ['ratio', 'number', '0.5']] },
+  novelty: { reference: 'required', params: [['k', 'integer', '10'], ['threshold', 'number', 'automatic']] },
+  boundary_uncertainty: { reference: 'required', params: [['k', 'integer', '10'], ['threshold', 'number', 'automatic']] },
+  activation_uncertainty: { reference: 'required', params: [['threshold', 'number', 'automatic']] },
+  class_outlier: { reference: 'required', params: [['threshold', 'number', 'automatic']] },
+  drift: { reference: 'required', params: [['sample_size', 'integer', '1000'], ['n_permutations', 'integer', '200'], ['seed', 'integer', '0'], ['threshold', 'number', '0.05']] },
+  select: { reference: 'optional', params: [['n', 'integer', 'required'], ['k', 'integer', '10'], ['weights', 'json', 'automatic'],
+    ['random_weight', 'number', '0'], ['diversity', 'boolean'], ['unlabeled_only', 'boolean'], ['seed', 'integer', '0']] },
   projection: { reference: 'none', params: [['method', ['', 'layout', 'pca']], ['dimensions', 'integer', '2'], ['seed', 'integer', '0']] },
 };
 
