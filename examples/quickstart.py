@@ -6,8 +6,9 @@ no download), the pixels serve as 64-d embeddings. Most images form a
 labeled training set in which some labels are deliberately flipped; the rest
 are an unlabeled pool with a model's predictions. The program streams both
 into Mutant, asks ``mislabel`` which training labels look wrong (and checks
-the answer against the flips it made), then asks ``select`` which pool images
-a person should label next.
+the answer against the flips it made), then asks ``select``, with its
+defaults, which pool images a person should label next (and checks how many
+of them the model gets wrong).
 
 Run it against a server (``scripts/py_quickstart.sh`` does all of this)::
 
@@ -105,20 +106,20 @@ def main() -> None:
           f"holding {caught} of the {n_flips} flips")
 
     # Which pool images should a person label next?
-    print("\nwhich pool images to label next? (select 10: boundary uncertainty and novelty "
-          "against the training set, spread out)")
-    selection = client.analyze(
-        "select",
-        target=pool,
-        reference=train,
-        n=10,
-        weights={"boundary_uncertainty": 1.0, "novelty": 1.0},
-        diversity=True,
-    )
-    for row in selection.results(include=("prediction", "uri")):
+    print("\nwhich pool images to label next? (select 10, with the server's default strategy)")
+    selection = client.analyze("select", target=pool, reference=train, n=10)
+    if selection.summary and "strategy" in selection.summary:
+        print(f"strategy: {selection.summary['strategy']}")
+    picks = selection.results(include=("prediction", "uri"))
+    for row in picks:
         print(f"{row['rank']:>3}  {row['id']:<11} predicted {row['prediction']}, "
               f"picked for {row['reason']}  {row['uri']}")
-
+    pool_predictions = dict(zip((f"digit-{row}" for row in pool_rows), model.predict(vectors[pool_rows])))
+    wrong = [row_id for row_id, predicted in pool_predictions.items()
+             if predicted != truth[int(row_id.split("-")[1])]]
+    wrong_picks = sum(row["id"] in wrong for row in picks)
+    print(f"{wrong_picks} of the {len(picks)} picks are images the model gets wrong "
+          f"({len(wrong)} of the {len(pool_rows)} pool images are)")
 
 if __name__ == "__main__":
     main()
