@@ -72,6 +72,7 @@ fn describe(error: &Error, details: &Bound<'_, PyDict>) -> PyResult<&'static str
         Error::InvalidInput { .. } => "invalid_input",
         Error::Unauthorized { .. } => "unauthorized",
         Error::PayloadTooLarge { .. } => "payload_too_large",
+        Error::DatasetTooLarge { .. } => "dataset_too_large",
         Error::Unavailable { attempts, .. } => {
             details.set_item("attempts", attempts)?;
             "unavailable"

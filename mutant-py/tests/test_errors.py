@@ -79,6 +79,17 @@ def test_a_server_with_a_token_wants_it(start_server):
     assert mutant.Client(server.url, token="s3cret").list_datasets() == []
 
 
+def test_a_dataset_over_the_cache_is_dataset_too_large(start_server):
+    server = start_server(env={"MUTANT_CACHE_BYTES": "4096"})
+    client = mutant.Client(server.url)
+    ds = client.create_dataset("big", dimension=16)
+    ds.upsert([f"r{i}" for i in range(200)], np.ones((200, 16), dtype=np.float32))
+    with pytest.raises(mutant.DatasetTooLargeError) as error:
+        ds.knn(np.ones((1, 16), dtype=np.float32), k=1)
+    assert error.value.code == "dataset_too_large"
+    assert "MUTANT_CACHE_BYTES" in str(error.value)
+
+
 def test_an_unreachable_server_is_a_transport_error_after_the_retries():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -49,6 +49,7 @@ __all__ = [
     "QueryTooLargeError",
     "UnauthorizedError",
     "PayloadTooLargeError",
+    "DatasetTooLargeError",
     "UnavailableError",
     "UnknownAnalysisError",
     "AnalysisNotFinishedError",
@@ -213,6 +214,12 @@ class PayloadTooLargeError(MutantError):
     write smaller batches."""
 
 
+class DatasetTooLargeError(MutantError):
+    """The dataset needs more memory than the server's whole dataset cache
+    (code ``dataset_too_large``, HTTP 507): raise ``MUTANT_CACHE_BYTES`` on
+    the server, or split the dataset."""
+
+
 class UnavailableError(MutantError, ConnectionError):
     """The server or its ClickHouse is unavailable (HTTP 503), still after
     the client's retries; retrying later is safe."""
@@ -276,6 +283,7 @@ _CLASS_OF_KIND: Dict[str, Type[MutantError]] = {
     "invalid_input": InvalidInputError,
     "unauthorized": UnauthorizedError,
     "payload_too_large": PayloadTooLargeError,
+    "dataset_too_large": DatasetTooLargeError,
     "unavailable": UnavailableError,
     "unknown_analysis": UnknownAnalysisError,
     "analysis_not_finished": AnalysisNotFinishedError,
