@@ -224,7 +224,15 @@ impl Service {
             cancel: Arc::clone(&local.cancel),
         };
         let computing = super::run_blocking(move || compute(&kernel_input));
-        let fetching_target = self.record_fields(input.target.id);
+        // Drift's rows are classes: no record to snapshot.
+        let target_snapshot_wanted = input.kind != AnalysisKind::Drift;
+        let fetching_target = async {
+            if target_snapshot_wanted {
+                self.record_fields(input.target.id).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
         let fetching_reference = async {
             match (&input.reference, reference_snapshot_wanted) {
                 (Some(dataset), true) => self.record_fields(dataset.id).await,
