@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mutant_core::api::results::{JoinedFields, ResultsQuery};
-use mutant_core::api::wire::{CreateDatasetRequest, Include, KnnRequest, StartAnalysisRequest};
+use mutant_core::api::wire::{CreateDatasetRequest, KnnQuery, StartAnalysisRequest};
 use mutant_core::model::Record;
 use mutant_core::service::{Service, ServiceConfig};
 use mutant_core::store::{ClickHouseConfig, ClickHouseStore, MemoryStore, Store};
@@ -119,17 +119,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("wrote {N_RECORDS} records of dimension {DIMENSION}");
 
     // The five nearest neighbours of item-1, with their labels.
-    let answer = service
-        .knn(
-            DATASET,
-            KnnRequest {
-                queries: vec![query],
-                k: 5,
-                filter: None,
-                include: Some(vec![Include::Label]),
-            },
-        )
-        .await?;
+    let mut request = KnnQuery::from_matrix(query, 1, DIMENSION, 5)?;
+    request.include.label = true;
+    let answer = service.knn(DATASET, request).await?;
     println!("nearest to item-1:");
     for neighbour in &answer.results[0] {
         println!(

@@ -158,12 +158,26 @@ impl ServerProcess {
         ServerProcess::spawn(other.database.clone(), extra_env).await
     }
 
+    /// The server program at `binary` (another build, say) on `database`,
+    /// which keeps what it holds: for benchmarks that reuse their data.
+    pub async fn start_program(binary: &std::path::Path, database: &str) -> ServerProcess {
+        ServerProcess::spawn_program(binary, database.to_owned(), &[]).await
+    }
+
     async fn spawn(database: String, extra_env: &[(&str, &str)]) -> ServerProcess {
+        ServerProcess::spawn_program(&server_binary(), database, extra_env).await
+    }
+
+    async fn spawn_program(
+        binary: &std::path::Path,
+        database: String,
+        extra_env: &[(&str, &str)],
+    ) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port")
             .port();
-        let mut command = std::process::Command::new(server_binary());
+        let mut command = std::process::Command::new(binary);
         command
             .env("MUTANT_LISTEN", format!("127.0.0.1:{port}"))
             .env("MUTANT_CLICKHOUSE_URL", clickhouse_url())
@@ -273,4 +287,17 @@ impl ServerProcess {
         env.extend_from_slice(extra_env);
         ServerProcess::spawn(database, &env).await
     }
+}
+
+/// How many statements the ClickHouse at [`clickhouse_url`] has run since
+/// it started (its `Query` event), this read included. Only meaningful when
+/// nothing else uses that ClickHouse meanwhile.
+pub async fn clickhouse_statements_so_far() -> u64 {
+    clickhouse::Client::default()
+        .with_url(clickhouse_url())
+        .with_validation(false)
+        .query("SELECT value FROM system.events WHERE event = 'Query'")
+        .fetch_one::<u64>()
+        .await
+        .unwrap_or_else(|error| panic!("cannot read ClickHouse's statement count: {error}"))
 }

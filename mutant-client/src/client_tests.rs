@@ -182,9 +182,8 @@ async fn knn_sends_and_reads_frames() {
     let server = FakeServer::start(|request, _| {
         let query = decode_knn_query(&request.body).unwrap();
         assert_eq!(request.header("accept"), Some(FRAME_CONTENT_TYPE));
-        let neighbours = query
-            .queries
-            .iter()
+        let neighbours = (0..query.n_queries())
+            .map(|index| query.query(index))
             .map(|vector| {
                 vec![Neighbour {
                     id: format!("near-{}", vector[0]),

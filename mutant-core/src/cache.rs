@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::kernels::{DatasetView, Execution, Metric, SearchTerms};
 use crate::model::{Dataset, DatasetChanges, DatasetRef, LoadedDataset, RowIndex};
-use crate::store::Store;
+use crate::store::{CatalogueStamp, Resolved, Store};
 use crate::{Error, Result};
 
 /// How far before its previous refresh a cached dataset re-reads changes, in
@@ -94,6 +94,17 @@ pub struct SearchableDataset {
     pub terms: Arc<SearchTerms>,
 }
 
+/// A fresh dataset and its search terms, which a search must have.
+fn searchable(
+    loaded: Arc<LoadedDataset>,
+    terms: Option<Arc<SearchTerms>>,
+) -> Result<SearchableDataset> {
+    let terms = terms.ok_or_else(|| Error::Internal {
+        message: "the cache returned no search terms for a search".into(),
+    })?;
+    Ok(SearchableDataset { loaded, terms })
+}
+
 /// Wall-clock nanoseconds, the clock write versions come from.
 fn now_nanos() -> u64 {
     std::time::SystemTime::now()
@@ -149,7 +160,30 @@ pub struct DatasetCache {
     store: Arc<dyn Store>,
     max_bytes: usize,
     entries: Mutex<LruCache<Uuid, Entry>>,
+    /// What references to the datasets held here resolved to, with the
+    /// catalogue's stamp at the time: a request by reference uses it without
+    /// asking the catalogue, and the refresh checks the stamp in the same
+    /// statement.
+    resolutions: Mutex<HashMap<DatasetRef, Resolved>>,
     counters: CacheCounters,
+}
+
+/// How [`DatasetCache::fresh`] is to trust the dataset it is given.
+#[derive(Debug, Clone, Copy)]
+enum Resolution {
+    /// Just resolved by the catalogue.
+    Fresh,
+    /// Remembered, as of this stamp: good only while the catalogue's stamp
+    /// for its name is the same.
+    Remembered(CatalogueStamp),
+}
+
+/// What [`DatasetCache::fresh`] found.
+enum Freshness {
+    /// The dataset, up to date.
+    Fresh(Arc<LoadedDataset>, Option<Arc<SearchTerms>>, u64),
+    /// The catalogue changed since the remembered resolution: resolve again.
+    CatalogueMoved,
 }
 
 /// What the cache has done since the server started.
@@ -186,6 +220,7 @@ impl DatasetCache {
             store,
             max_bytes,
             entries: Mutex::new(LruCache::unbounded()),
+            resolutions: Mutex::new(HashMap::new()),
             counters: CacheCounters::default(),
         }
     }
@@ -198,7 +233,7 @@ impl DatasetCache {
 
     /// The dataset in memory, fresh as of this call.
     pub async fn get(&self, dataset: &Dataset) -> Result<Arc<LoadedDataset>> {
-        Ok(self.fresh(dataset, None).await?.0)
+        Ok(self.fresh_as_given(dataset, None).await?.0)
     }
 
     /// [`get`](Self::get), with the data version the dataset is fresh as of:
@@ -207,31 +242,122 @@ impl DatasetCache {
     /// dataset's own `watermark` behind. An analysis records it, so that it
     /// turns stale only when newer writes arrive.
     pub async fn get_with_version(&self, dataset: &Dataset) -> Result<(Arc<LoadedDataset>, u64)> {
-        let (loaded, _, read_to) = self.fresh(dataset, None).await?;
+        let (loaded, _, read_to) = self.fresh_as_given(dataset, None).await?;
         Ok((loaded, read_to))
     }
 
+    /// The dataset a reference names, in memory and fresh as of this call,
+    /// with its search terms under its metric: built (on `threads` threads,
+    /// off the async runtime) on the first search, then kept and updated
+    /// with the dataset. A dataset in use is resolved once: later calls take
+    /// the resolution remembered here, and the freshness read, one
+    /// statement, also tells whether the catalogue has changed for its name
+    /// since (a delete, rename, re-creation through any server), in which
+    /// case the reference is resolved again.
+    pub async fn search(
+        &self,
+        dataset: &DatasetRef,
+        threads: usize,
+    ) -> Result<(Dataset, SearchableDataset)> {
+        if let Some(remembered) = self.remembered(dataset) {
+            let resolution = Resolution::Remembered(remembered.stamp);
+            let search = Some((remembered.dataset.metric.into(), threads));
+            match self.fresh(&remembered.dataset, resolution, search).await {
+                Ok(Freshness::Fresh(loaded, terms, _)) => {
+                    return Ok((remembered.dataset, searchable(loaded, terms)?));
+                }
+                Ok(Freshness::CatalogueMoved) | Err(Error::UnknownDataset { .. }) => {
+                    self.forget_resolution(dataset);
+                }
+                Err(error) => {
+                    self.forget_resolution(dataset);
+                    return Err(error);
+                }
+            }
+        }
+        let resolved = self.store.resolve(dataset).await?;
+        let search = Some((resolved.dataset.metric.into(), threads));
+        match self
+            .fresh(&resolved.dataset, Resolution::Fresh, search)
+            .await?
+        {
+            Freshness::Fresh(loaded, terms, _) => {
+                let found = resolved.dataset.clone();
+                self.remember(dataset, resolved);
+                Ok((found, searchable(loaded, terms)?))
+            }
+            Freshness::CatalogueMoved => Err(Error::Internal {
+                message: "a fresh resolution was taken for a remembered one".into(),
+            }),
+        }
+    }
+
     /// The dataset in memory, fresh as of this call, with its search terms
-    /// under `metric`: built (on `threads` threads, off the async runtime) on
-    /// the first search, then kept and updated with the dataset.
+    /// under `metric`, built on `threads` threads if need be.
     pub async fn get_for_search(
         &self,
         dataset: &Dataset,
         metric: Metric,
         threads: usize,
     ) -> Result<SearchableDataset> {
-        let (loaded, terms, _) = self.fresh(dataset, Some((metric, threads))).await?;
-        let terms = terms.ok_or_else(|| Error::Internal {
-            message: "the cache returned no search terms for a search".into(),
-        })?;
-        Ok(SearchableDataset { loaded, terms })
+        let (loaded, terms, _) = self
+            .fresh_as_given(dataset, Some((metric, threads)))
+            .await?;
+        searchable(loaded, terms)
     }
 
-    async fn fresh(
+    fn resolutions(&self) -> std::sync::MutexGuard<'_, HashMap<DatasetRef, Resolved>> {
+        self.resolutions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remembered(&self, dataset: &DatasetRef) -> Option<Resolved> {
+        self.resolutions().get(dataset).cloned()
+    }
+
+    fn remember(&self, dataset: &DatasetRef, resolved: Resolved) {
+        let held = self.entries().contains(&resolved.dataset.id);
+        if held {
+            self.resolutions().insert(dataset.clone(), resolved);
+        }
+    }
+
+    fn forget_resolution(&self, dataset: &DatasetRef) {
+        self.resolutions().remove(dataset);
+    }
+
+    /// Forgets what references to a dataset no longer held resolved to.
+    fn forget_resolutions_of(&self, dataset_ids: &[Uuid]) {
+        if !dataset_ids.is_empty() {
+            self.resolutions()
+                .retain(|_, resolved| !dataset_ids.contains(&resolved.dataset.id));
+        }
+    }
+
+    /// [`fresh`](Self::fresh) for a dataset the caller has just resolved.
+    async fn fresh_as_given(
         &self,
         dataset: &Dataset,
         search: Option<(Metric, usize)>,
     ) -> Result<(Arc<LoadedDataset>, Option<Arc<SearchTerms>>, u64)> {
+        match self.fresh(dataset, Resolution::Fresh, search).await? {
+            Freshness::Fresh(loaded, terms, read_to) => Ok((loaded, terms, read_to)),
+            Freshness::CatalogueMoved => Err(Error::Internal {
+                message: "the cache asked a fresh resolution to be made again".into(),
+            }),
+        }
+    }
+
+    /// The dataset in memory, refreshed, or loaded whole when not held.
+    /// Under a remembered resolution, it is loaded only if the catalogue
+    /// still agrees, so a dataset not held is never loaded under one.
+    async fn fresh(
+        &self,
+        dataset: &Dataset,
+        resolution: Resolution,
+        search: Option<(Metric, usize)>,
+    ) -> Result<Freshness> {
         let slot = {
             let mut entries = self.entries();
             let entry = entries.get_or_insert_mut(dataset.id, || Entry {
@@ -256,7 +382,7 @@ impl DatasetCache {
                     .read_to
                     .min(cached.checked_at.saturating_sub(REFRESH_OVERLAP_NANOS));
                 let checked_at = now_nanos();
-                let mut changes = self.read_changes(cached, dataset, since).await?;
+                let (mut changes, stamp) = self.read_changes(cached, dataset, since).await?;
                 cached.checked_at = checked_at;
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 cached.loaded.retain_effective(&mut changes, &cached.index);
@@ -272,16 +398,23 @@ impl DatasetCache {
                         .fetch_add(n_changed as u64, Ordering::Relaxed);
                     cached.measure();
                 }
+                if let Resolution::Remembered(remembered) = resolution
+                    && remembered != stamp
+                {
+                    let size_bytes = cached.size_bytes;
+                    drop(guard);
+                    self.account(dataset.id, size_bytes)?;
+                    return Ok(Freshness::CatalogueMoved);
+                }
                 cached
+            }
+            None if matches!(resolution, Resolution::Remembered(_)) => {
+                return Ok(Freshness::CatalogueMoved);
             }
             None => {
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
                 let checked_at = now_nanos();
-                let loaded = Arc::new(
-                    self.store
-                        .load_within(&DatasetRef::Id(dataset.id), self.max_bytes)
-                        .await?,
-                );
+                let loaded = Arc::new(self.store.load_within(dataset, self.max_bytes).await?);
                 let index = build_index(&loaded).await?;
                 let mut cached = Cached {
                     read_to: loaded.watermark,
@@ -307,7 +440,7 @@ impl DatasetCache {
             ));
             cached.measure();
         }
-        let answer = (
+        let answer = Freshness::Fresh(
             Arc::clone(&cached.loaded),
             search.and(cached.search_terms.clone()),
             cached.read_to,
@@ -328,9 +461,10 @@ impl DatasetCache {
         cached: &mut Cached,
         dataset: &Dataset,
         since: u64,
-    ) -> Result<DatasetChanges> {
+    ) -> Result<(DatasetChanges, CatalogueStamp)> {
         let read_to = cached.read_to;
-        let rows = self.store.changes_since(dataset, since, read_to).await?;
+        let feed = self.store.changes_since(dataset, since, read_to).await?;
+        let rows = feed.rows;
         let versions: Vec<(String, u64)> = rows
             .iter()
             .map(|row| (row.id.clone(), row.version))
@@ -352,7 +486,7 @@ impl DatasetCache {
         if !late.is_empty() {
             // These rows' latest state since `since` supersedes whatever the
             // rows past the watermark said of the same ids.
-            let late_changes = self.store.load_changes_of(dataset.id, since, &late).await?;
+            let late_changes = self.store.changes_of(dataset, since, &late).await?;
             let superseded: HashSet<&str> = late.iter().map(String::as_str).collect();
             changes
                 .upserts
@@ -376,15 +510,28 @@ impl DatasetCache {
             (changes.upserts.len() + changes.deleted_ids.len()) as u64,
             Ordering::Relaxed,
         );
-        Ok(changes)
+        Ok((changes, feed.stamp))
     }
 
     /// Records a dataset's size, evicts least recently used datasets until
     /// the bound holds, and refuses a dataset that alone is over it.
     fn account(&self, dataset_id: Uuid, size_bytes: usize) -> Result<()> {
+        let mut evicted_ids = Vec::new();
+        let accounted = self.account_evicting(dataset_id, size_bytes, &mut evicted_ids);
+        self.forget_resolutions_of(&evicted_ids);
+        accounted
+    }
+
+    fn account_evicting(
+        &self,
+        dataset_id: Uuid,
+        size_bytes: usize,
+        evicted_ids: &mut Vec<Uuid>,
+    ) -> Result<()> {
         let mut entries = self.entries();
         if size_bytes > self.max_bytes {
             entries.pop(&dataset_id);
+            evicted_ids.push(dataset_id);
             return Err(Error::DatasetTooLarge {
                 size_bytes,
                 max_bytes: self.max_bytes,
@@ -404,6 +551,7 @@ impl DatasetCache {
                 break;
             }
             held -= evicted.size_bytes;
+            evicted_ids.push(evicted_id);
             self.counters.evictions.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -420,6 +568,7 @@ impl DatasetCache {
     /// Forgets a dataset (after it is deleted).
     pub fn forget(&self, dataset_id: Uuid) {
         self.entries().pop(&dataset_id);
+        self.forget_resolutions_of(&[dataset_id]);
     }
 
     /// Hits, misses, refreshes and evictions so far.
@@ -449,12 +598,15 @@ mod tests {
             let records = (0..n_records)
                 .map(|index| Record::new(format!("r{index}"), vec![index as f32; 4]))
                 .collect();
-            store
-                .upsert(&DatasetRef::parse(name), records)
-                .await
-                .unwrap();
+            upsert(&store, name, records).await;
         }
         store
+    }
+
+    async fn upsert(store: &Arc<dyn Store>, name: &str, records: Vec<Record>) {
+        let dataset = store.get_dataset(&DatasetRef::parse(name)).await.unwrap();
+        let batch = crate::ingest::ValidBatch::new(&dataset, records).unwrap();
+        store.upsert(batch).await.unwrap();
     }
 
     #[tokio::test]
@@ -463,15 +615,9 @@ mod tests {
         let cache = DatasetCache::new(Arc::clone(&store), 1 << 20);
         let dataset = store.get_dataset(&DatasetRef::parse("a")).await.unwrap();
         assert_eq!(cache.get(&dataset).await.unwrap().n_records(), 10);
+        upsert(&store, "a", vec![Record::new("new", vec![1.0; 4])]).await;
         store
-            .upsert(
-                &DatasetRef::parse("a"),
-                vec![Record::new("new", vec![1.0; 4])],
-            )
-            .await
-            .unwrap();
-        store
-            .delete_records(&DatasetRef::parse("a"), &crate::model::Filter::ids(["r0"]))
+            .delete_records(&dataset, &crate::model::Filter::ids(["r0"]))
             .await
             .unwrap();
         let refreshed = cache.get(&dataset).await.unwrap();
@@ -510,13 +656,7 @@ mod tests {
             "an unchanged dataset keeps its terms"
         );
         drop((first, again));
-        store
-            .upsert(
-                &DatasetRef::parse("a"),
-                vec![Record::new("new", vec![-50.0; 4])],
-            )
-            .await
-            .unwrap();
+        upsert(&store, "a", vec![Record::new("new", vec![-50.0; 4])]).await;
         let SearchableDataset { loaded, terms } =
             cache.get_for_search(&dataset, Metric::L2, 1).await.unwrap();
         assert_eq!(terms.n_rows(), 101);
@@ -542,17 +682,8 @@ mod tests {
         let after_first = fetched();
         cache.get(&dataset).await.unwrap();
         assert_eq!(fetched(), after_first, "nothing new, nothing fetched");
-        let upsert = |id: &'static str| {
-            let store = Arc::clone(&store);
-            async move {
-                store
-                    .upsert(&DatasetRef::parse("a"), vec![Record::new(id, vec![7.0; 4])])
-                    .await
-                    .unwrap();
-            }
-        };
-        upsert("new").await;
-        upsert("r3").await;
+        upsert(&store, "a", vec![Record::new("new", vec![7.0; 4])]).await;
+        upsert(&store, "a", vec![Record::new("r3", vec![7.0; 4])]).await;
         let refreshed = cache.get(&dataset).await.unwrap();
         assert_eq!(fetched(), after_first + 2, "only the two new writes");
         assert_eq!(refreshed.n_records(), 11);

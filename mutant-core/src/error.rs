@@ -36,6 +36,15 @@ pub enum Error {
         expected: usize,
         got: usize,
     },
+    /// kNN queries of different lengths in one request.
+    #[error(
+        "kNN query {query} has {got} values but query 0 has {expected}; every query needs the dataset's dimension"
+    )]
+    RaggedQueries {
+        query: usize,
+        expected: usize,
+        got: usize,
+    },
     /// A NaN or infinite component in a vector.
     #[error(
         "record {id:?} has a non-finite value (NaN or infinity) at position {position}; clean the vector before sending it"
@@ -147,7 +156,9 @@ impl Error {
             Error::InvalidDatasetName { .. } => ErrorCode::InvalidDatasetName,
             Error::InvalidDimension { .. } => ErrorCode::InvalidDimension,
             Error::UnknownMetric { .. } => ErrorCode::UnknownMetric,
-            Error::DimensionMismatch { .. } => ErrorCode::DimensionMismatch,
+            Error::DimensionMismatch { .. } | Error::RaggedQueries { .. } => {
+                ErrorCode::DimensionMismatch
+            }
             Error::NonFiniteValue { .. } => ErrorCode::NonFiniteValue,
             Error::EmptyRecordId { .. } => ErrorCode::EmptyRecordId,
             Error::FieldTooLong { .. } => ErrorCode::FieldTooLong,

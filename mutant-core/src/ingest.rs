@@ -53,6 +53,52 @@ pub fn validate_batch(dataset: &Dataset, records: &[Record]) -> Result<()> {
     Ok(())
 }
 
+/// A batch of records checked by [`validate_batch`] for one dataset: the
+/// only form in which records reach a store, so no store call can be handed
+/// records that were not validated at the edge.
+///
+/// ```
+/// # use mutant_core::model::{Dataset, Metric, Record};
+/// # use mutant_core::ingest::ValidBatch;
+/// # let dataset = Dataset { id: uuid::Uuid::nil(), name: "d".into(), dimension: 2,
+/// #     metric: Metric::L2, metadata: Default::default(), created_at_ms: 0, updated_at_ms: 0 };
+/// let batch = ValidBatch::new(&dataset, vec![Record::new("a", vec![0.0, 1.0])])?;
+/// assert_eq!(batch.records().len(), 1);
+/// assert!(ValidBatch::new(&dataset, vec![Record::new("a", vec![f32::NAN, 1.0])]).is_err());
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidBatch {
+    dataset: Dataset,
+    records: Vec<Record>,
+}
+
+impl ValidBatch {
+    /// Validates `records` for `dataset`.
+    pub fn new(dataset: &Dataset, records: Vec<Record>) -> Result<Self> {
+        validate_batch(dataset, &records)?;
+        Ok(ValidBatch {
+            dataset: dataset.clone(),
+            records,
+        })
+    }
+
+    /// The dataset the records were validated for.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// The records, in the order given.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// The dataset and the records.
+    pub fn into_parts(self) -> (Dataset, Vec<Record>) {
+        (self.dataset, self.records)
+    }
+}
+
 fn validate_record(dataset: &Dataset, index: usize, record: &Record) -> Result<()> {
     if record.id.is_empty() {
         return Err(Error::EmptyRecordId { index });

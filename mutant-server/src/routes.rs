@@ -10,7 +10,9 @@ use hyper::{Method, Request, StatusCode};
 use mutant_core::api::PROTOCOL_VERSION;
 use mutant_core::api::frame::{decode_knn_query, decode_record_batch, encode_knn_result};
 use mutant_core::api::results::{ResultsFormat, ResultsQuery};
-use mutant_core::api::wire::{HeartbeatResponse, KnnRequest, UpsertRequest, VersionResponse};
+use mutant_core::api::wire::{
+    HeartbeatResponse, KnnQuery, KnnRequest, UpsertRequest, VersionResponse,
+};
 use mutant_core::service::{ResultRows, Service};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -321,9 +323,9 @@ async fn knn(state: &AppState, request: Request<Incoming>, dataset: &str) -> Out
     let format = body_format(&request, true)?;
     let frame_answer_wanted = wants_frame(&request);
     let body = read_body(request, state.config.max_body_bytes).await?;
-    let query: KnnRequest = match format {
+    let query = match format {
         BodyFormat::Frame => decode_knn_query(&body)?,
-        BodyFormat::Json => decode_json(&body)?,
+        BodyFormat::Json => KnnQuery::from_request(decode_json::<KnnRequest>(&body)?)?,
     };
     let response = state.service.knn(dataset, query).await?;
     Ok(if frame_answer_wanted {

@@ -1,5 +1,5 @@
 //! Cold load of a dataset from ClickHouse into its in-memory form
-//! (`Store::load`), against the same bytes fetched raw (`SELECT ... FORMAT
+//! (`Records::load`), against the same bytes fetched raw (`SELECT ... FORMAT
 //! RowBinary`, the load's own statement, bytes counted and discarded).
 //!
 //! The datasets live in database `mutant_bench`, named after their size
@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use mutant_core::ingest::ValidBatch;
 use mutant_core::model::{DatasetRef, Filter, NewDataset, Record};
-use mutant_core::store::{ClickHouseConfig, ClickHouseStore, Store};
+use mutant_core::store::{Catalogue, ClickHouseConfig, ClickHouseStore, Records};
 
 use super::{seeded_vector, size_tag};
 use crate::{clickhouse_url, wait_for_quiet_clickhouse};
@@ -21,7 +22,7 @@ pub const DATABASE: &str = "mutant_bench";
 pub struct LoadTimes {
     /// The raw RowBinary fetch of the load's statement.
     pub raw: Duration,
-    /// `Store::load`.
+    /// `Records::load`.
     pub load: Duration,
     /// Bytes of RowBinary the statement returns.
     pub n_bytes: u64,
@@ -46,17 +47,16 @@ pub fn dataset_name(n_records: usize, dimension: usize) -> String {
 /// included) unless it is already stored whole; returns its name.
 pub async fn ensure_dataset(store: &ClickHouseStore, n_records: usize, dimension: usize) -> String {
     let name = dataset_name(n_records, dimension);
-    let dataset_ref = DatasetRef::parse(&name);
-    if store.count(&dataset_ref, &Filter::all()).await.ok() == Some(n_records) {
-        return name;
-    }
-    if store.get_dataset(&dataset_ref).await.is_ok() {
+    if let Ok(existing) = store.resolve(&DatasetRef::parse(&name)).await {
+        if store.count(&existing.dataset, &Filter::all()).await.ok() == Some(n_records) {
+            return name;
+        }
         store
-            .delete_dataset(&dataset_ref)
+            .delete_dataset(&existing)
             .await
             .expect("the incomplete dataset is deleted");
     }
-    store
+    let dataset = store
         .create_dataset(NewDataset::new(&name, dimension))
         .await
         .expect("the benchmark dataset is created");
@@ -73,7 +73,7 @@ pub async fn ensure_dataset(store: &ClickHouseStore, n_records: usize, dimension
             })
             .collect();
         store
-            .upsert(&dataset_ref, batch)
+            .upsert(ValidBatch::new(&dataset, batch).expect("the batch is valid"))
             .await
             .expect("ClickHouse stores the batch");
     }
@@ -115,10 +115,7 @@ pub async fn measure(store: &ClickHouseStore, name: &str, runs: usize) -> LoadTi
         times.raw = times.raw.min(elapsed);
         times.n_bytes = n_bytes;
         let started = Instant::now();
-        let loaded = store
-            .load(&DatasetRef::Id(dataset.id))
-            .await
-            .expect("the dataset loads");
+        let loaded = store.load(&dataset).await.expect("the dataset loads");
         times.load = times.load.min(started.elapsed());
         drop(loaded);
     }

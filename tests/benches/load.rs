@@ -37,7 +37,7 @@ async fn main() {
         mib / times.raw.as_secs_f64()
     );
     println!(
-        "Store::load         : {:>8.3} s  {:>7.1} MiB/s",
+        "Records::load       : {:>8.3} s  {:>7.1} MiB/s",
         times.load.as_secs_f64(),
         mib / times.load.as_secs_f64()
     );

@@ -5,7 +5,7 @@
 //! - ingest: the SDK's `BatchWriter` through the real release server vs the
 //!   ClickHouse driver's INSERTs, 384-d, batches of 100 and 5,000, 1 and 4
 //!   concurrent writers;
-//! - load: cold `Store::load` vs the raw RowBinary fetch of the same bytes,
+//! - load: cold `Records::load` vs the raw RowBinary fetch of the same bytes,
 //!   n x 384 and 10n x 128;
 //! - knn: warm exact kNN, a batch of 1,000 queries and single queries, vs the
 //!   same-run faer GEMM ceiling and memory-read floor;
@@ -125,7 +125,7 @@ async fn ingest_section(report: &mut Report, sizes: &Sizes) {
 async fn load_section(report: &mut Report, sizes: &Sizes) {
     let store = load::bench_store().await;
     report.comment(&format!(
-        "load: best of {} cold Store::load vs raw RowBinary fetch of the same statement",
+        "load: best of {} cold Records::load vs raw RowBinary fetch of the same statement",
         sizes.load_runs
     ));
     for (n_rows, dimension) in [(sizes.n_rows, DIMENSION), (sizes.n_rows_128, 128)] {

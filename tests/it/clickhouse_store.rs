@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use mutant_core::Error;
 use mutant_core::model::{DatasetRef, Filter, NewDataset, Record};
-use mutant_core::store::{ClickHouseConfig, ClickHouseStore, GroupCommitConfig, Store};
+use mutant_core::store::{Catalogue, ClickHouseConfig, ClickHouseStore, GroupCommitConfig, Store};
 use mutant_tests::{clickhouse_store, clickhouse_store_with, clickhouse_url, wait_for_mutations};
+
+use crate::by_ref;
 
 async fn physical_rows(store: &ClickHouseStore, table: &str) -> u64 {
     store
@@ -48,8 +50,7 @@ async fn concurrent_small_batches_are_all_stored_once() {
                             )
                         })
                         .collect();
-                    store
-                        .upsert(&DatasetRef::parse("stream"), records)
+                    by_ref::upsert(&*store, &DatasetRef::parse("stream"), records)
                         .await
                         .unwrap();
                 }
@@ -61,15 +62,13 @@ async fn concurrent_small_batches_are_all_stored_once() {
     }
     // 16 tasks x 125 batches x 10 records.
     assert_eq!(
-        store
-            .count(&DatasetRef::parse("stream"), &Filter::all())
+        by_ref::count(&*store, &DatasetRef::parse("stream"), &Filter::all())
             .await
             .unwrap(),
         20_000
     );
     assert_eq!(
-        store
-            .load(&DatasetRef::parse("stream"))
+        by_ref::load(&*store, &DatasetRef::parse("stream"))
             .await
             .unwrap()
             .n_records(),
@@ -123,20 +122,18 @@ async fn compaction_reclaims_deleted_records_and_datasets() {
         let records = (0..100)
             .map(|index| Record::new(format!("r{index}"), vec![index as f32]))
             .collect();
-        store
-            .upsert(&DatasetRef::parse(name), records)
+        by_ref::upsert(&store, &DatasetRef::parse(name), records)
             .await
             .unwrap();
     }
-    store
-        .delete_records(
-            &DatasetRef::parse("keep"),
-            &Filter::ids((0..40).map(|index| format!("r{index}"))),
-        )
-        .await
-        .unwrap();
-    store
-        .delete_dataset(&DatasetRef::parse("drop"))
+    by_ref::delete_records(
+        &store,
+        &DatasetRef::parse("keep"),
+        &Filter::ids((0..40).map(|index| format!("r{index}"))),
+    )
+    .await
+    .unwrap();
+    by_ref::delete_dataset(&store, &DatasetRef::parse("drop"))
         .await
         .unwrap();
     assert_eq!(
@@ -153,8 +150,7 @@ async fn compaction_reclaims_deleted_records_and_datasets() {
         "only the live rows remain"
     );
     assert_eq!(
-        store
-            .count(&DatasetRef::parse("keep"), &Filter::all())
+        by_ref::count(&store, &DatasetRef::parse("keep"), &Filter::all())
             .await
             .unwrap(),
         60
@@ -249,23 +245,22 @@ async fn racing_creates_of_one_name_leave_one_dataset_every_server_agrees_on() {
 async fn renames_and_recreations_resolve_by_name_and_by_id() {
     let store = clickhouse_store("rename_chain").await;
     let first = store.create_dataset(NewDataset::new("a", 2)).await.unwrap();
-    store
-        .rename_dataset(&DatasetRef::Id(first.id), "b")
+    by_ref::rename_dataset(&store, &DatasetRef::Id(first.id), "b")
         .await
         .unwrap();
     let second = store.create_dataset(NewDataset::new("a", 2)).await.unwrap();
-    store
-        .rename_dataset(&DatasetRef::Id(second.id), "c")
+    by_ref::rename_dataset(&store, &DatasetRef::Id(second.id), "c")
         .await
         .unwrap();
     let third = store.create_dataset(NewDataset::new("a", 2)).await.unwrap();
     assert!(matches!(
-        store.rename_dataset(&DatasetRef::Id(first.id), "c").await,
+        by_ref::rename_dataset(&store, &DatasetRef::Id(first.id), "c").await,
         Err(Error::DatasetExists { .. })
     ));
-    store.delete_dataset(&DatasetRef::parse("c")).await.unwrap();
-    store
-        .rename_dataset(&DatasetRef::Id(first.id), "c")
+    by_ref::delete_dataset(&store, &DatasetRef::parse("c"))
+        .await
+        .unwrap();
+    by_ref::rename_dataset(&store, &DatasetRef::Id(first.id), "c")
         .await
         .unwrap();
     let name_of = |id| {
@@ -330,8 +325,7 @@ async fn a_catalogue_from_before_name_claims_is_upgraded_on_start() {
     let store = ClickHouseStore::connect(ClickHouseConfig::new(&url).with_database(database))
         .await
         .unwrap();
-    let renamed = store
-        .rename_dataset(&DatasetRef::parse("old"), "older")
+    let renamed = by_ref::rename_dataset(&store, &DatasetRef::parse("old"), "older")
         .await
         .unwrap();
     assert_eq!(
@@ -358,11 +352,11 @@ async fn a_load_over_its_bound_stops_before_reading_everything() {
         let records = (start..start + 10_000)
             .map(|index| Record::new(format!("r{index:06}"), vec![index as f32; 64]))
             .collect();
-        store.upsert(&big, records).await.unwrap();
+        by_ref::upsert(&store, &big, records).await.unwrap();
     }
-    let whole = store.load(&big).await.unwrap().size_bytes();
+    let whole = by_ref::load(&store, &big).await.unwrap().size_bytes();
     let max_bytes = 1 << 20;
-    match store.load_within(&big, max_bytes).await {
+    match by_ref::load_within(&store, &big, max_bytes).await {
         Err(Error::DatasetTooLarge {
             size_bytes,
             max_bytes: bound,
@@ -376,7 +370,7 @@ async fn a_load_over_its_bound_stops_before_reading_everything() {
         }
         other => panic!("expected DatasetTooLarge, got {other:?}"),
     }
-    let fits = store.load_within(&big, whole).await.unwrap();
+    let fits = by_ref::load_within(&store, &big, whole).await.unwrap();
     assert_eq!(fits.n_records(), 40_000);
 }
 
@@ -416,7 +410,7 @@ async fn group_commit_splits_large_batches_and_keeps_its_row_bound() {
     let large: Vec<Record> = (0..2_000)
         .map(|index| Record::new(format!("large-{index}"), vec![index as f32; 64]))
         .collect();
-    store.upsert(&bounded, large).await.unwrap();
+    by_ref::upsert(&*store, &bounded, large).await.unwrap();
     let after_large = n_inserts(&store).await;
     assert!(
         after_large >= 4,
@@ -433,8 +427,7 @@ async fn group_commit_splits_large_batches_and_keeps_its_row_bound() {
                             Record::new(format!("small-{task}-{batch}-{row}"), vec![1.0; 64])
                         })
                         .collect();
-                    store
-                        .upsert(&DatasetRef::parse("bounded"), records)
+                    by_ref::upsert(&*store, &DatasetRef::parse("bounded"), records)
                         .await
                         .unwrap();
                 }
@@ -451,7 +444,12 @@ async fn group_commit_splits_large_batches_and_keeps_its_row_bound() {
         small_inserts >= 8_000 / 249,
         "8,000 rows under a 200-row bound went out as {small_inserts} INSERTs"
     );
-    assert_eq!(store.count(&bounded, &Filter::all()).await.unwrap(), 10_000);
+    assert_eq!(
+        by_ref::count(&*store, &bounded, &Filter::all())
+            .await
+            .unwrap(),
+        10_000
+    );
 }
 
 /// A failed INSERT answers every writer whose rows it carried with the
@@ -473,12 +471,12 @@ async fn a_failed_insert_answers_every_writer_in_its_group() {
         .map(|task| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
-                store
-                    .upsert(
-                        &DatasetRef::parse("doomed"),
-                        vec![Record::new(format!("r{task}"), vec![1.0; 4])],
-                    )
-                    .await
+                by_ref::upsert(
+                    &*store,
+                    &DatasetRef::parse("doomed"),
+                    vec![Record::new(format!("r{task}"), vec![1.0; 4])],
+                )
+                .await
             })
         })
         .collect();

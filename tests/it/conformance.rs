@@ -9,6 +9,8 @@ use mutant_core::model::{
 use mutant_core::store::{FetchQuery, ResultSelection, Store};
 use serde_json::{Map, Value, json};
 
+use crate::by_ref;
+
 fn object(value: Value) -> Map<String, Value> {
     value.as_object().cloned().expect("a JSON object")
 }
@@ -37,16 +39,16 @@ fn sample_records() -> Vec<Record> {
 }
 
 async fn ids_matching(store: &dyn Store, dataset: &DatasetRef, filter: Filter) -> Vec<String> {
-    let records = store
-        .fetch(
-            dataset,
-            &FetchQuery {
-                with_vectors: false,
-                ..FetchQuery::new(filter, 1000)
-            },
-        )
-        .await
-        .unwrap();
+    let records = by_ref::fetch(
+        store,
+        dataset,
+        &FetchQuery {
+            with_vectors: false,
+            ..FetchQuery::new(filter, 1000)
+        },
+    )
+    .await
+    .unwrap();
     records.into_iter().map(|record| record.id).collect()
 }
 
@@ -108,13 +110,10 @@ pub(crate) async fn dataset_catalogue(store: &dyn Store) {
     );
 
     assert!(matches!(
-        store
-            .rename_dataset(&DatasetRef::parse("train"), "prod")
-            .await,
+        by_ref::rename_dataset(store, &DatasetRef::parse("train"), "prod").await,
         Err(Error::DatasetExists { .. })
     ));
-    let renamed = store
-        .rename_dataset(&DatasetRef::parse("train"), "train-v2")
+    let renamed = by_ref::rename_dataset(store, &DatasetRef::parse("train"), "train-v2")
         .await
         .unwrap();
     assert_eq!(renamed.id, created.id);
@@ -123,24 +122,24 @@ pub(crate) async fn dataset_catalogue(store: &dyn Store) {
         Err(Error::UnknownDataset { .. })
     ));
 
-    let patched = store
-        .update_dataset_metadata(
-            &DatasetRef::Id(created.id),
-            MetadataUpdate::Patch(object(json!({"team": null, "owner": "ana"}))),
-        )
-        .await
-        .unwrap();
+    let patched = by_ref::update_dataset_metadata(
+        store,
+        &DatasetRef::Id(created.id),
+        MetadataUpdate::Patch(object(json!({"team": null, "owner": "ana"}))),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         Value::Object(patched.metadata.clone()),
         json!({"split": {"kind": "train"}, "owner": "ana"})
     );
-    let replaced = store
-        .update_dataset_metadata(
-            &DatasetRef::Id(created.id),
-            MetadataUpdate::Replace(object(json!({"v": 2}))),
-        )
-        .await
-        .unwrap();
+    let replaced = by_ref::update_dataset_metadata(
+        store,
+        &DatasetRef::Id(created.id),
+        MetadataUpdate::Replace(object(json!({"v": 2}))),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         store
             .get_dataset(&DatasetRef::Id(created.id))
@@ -150,15 +149,14 @@ pub(crate) async fn dataset_catalogue(store: &dyn Store) {
         replaced.metadata
     );
 
-    store
-        .upsert(
-            &DatasetRef::parse("train-v2"),
-            vec![Record::new("x", vec![0.0; 4])],
-        )
-        .await
-        .unwrap();
-    store
-        .delete_dataset(&DatasetRef::parse("train-v2"))
+    by_ref::upsert(
+        store,
+        &DatasetRef::parse("train-v2"),
+        vec![Record::new("x", vec![0.0; 4])],
+    )
+    .await
+    .unwrap();
+    by_ref::delete_dataset(store, &DatasetRef::parse("train-v2"))
         .await
         .unwrap();
     assert!(matches!(
@@ -166,7 +164,7 @@ pub(crate) async fn dataset_catalogue(store: &dyn Store) {
         Err(Error::UnknownDataset { .. })
     ));
     assert!(matches!(
-        store.delete_dataset(&DatasetRef::parse("train-v2")).await,
+        by_ref::delete_dataset(store, &DatasetRef::parse("train-v2")).await,
         Err(Error::UnknownDataset { .. })
     ));
     let recreated = store
@@ -175,8 +173,7 @@ pub(crate) async fn dataset_catalogue(store: &dyn Store) {
         .unwrap();
     assert_ne!(recreated.id, created.id);
     assert_eq!(
-        store
-            .count(&DatasetRef::parse("train-v2"), &Filter::all())
+        by_ref::count(store, &DatasetRef::parse("train-v2"), &Filter::all())
             .await
             .unwrap(),
         0,
@@ -190,10 +187,14 @@ pub(crate) async fn upsert_fetch_and_count(store: &dyn Store) {
         .await
         .unwrap();
     let items = DatasetRef::parse("items");
-    assert_eq!(store.upsert(&items, sample_records()).await.unwrap(), 4);
+    assert_eq!(
+        by_ref::upsert(store, &items, sample_records())
+            .await
+            .unwrap(),
+        4
+    );
 
-    let all = store
-        .fetch(&items, &FetchQuery::new(Filter::all(), 100))
+    let all = by_ref::fetch(store, &items, &FetchQuery::new(Filter::all(), 100))
         .await
         .unwrap();
     assert_eq!(
@@ -201,30 +202,30 @@ pub(crate) async fn upsert_fetch_and_count(store: &dyn Store) {
         sample_records(),
         "records come back whole, ordered by id"
     );
-    let page = store
-        .fetch(
-            &items,
-            &FetchQuery {
-                offset: 1,
-                ..FetchQuery::new(Filter::all(), 2)
-            },
-        )
-        .await
-        .unwrap();
+    let page = by_ref::fetch(
+        store,
+        &items,
+        &FetchQuery {
+            offset: 1,
+            ..FetchQuery::new(Filter::all(), 2)
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         ["b", "c"]
     );
-    let without_vectors = store
-        .fetch(
-            &items,
-            &FetchQuery {
-                with_vectors: false,
-                ..FetchQuery::new(Filter::all(), 1)
-            },
-        )
-        .await
-        .unwrap();
+    let without_vectors = by_ref::fetch(
+        store,
+        &items,
+        &FetchQuery {
+            with_vectors: false,
+            ..FetchQuery::new(Filter::all(), 1)
+        },
+    )
+    .await
+    .unwrap();
     assert!(without_vectors[0].vector.is_empty());
     assert_eq!(without_vectors[0].label.as_deref(), Some("cat"));
 
@@ -256,19 +257,19 @@ pub(crate) async fn upsert_fetch_and_count(store: &dyn Store) {
             "filter {query}"
         );
         assert_eq!(
-            store.count(&items, &filter(query.clone())).await.unwrap(),
+            by_ref::count(store, &items, &filter(query.clone()))
+                .await
+                .unwrap(),
             expected.len(),
             "count {query}"
         );
     }
 
     let replacement = Record::new("b", vec![9.0, 9.0]).with_label("bird");
-    store
-        .upsert(&items, vec![replacement.clone()])
+    by_ref::upsert(store, &items, vec![replacement.clone()])
         .await
         .unwrap();
-    let fetched = store
-        .fetch(&items, &FetchQuery::new(Filter::ids(["b"]), 10))
+    let fetched = by_ref::fetch(store, &items, &FetchQuery::new(Filter::ids(["b"]), 10))
         .await
         .unwrap();
     assert_eq!(
@@ -277,14 +278,16 @@ pub(crate) async fn upsert_fetch_and_count(store: &dyn Store) {
         "an upsert replaces the whole record"
     );
     assert_eq!(
-        store
-            .count(&items, &filter(json!({"label": "dog"})))
+        by_ref::count(store, &items, &filter(json!({"label": "dog"})))
             .await
             .unwrap(),
         0,
         "a replaced version never matches"
     );
-    assert_eq!(store.count(&items, &Filter::all()).await.unwrap(), 4);
+    assert_eq!(
+        by_ref::count(store, &items, &Filter::all()).await.unwrap(),
+        4
+    );
 }
 
 pub(crate) async fn deletes_by_ids_and_filter(store: &dyn Store) {
@@ -293,32 +296,30 @@ pub(crate) async fn deletes_by_ids_and_filter(store: &dyn Store) {
         .await
         .unwrap();
     let items = DatasetRef::parse("items");
-    store.upsert(&items, sample_records()).await.unwrap();
+    by_ref::upsert(store, &items, sample_records())
+        .await
+        .unwrap();
     assert_eq!(
-        store
-            .delete_records(&items, &Filter::ids(["a", "missing"]))
+        by_ref::delete_records(store, &items, &Filter::ids(["a", "missing"]))
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        store
-            .delete_records(&items, &Filter::ids(["a"]))
+        by_ref::delete_records(store, &items, &Filter::ids(["a"]))
             .await
             .unwrap(),
         0,
         "deleting twice deletes nothing more"
     );
     assert_eq!(
-        store
-            .delete_records(&items, &filter(json!({"label": "cat"})))
+        by_ref::delete_records(store, &items, &filter(json!({"label": "cat"})))
             .await
             .unwrap(),
         1
     );
     assert_eq!(ids_matching(store, &items, Filter::all()).await, ["b", "d"]);
-    store
-        .upsert(&items, vec![Record::new("a", vec![3.0, 3.0])])
+    by_ref::upsert(store, &items, vec![Record::new("a", vec![3.0, 3.0])])
         .await
         .unwrap();
     assert_eq!(
@@ -334,12 +335,13 @@ pub(crate) async fn load_and_incremental_changes(store: &dyn Store) {
         .await
         .unwrap();
     let items = DatasetRef::parse("items");
-    store.upsert(&items, sample_records()).await.unwrap();
-    store
-        .delete_records(&items, &Filter::ids(["d"]))
+    by_ref::upsert(store, &items, sample_records())
         .await
         .unwrap();
-    let mut loaded = store.load(&items).await.unwrap();
+    by_ref::delete_records(store, &items, &Filter::ids(["d"]))
+        .await
+        .unwrap();
+    let mut loaded = by_ref::load(store, &items).await.unwrap();
     assert_eq!(
         rows_of(&loaded),
         vec![
@@ -358,45 +360,41 @@ pub(crate) async fn load_and_incremental_changes(store: &dyn Store) {
             ("c".into(), vec![0.5, 0.5], Some("cat".into()), None),
         ]
     );
-    let nothing = store
-        .load_changes(loaded.dataset.id, loaded.watermark)
+    let nothing = by_ref::changes_after(store, &items, loaded.watermark)
         .await
         .unwrap();
     assert!(nothing.upserts.is_empty() && nothing.deleted_ids.is_empty());
 
-    store
-        .upsert(
-            &items,
-            vec![
-                Record::new("b", vec![7.0, 7.0]).with_label("bird"),
-                Record::new("e", vec![1.0, 1.0]),
-            ],
-        )
+    by_ref::upsert(
+        store,
+        &items,
+        vec![
+            Record::new("b", vec![7.0, 7.0]).with_label("bird"),
+            Record::new("e", vec![1.0, 1.0]),
+        ],
+    )
+    .await
+    .unwrap();
+    by_ref::delete_records(store, &items, &Filter::ids(["a"]))
         .await
         .unwrap();
-    store
-        .delete_records(&items, &Filter::ids(["a"]))
-        .await
-        .unwrap();
-    let changes = store
-        .load_changes(loaded.dataset.id, loaded.watermark)
+    let changes = by_ref::changes_after(store, &items, loaded.watermark)
         .await
         .unwrap();
     assert_eq!(changes.deleted_ids, ["a"]);
     assert_eq!(changes.upserts.len(), 2);
     assert!(changes.watermark > loaded.watermark);
     loaded.apply_changes(&changes);
-    let fresh = store.load(&items).await.unwrap();
+    let fresh = by_ref::load(store, &items).await.unwrap();
     assert_eq!(
         rows_of(&loaded),
         rows_of(&fresh),
         "a refreshed load equals a fresh one"
     );
 
-    let id = fresh.dataset.id;
-    store.delete_dataset(&items).await.unwrap();
+    by_ref::delete_dataset(store, &items).await.unwrap();
     assert!(matches!(
-        store.load_changes(id, 0).await,
+        by_ref::changes_after(store, &items, 0).await,
         Err(Error::UnknownDataset { .. })
     ));
 }
@@ -430,9 +428,10 @@ pub(crate) async fn bad_input_leaves_data_unchanged(store: &dyn Store) {
         .await
         .unwrap();
     let items = DatasetRef::parse("items");
-    store.upsert(&items, sample_records()).await.unwrap();
-    let before = store
-        .fetch(&items, &FetchQuery::new(Filter::all(), 100))
+    by_ref::upsert(store, &items, sample_records())
+        .await
+        .unwrap();
+    let before = by_ref::fetch(store, &items, &FetchQuery::new(Filter::all(), 100))
         .await
         .unwrap();
 
@@ -468,27 +467,23 @@ pub(crate) async fn bad_input_leaves_data_unchanged(store: &dyn Store) {
         }),
     ];
     for (batch, expected) in bad_batches {
-        let error = store.upsert(&items, batch).await.unwrap_err();
+        let error = by_ref::upsert(store, &items, batch).await.unwrap_err();
         assert!(expected(&error), "unexpected error {error:?}");
     }
-    let missing = store
-        .upsert(&DatasetRef::parse("nope"), vec![good()])
+    let missing = by_ref::upsert(store, &DatasetRef::parse("nope"), vec![good()])
         .await
         .unwrap_err();
     assert!(matches!(missing, Error::UnknownDataset { .. }));
     assert!(matches!(
-        store
-            .count(&DatasetRef::parse("nope"), &Filter::all())
-            .await,
+        by_ref::count(store, &DatasetRef::parse("nope"), &Filter::all()).await,
         Err(Error::UnknownDataset { .. })
     ));
     assert!(matches!(
-        store.rename_dataset(&items, "no spaces allowed").await,
+        by_ref::rename_dataset(store, &items, "no spaces allowed").await,
         Err(Error::InvalidDatasetName { .. })
     ));
     assert_eq!(
-        store
-            .fetch(&items, &FetchQuery::new(Filter::all(), 100))
+        by_ref::fetch(store, &items, &FetchQuery::new(Filter::all(), 100))
             .await
             .unwrap(),
         before,
@@ -525,7 +520,9 @@ pub(crate) async fn hostile_strings_are_stored_and_matched_literally(store: &dyn
                 .with_metadata("k", *text)
         })
         .collect();
-    store.upsert(&dataset, records.clone()).await.unwrap();
+    by_ref::upsert(store, &dataset, records.clone())
+        .await
+        .unwrap();
     for record in &records {
         for field in ["id", "label", "prediction", "uri", "metadata.k"] {
             let matched = ids_matching(store, &dataset, filter(json!({ field: record.id }))).await;
@@ -540,15 +537,13 @@ pub(crate) async fn hostile_strings_are_stored_and_matched_literally(store: &dyn
     let mut sorted = records.clone();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(
-        store
-            .fetch(&dataset, &FetchQuery::new(Filter::all(), 100))
+        by_ref::fetch(store, &dataset, &FetchQuery::new(Filter::all(), 100))
             .await
             .unwrap(),
         sorted
     );
     assert_eq!(
-        store
-            .delete_records(&dataset, &Filter::ids(nasty))
+        by_ref::delete_records(store, &dataset, &Filter::ids(nasty))
             .await
             .unwrap(),
         nasty.len()
@@ -569,49 +564,54 @@ pub(crate) async fn long_id_lists(store: &dyn Store) {
         .enumerate()
         .map(|(index, id)| Record::new(id.clone(), vec![index as f32]))
         .collect();
-    store.upsert(&dataset, records).await.unwrap();
+    by_ref::upsert(store, &dataset, records).await.unwrap();
     // 20,000 ids of 44 bytes: far over 18.16's 262,144-byte query limit in one list.
     let every_other: Vec<&String> = ids.iter().step_by(2).collect();
     assert_eq!(
-        store
-            .count(
-                &dataset,
-                &Filter::ids(every_other.iter().map(|id| id.as_str()))
-            )
-            .await
-            .unwrap(),
-        10_000
-    );
-    let page = store
-        .fetch(
+        by_ref::count(
+            store,
             &dataset,
-            &FetchQuery {
-                offset: 5,
-                with_vectors: true,
-                ..FetchQuery::new(Filter::ids(every_other.iter().map(|id| id.as_str())), 3)
-            },
+            &Filter::ids(every_other.iter().map(|id| id.as_str()))
         )
         .await
-        .unwrap();
+        .unwrap(),
+        10_000
+    );
+    let page = by_ref::fetch(
+        store,
+        &dataset,
+        &FetchQuery {
+            offset: 5,
+            with_vectors: true,
+            ..FetchQuery::new(Filter::ids(every_other.iter().map(|id| id.as_str())), 3)
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         [&ids[10], &ids[12], &ids[14]]
     );
     assert_eq!(
-        store
-            .delete_records(
-                &dataset,
-                &Filter::ids(every_other.iter().map(|id| id.as_str()))
-            )
+        by_ref::delete_records(
+            store,
+            &dataset,
+            &Filter::ids(every_other.iter().map(|id| id.as_str()))
+        )
+        .await
+        .unwrap(),
+        10_000
+    );
+    assert_eq!(
+        by_ref::count(store, &dataset, &Filter::all())
             .await
             .unwrap(),
         10_000
     );
-    assert_eq!(store.count(&dataset, &Filter::all()).await.unwrap(), 10_000);
 
     // Changes restricted to ids, with the id list over the query size limit.
-    let dataset_id = store.get_dataset(&dataset).await.unwrap().id;
-    let changes = store.load_changes_of(dataset_id, 0, &ids).await.unwrap();
+    let resolved = store.get_dataset(&dataset).await.unwrap();
+    let changes = store.changes_of(&resolved, 0, &ids).await.unwrap();
     assert_eq!(
         (changes.upserts.len(), changes.deleted_ids.len()),
         (10_000, 10_000)
@@ -619,10 +619,20 @@ pub(crate) async fn long_id_lists(store: &dyn Store) {
 
     // An empty id set matches nothing, and deletes nothing.
     let none = Filter::ids(Vec::<String>::new());
-    assert_eq!(store.count(&dataset, &none).await.unwrap(), 0);
+    assert_eq!(by_ref::count(store, &dataset, &none).await.unwrap(), 0);
     assert!(ids_matching(store, &dataset, none.clone()).await.is_empty());
-    assert_eq!(store.delete_records(&dataset, &none).await.unwrap(), 0);
-    assert_eq!(store.count(&dataset, &Filter::all()).await.unwrap(), 10_000);
+    assert_eq!(
+        by_ref::delete_records(store, &dataset, &none)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        by_ref::count(store, &dataset, &Filter::all())
+            .await
+            .unwrap(),
+        10_000
+    );
 }
 
 /// Analysis jobs (issue 6): the latest version wins, and a cancel request,
@@ -871,11 +881,13 @@ pub(crate) async fn dataset_watermark_follows_writes(store: &dyn Store) {
         .unwrap();
     assert_eq!(store.dataset_watermark(dataset.id).await.unwrap(), 0);
     let dataset_ref = DatasetRef::Id(dataset.id);
-    store.upsert(&dataset_ref, sample_records()).await.unwrap();
+    by_ref::upsert(store, &dataset_ref, sample_records())
+        .await
+        .unwrap();
     let after_upsert = store.dataset_watermark(dataset.id).await.unwrap();
     assert!(after_upsert > 0);
     assert_eq!(
-        store.load(&dataset_ref).await.unwrap().watermark,
+        by_ref::load(store, &dataset_ref).await.unwrap().watermark,
         after_upsert
     );
     assert_eq!(
@@ -883,13 +895,12 @@ pub(crate) async fn dataset_watermark_follows_writes(store: &dyn Store) {
         after_upsert,
         "reads do not move it"
     );
-    store
-        .delete_records(&dataset_ref, &Filter::ids(["a"]))
+    by_ref::delete_records(store, &dataset_ref, &Filter::ids(["a"]))
         .await
         .unwrap();
     let after_delete = store.dataset_watermark(dataset.id).await.unwrap();
     assert!(after_delete > after_upsert);
-    store.delete_dataset(&dataset_ref).await.unwrap();
+    by_ref::delete_dataset(store, &dataset_ref).await.unwrap();
     assert!(matches!(
         store.dataset_watermark(dataset.id).await,
         Err(Error::UnknownDataset { .. })
@@ -904,14 +915,14 @@ pub(crate) async fn changes_since_and_changes_of_chosen_ids(store: &dyn Store) {
         .await
         .unwrap();
     let name = DatasetRef::parse("versions");
-    store.upsert(&name, sample_records()).await.unwrap();
-    let after_first = store.dataset_watermark(dataset.id).await.unwrap();
-    store
-        .delete_records(&name, &Filter::ids(["b"]))
+    by_ref::upsert(store, &name, sample_records())
         .await
         .unwrap();
-    store
-        .upsert(&name, vec![Record::new("a", vec![9.0, 9.0])])
+    let after_first = store.dataset_watermark(dataset.id).await.unwrap();
+    by_ref::delete_records(store, &name, &Filter::ids(["b"]))
+        .await
+        .unwrap();
+    by_ref::upsert(store, &name, vec![Record::new("a", vec![9.0, 9.0])])
         .await
         .unwrap();
     let latest = |rows: &[WrittenRow], id: &str| {
@@ -920,7 +931,11 @@ pub(crate) async fn changes_since_and_changes_of_chosen_ids(store: &dyn Store) {
             .max_by_key(|row| row.version)
             .cloned()
     };
-    let everything = store.changes_since(&dataset, 0, u64::MAX).await.unwrap();
+    let everything = store
+        .changes_since(&dataset, 0, u64::MAX)
+        .await
+        .unwrap()
+        .rows;
     for id in ["a", "b", "c", "d"] {
         let row = latest(&everything, id).unwrap_or_else(|| panic!("{id} was written"));
         assert_eq!(
@@ -932,7 +947,8 @@ pub(crate) async fn changes_since_and_changes_of_chosen_ids(store: &dyn Store) {
     let since_first = store
         .changes_since(&dataset, after_first, after_first)
         .await
-        .unwrap();
+        .unwrap()
+        .rows;
     let a = latest(&since_first, "a").expect("a was written again");
     assert!(a.version > after_first);
     assert_eq!(
@@ -950,7 +966,11 @@ pub(crate) async fn changes_since_and_changes_of_chosen_ids(store: &dyn Store) {
         "a delete is a change"
     );
     assert_eq!(latest(&since_first, "c"), None);
-    let split = store.changes_since(&dataset, 0, after_first).await.unwrap();
+    let split = store
+        .changes_since(&dataset, 0, after_first)
+        .await
+        .unwrap()
+        .rows;
     assert_eq!(
         latest(&split, "c").map(|row| row.content),
         Some(WrittenContent::NotRead),
@@ -958,8 +978,8 @@ pub(crate) async fn changes_since_and_changes_of_chosen_ids(store: &dyn Store) {
     );
 
     let chosen = store
-        .load_changes_of(
-            dataset.id,
+        .changes_of(
+            &dataset,
             0,
             &["a".to_owned(), "b".to_owned(), "zz".to_owned()],
         )
@@ -971,12 +991,85 @@ pub(crate) async fn changes_since_and_changes_of_chosen_ids(store: &dyn Store) {
     assert_eq!(chosen.deleted_ids, ["b"]);
     assert!(
         store
-            .load_changes_of(dataset.id, 0, &[])
+            .changes_of(&dataset, 0, &[])
             .await
             .unwrap()
             .upserts
             .is_empty()
     );
+}
+
+/// The change feed's catalogue stamp stays as resolved while only records
+/// change, and moves with every catalogue change that touches the name: a
+/// metadata change, a rename, a new dataset under the name, a delete. The
+/// dataset cache relies on it to use a dataset resolved once.
+pub(crate) async fn the_feed_stamp_follows_the_catalogue(store: &dyn Store) {
+    let created = store
+        .create_dataset(NewDataset::new("stamped", 2))
+        .await
+        .unwrap();
+    let name = DatasetRef::parse("stamped");
+    let resolved = store.resolve(&name).await.unwrap();
+    assert_eq!(
+        store.resolve(&DatasetRef::Id(created.id)).await.unwrap(),
+        resolved,
+        "by id and by name, the same resolution"
+    );
+    let feed_stamp = |dataset: mutant_core::model::Dataset| async move {
+        store.changes_since(&dataset, 0, 0).await.unwrap().stamp
+    };
+    assert_eq!(feed_stamp(created.clone()).await, resolved.stamp);
+    by_ref::upsert(store, &name, sample_records())
+        .await
+        .unwrap();
+    by_ref::delete_records(store, &name, &Filter::ids(["a"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        feed_stamp(created.clone()).await,
+        resolved.stamp,
+        "record writes leave the catalogue alone"
+    );
+
+    let patched = by_ref::update_dataset_metadata(
+        store,
+        &name,
+        MetadataUpdate::Patch(object(json!({"v": 2}))),
+    )
+    .await
+    .unwrap();
+    let after_patch = store.resolve(&name).await.unwrap();
+    assert_ne!(after_patch.stamp, resolved.stamp, "a metadata change");
+    assert_eq!(feed_stamp(patched.clone()).await, after_patch.stamp);
+
+    let renamed = by_ref::rename_dataset(store, &name, "stamped-v2")
+        .await
+        .unwrap();
+    assert_ne!(
+        feed_stamp(patched.clone()).await,
+        after_patch.stamp,
+        "a rename away from the name"
+    );
+    let recreated = store
+        .create_dataset(NewDataset::new("stamped", 2))
+        .await
+        .unwrap();
+    let new_resolution = store.resolve(&name).await.unwrap();
+    assert_eq!(new_resolution.dataset.id, recreated.id);
+    assert_eq!(feed_stamp(recreated.clone()).await, new_resolution.stamp);
+
+    let under_new_name = store.resolve(&DatasetRef::Id(renamed.id)).await.unwrap();
+    by_ref::delete_dataset(store, &DatasetRef::Id(renamed.id))
+        .await
+        .unwrap();
+    match store.changes_since(&renamed, 0, 0).await {
+        Ok(feed) => assert_ne!(feed.stamp, under_new_name.stamp, "a delete"),
+        Err(error) => assert!(matches!(error, Error::UnknownDataset { .. }), "{error}"),
+    }
+    assert!(matches!(
+        store.resolve(&DatasetRef::Id(created.id)).await,
+        Err(Error::UnknownDataset { .. })
+    ));
 }
 
 /// Compaction forgets the analyses (and their results) of deleted datasets,
@@ -1003,8 +1096,7 @@ pub(crate) async fn compaction_forgets_the_analyses_of_deleted_datasets(store: &
         store.put_analysis(job).await.unwrap();
         store.put_analysis_results(job.id, &rows).await.unwrap();
     }
-    store
-        .delete_dataset(&DatasetRef::parse("gone"))
+    by_ref::delete_dataset(store, &DatasetRef::parse("gone"))
         .await
         .unwrap();
     store.compact().await.unwrap();
@@ -1079,4 +1171,5 @@ conformance_suite!(
     dataset_watermark_follows_writes,
     compaction_forgets_the_analyses_of_deleted_datasets,
     changes_since_and_changes_of_chosen_ids,
+    the_feed_stamp_follows_the_catalogue,
 );

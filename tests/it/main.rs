@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod analysis_jobs;
+mod by_ref;
 mod clickhouse_store;
 mod conformance;
 mod e2e_http;

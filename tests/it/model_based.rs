@@ -14,6 +14,8 @@ use serde_json::json;
 
 use crate::conformance::rows_of;
 
+use crate::by_ref;
+
 #[derive(Debug, Clone)]
 enum Operation {
     Create(usize),
@@ -94,9 +96,8 @@ async fn apply(store: &dyn Store, model: &mut Model, names: &[String], operation
             }
         }
         Operation::Upsert(dataset, records) => {
-            let outcome = store
-                .upsert(&DatasetRef::parse(&names[*dataset]), records.clone())
-                .await;
+            let outcome =
+                by_ref::upsert(store, &DatasetRef::parse(&names[*dataset]), records.clone()).await;
             match model.get_mut(&names[*dataset]) {
                 Some(stored) => {
                     assert_eq!(outcome.unwrap(), records.len());
@@ -120,9 +121,7 @@ async fn apply(store: &dyn Store, model: &mut Model, names: &[String], operation
             delete_matching(store, model, &names[*dataset], &filters()[*filter]).await;
         }
         Operation::DeleteDataset(dataset) => {
-            let outcome = store
-                .delete_dataset(&DatasetRef::parse(&names[*dataset]))
-                .await;
+            let outcome = by_ref::delete_dataset(store, &DatasetRef::parse(&names[*dataset])).await;
             match model.remove(&names[*dataset]) {
                 Some(_) => outcome.unwrap(),
                 None => assert!(
@@ -135,7 +134,7 @@ async fn apply(store: &dyn Store, model: &mut Model, names: &[String], operation
 }
 
 async fn delete_matching(store: &dyn Store, model: &mut Model, name: &str, filter: &Filter) {
-    let outcome = store.delete_records(&DatasetRef::parse(name), filter).await;
+    let outcome = by_ref::delete_records(store, &DatasetRef::parse(name), filter).await;
     match model.get_mut(name) {
         Some(stored) => {
             let before = stored.len();
@@ -153,13 +152,14 @@ async fn check(store: &dyn Store, model: &Model) {
     for (name, stored) in model {
         let dataset = DatasetRef::parse(name);
         let expected: Vec<Record> = stored.values().cloned().collect();
-        let fetched = store
-            .fetch(&dataset, &FetchQuery::new(Filter::all(), 1000))
+        let fetched = by_ref::fetch(store, &dataset, &FetchQuery::new(Filter::all(), 1000))
             .await
             .unwrap();
         assert_eq!(fetched, expected, "fetch of {name}");
         assert_eq!(
-            store.count(&dataset, &Filter::all()).await.unwrap(),
+            by_ref::count(store, &dataset, &Filter::all())
+                .await
+                .unwrap(),
             expected.len()
         );
         for filter in filters() {
@@ -168,12 +168,12 @@ async fn check(store: &dyn Store, model: &Model) {
                 .filter(|record| filter.matches(record))
                 .count();
             assert_eq!(
-                store.count(&dataset, &filter).await.unwrap(),
+                by_ref::count(store, &dataset, &filter).await.unwrap(),
                 wanted,
                 "count of {name} with {filter:?}"
             );
         }
-        let loaded = store.load(&dataset).await.unwrap();
+        let loaded = by_ref::load(store, &dataset).await.unwrap();
         let expected_rows: Vec<_> = expected
             .iter()
             .map(|record| {
@@ -211,8 +211,7 @@ fn run_model_test(store: &dyn Store, runtime: &tokio::runtime::Runtime, cases: u
                         check(store, &model).await;
                     }
                     for name in model.keys() {
-                        store
-                            .delete_dataset(&DatasetRef::parse(name))
+                        by_ref::delete_dataset(store, &DatasetRef::parse(name))
                             .await
                             .unwrap();
                     }

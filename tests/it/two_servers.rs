@@ -95,4 +95,25 @@ async fn writes_through_one_server_are_read_through_the_other_at_once() {
         .unwrap();
     assert_eq!(nearest(&reader, "shared", vector(10)).await.0, "only");
     assert_eq!(reader.count("shared", None).await.unwrap(), 1);
+
+    // Renamed, then deleted: the reader's remembered resolution of the name
+    // gives way at once.
+    writer.rename_dataset("shared", "moved").await.unwrap();
+    assert_unknown(&reader, "shared").await;
+    assert_eq!(nearest(&reader, "moved", vector(10)).await.0, "only");
+    writer.delete_dataset("moved").await.unwrap();
+    assert_unknown(&reader, "moved").await;
+}
+
+async fn assert_unknown(client: &Client, dataset: &str) {
+    let request = KnnRequest {
+        queries: vec![vector(0)],
+        k: 1,
+        filter: None,
+        include: None,
+    };
+    match client.knn(dataset, &request).await {
+        Err(mutant_client::Error::UnknownDataset { .. }) => {}
+        other => panic!("expected unknown_dataset for {dataset}, got {other:?}"),
+    }
 }

@@ -6,43 +6,8 @@ use std::collections::HashMap;
 
 use tokio::time::{Duration, Instant};
 
-use mutant_core::model::{MetadataValue, Record};
-
-/// Bytes of a record-batch frame before its records: magic, version, kind,
-/// record count.
-pub(crate) const FRAME_HEADER_BYTES: usize = 12;
-
-/// The size of `record` in a record-batch frame, exact but for the metadata
-/// JSON, which is estimated without serialising it.
-pub(crate) fn frame_bytes(record: &Record) -> usize {
-    let optional_string = |text: &Option<String>| text.as_ref().map_or(0, |text| 4 + text.len());
-    let metadata = if record.metadata.is_empty() {
-        0
-    } else {
-        // `{"key":value,...}`: quotes, colon and comma around each key.
-        4 + 2
-            + record
-                .metadata
-                .iter()
-                .map(|(key, value)| {
-                    key.len()
-                        + 4
-                        + match value {
-                            MetadataValue::String(text) => text.len() + 2,
-                            MetadataValue::Number(_) => 24,
-                            MetadataValue::Bool(_) => 5,
-                        }
-                })
-                .sum::<usize>()
-    };
-    (4 + record.id.len())
-        + (4 + 4 * record.vector.len())
-        + 1
-        + optional_string(&record.label)
-        + optional_string(&record.prediction)
-        + optional_string(&record.uri)
-        + metadata
-}
+use mutant_core::api::frame::{RECORD_BATCH_HEADER_BYTES, record_frame_bytes};
+use mutant_core::model::Record;
 
 /// Where [`PendingBatch::place`] put a record.
 #[derive(Debug)]
@@ -97,7 +62,7 @@ impl PendingBatch {
 
     /// The frame size of the batch so far.
     pub(crate) fn n_bytes(&self) -> usize {
-        FRAME_HEADER_BYTES + self.n_bytes
+        RECORD_BATCH_HEADER_BYTES + self.n_bytes
     }
 
     /// When the batch must be sent, given the longest age a batch may reach.
@@ -119,7 +84,7 @@ impl PendingBatch {
             if earlier.id != record.id {
                 return Placed::HashTaken(record);
             }
-            self.n_bytes = self.n_bytes - frame_bytes(earlier) + record_bytes;
+            self.n_bytes = self.n_bytes - record_frame_bytes(earlier) + record_bytes;
             *earlier = record;
             self.n_writes += 1;
             self.n_superseded += 1;
@@ -153,45 +118,14 @@ impl PendingBatch {
 
 #[cfg(test)]
 mod tests {
-    use mutant_core::api::frame::encode_record_batch;
-
     use super::*;
-
-    #[test]
-    fn frame_sizes_are_exact_without_metadata() {
-        let plain = Record::new("r1", vec![0.5; 7]);
-        let full = Record::new("record-2", vec![1.0; 3])
-            .with_label("cat")
-            .with_prediction("dog")
-            .with_uri("s3://bucket/key.jpg");
-        for record in [plain, full] {
-            assert_eq!(
-                FRAME_HEADER_BYTES + frame_bytes(&record),
-                encode_record_batch(std::slice::from_ref(&record)).len()
-            );
-        }
-    }
-
-    #[test]
-    fn metadata_sizes_are_estimated_from_above_for_short_values() {
-        let record = Record::new("r", vec![1.0])
-            .with_metadata("camera", "front")
-            .with_metadata("exposure", 125)
-            .with_metadata("night", false);
-        let exact = encode_record_batch(std::slice::from_ref(&record)).len();
-        let estimated = FRAME_HEADER_BYTES + frame_bytes(&record);
-        assert!(
-            estimated >= exact && estimated < exact + 64,
-            "{estimated} vs {exact}"
-        );
-    }
 
     #[test]
     fn a_later_write_of_an_id_replaces_the_earlier_one() {
         let now = Instant::now();
         let mut batch = PendingBatch::default();
         let first = Record::new("a", vec![1.0]);
-        let bytes = frame_bytes(&first);
+        let bytes = record_frame_bytes(&first);
         assert!(matches!(
             batch.place(1, first, bytes, now),
             Placed::Appended
@@ -202,7 +136,7 @@ mod tests {
             Placed::Appended
         ));
         let newer = Record::new("a", vec![3.0]).with_label("cat");
-        let newer_bytes = frame_bytes(&newer);
+        let newer_bytes = record_frame_bytes(&newer);
         assert!(matches!(
             batch.place(1, newer, newer_bytes, now),
             Placed::Replaced
@@ -213,7 +147,10 @@ mod tests {
             Placed::HashTaken(_)
         ));
         assert_eq!(batch.len(), 2);
-        assert_eq!(batch.n_bytes(), FRAME_HEADER_BYTES + bytes + newer_bytes);
+        assert_eq!(
+            batch.n_bytes(),
+            RECORD_BATCH_HEADER_BYTES + bytes + newer_bytes
+        );
         assert_eq!(
             batch.deadline(Duration::from_millis(5)),
             Some(now + Duration::from_millis(5))
@@ -227,7 +164,7 @@ mod tests {
         assert_eq!((sealed.n_writes, sealed.n_superseded), (3, 1));
         assert!(sealed.id_hashes.contains_key(&2));
         assert!(batch.is_empty());
-        assert_eq!(batch.n_bytes(), FRAME_HEADER_BYTES);
+        assert_eq!(batch.n_bytes(), RECORD_BATCH_HEADER_BYTES);
         assert_eq!(batch.deadline(Duration::from_millis(5)), None);
     }
 }

@@ -17,10 +17,10 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
-use mutant_core::api::frame::encode_record_batch;
+use mutant_core::api::frame::{encode_record_batch, record_frame_bytes};
 use mutant_core::model::Record;
 
-use super::batch::{PendingBatch, Placed, frame_bytes};
+use super::batch::{PendingBatch, Placed};
 use super::config::{BatchWriterConfig, WriteSummary};
 use crate::{Client, Error, Result};
 
@@ -183,7 +183,7 @@ impl<S: BatchSink> Pipeline<S> {
     /// require.
     async fn add(&mut self, record: Record) {
         let id_hash = self.hasher.hash_one(&record.id);
-        let record_bytes = frame_bytes(&record);
+        let record_bytes = record_frame_bytes(&record);
         if !self.pending.is_empty()
             && self.pending.n_bytes() + record_bytes > self.config.max_batch_bytes()
         {

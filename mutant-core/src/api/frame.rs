@@ -22,9 +22,9 @@
 
 use serde_json::Value;
 
-use super::wire::{IncludeSet, KnnRequest, KnnResponse, Neighbour, WireRecordFields};
+use super::wire::{IncludeSet, KnnQuery, KnnRequest, KnnResponse, Neighbour, WireRecordFields};
 use crate::ingest::MAX_BATCH_RECORDS;
-use crate::model::{MAX_DIMENSION, Record, RecordMetadata};
+use crate::model::{MAX_DIMENSION, MetadataValue, Record, RecordMetadata};
 use crate::{Error, Result};
 
 /// The media type of a frame, for `Content-Type` and `Accept`.
@@ -289,6 +289,44 @@ pub fn encode_record_batch(records: &[Record]) -> Vec<u8> {
     writer.0
 }
 
+/// Bytes of a record-batch frame before its records: magic, version, kind,
+/// record count.
+pub const RECORD_BATCH_HEADER_BYTES: usize = 12;
+
+/// The bytes `record` takes in a record-batch frame
+/// ([`encode_record_batch`]): exact but for the metadata JSON, which is
+/// estimated (from above, for short values) without serialising it. A
+/// writer sizes its batches with it.
+pub fn record_frame_bytes(record: &Record) -> usize {
+    let optional_string = |text: &Option<String>| text.as_ref().map_or(0, |text| 4 + text.len());
+    let metadata = if record.metadata.is_empty() {
+        0
+    } else {
+        // `{"key":value,...}`: quotes, colon and comma around each key.
+        4 + 2
+            + record
+                .metadata
+                .iter()
+                .map(|(key, value)| {
+                    key.len()
+                        + 4
+                        + match value {
+                            MetadataValue::String(text) => text.len() + 2,
+                            MetadataValue::Number(_) => 24,
+                            MetadataValue::Bool(_) => 5,
+                        }
+                })
+                .sum::<usize>()
+    };
+    (4 + record.id.len())
+        + (4 + 4 * record.vector.len())
+        + 1
+        + optional_string(&record.label)
+        + optional_string(&record.prediction)
+        + optional_string(&record.uri)
+        + metadata
+}
+
 /// Decodes a record batch frame. Records are validated later, by ingest.
 pub fn decode_record_batch(bytes: &[u8]) -> Result<Vec<Record>> {
     let mut reader = Reader::new(bytes, KIND_RECORD_BATCH)?;
@@ -359,8 +397,9 @@ pub fn encode_knn_query(request: &KnnRequest) -> Vec<u8> {
     writer.0
 }
 
-/// Decodes a kNN request frame.
-pub fn decode_knn_query(bytes: &[u8]) -> Result<KnnRequest> {
+/// Decodes a kNN request frame: the queries into one contiguous matrix,
+/// the fields to return as flags.
+pub fn decode_knn_query(bytes: &[u8]) -> Result<KnnQuery> {
     let mut reader = Reader::new(bytes, KIND_KNN_QUERY)?;
     let k = reader.u32()?;
     let flags = reader.u8()?;
@@ -378,24 +417,19 @@ pub fn decode_knn_query(bytes: &[u8]) -> Result<KnnRequest> {
     };
     let n_queries = reader.count("queries", MAX_BATCH_RECORDS)?;
     let dimension = reader.count("dimensions", MAX_DIMENSION)?;
-    let mut queries = Vec::with_capacity(n_queries.min(bytes.len() / 4 + 1));
-    for _ in 0..n_queries {
-        queries.push(reader.floats(dimension)?);
-    }
+    // At most 100,000 x 65,536 values: no overflow on 64-bit targets.
+    let values = reader.floats(n_queries * dimension)?;
     reader.finish()?;
-    let include = IncludeSet {
+    let mut query = KnnQuery::from_matrix(values, n_queries, dimension, k)?;
+    query.filter = filter;
+    query.include = IncludeSet {
         label: flags & FLAG_LABEL != 0,
         prediction: flags & FLAG_PREDICTION != 0,
         uri: flags & FLAG_URI != 0,
         metadata: flags & FLAG_METADATA != 0,
         vector: flags & FLAG_VECTOR != 0,
     };
-    Ok(KnnRequest {
-        queries,
-        k,
-        filter,
-        include: Some(include.to_list()),
-    })
+    Ok(query)
 }
 
 /// Encodes kNN results.
@@ -444,6 +478,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn frame_sizes_are_exact_without_metadata() {
+        let plain = Record::new("r1", vec![0.5; 7]);
+        let full = Record::new("record-2", vec![1.0; 3])
+            .with_label("cat")
+            .with_prediction("dog")
+            .with_uri("s3://bucket/key.jpg");
+        for record in [plain, full] {
+            assert_eq!(
+                RECORD_BATCH_HEADER_BYTES + record_frame_bytes(&record),
+                encode_record_batch(std::slice::from_ref(&record)).len()
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_sizes_are_estimated_from_above_for_short_values() {
+        let record = Record::new("r", vec![1.0])
+            .with_metadata("camera", "front")
+            .with_metadata("exposure", 125)
+            .with_metadata("night", false);
+        let exact = encode_record_batch(std::slice::from_ref(&record)).len();
+        let estimated = RECORD_BATCH_HEADER_BYTES + record_frame_bytes(&record);
+        assert!(
+            estimated >= exact && estimated < exact + 64,
+            "{estimated} vs {exact}"
+        );
+    }
+
+    #[test]
     fn knn_frames_round_trip() {
         let request = KnnRequest {
             queries: vec![vec![1.0, 2.0], vec![3.0, f32::NAN]],
@@ -453,10 +516,19 @@ mod tests {
         };
         let decoded = decode_knn_query(&encode_knn_query(&request)).unwrap();
         assert_eq!(
-            (decoded.k, &decoded.filter, &decoded.include),
-            (3, &request.filter, &request.include)
+            (decoded.k, &decoded.filter, decoded.include),
+            (
+                3,
+                &request.filter,
+                IncludeSet {
+                    label: true,
+                    ..IncludeSet::default()
+                }
+            )
         );
-        assert!(decoded.queries[1][1].is_nan());
+        assert_eq!((decoded.n_queries(), decoded.dimension()), (2, 2));
+        assert_eq!(decoded.query(0), [1.0, 2.0]);
+        assert!(decoded.query(1)[1].is_nan());
         let response = KnnResponse {
             results: vec![vec![Neighbour {
                 id: "a".into(),

@@ -351,6 +351,110 @@ pub struct KnnRequest {
     pub include: Option<Vec<Include>>,
 }
 
+/// A kNN request as the service runs it: the queries as one row-major
+/// matrix, the fields to return as flags. A kNN frame decodes straight into
+/// it ([`crate::api::frame::decode_knn_query`]); a JSON [`KnnRequest`]
+/// converts with [`KnnQuery::from_request`].
+///
+/// ```
+/// # use mutant_core::api::wire::{KnnQuery, KnnRequest};
+/// let request = KnnRequest { queries: vec![vec![1.0, 2.0], vec![3.0, 4.0]], k: 5, ..Default::default() };
+/// let query = KnnQuery::from_request(request)?;
+/// assert_eq!((query.n_queries(), query.dimension()), (2, 2));
+/// assert_eq!(query.query(1), [3.0, 4.0]);
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KnnQuery {
+    values: Vec<f32>,
+    n_queries: usize,
+    dimension: usize,
+    /// Neighbours per query.
+    pub k: usize,
+    /// Only records matching this filter are candidates.
+    pub filter: Option<Value>,
+    /// Fields to return with each neighbour.
+    pub include: IncludeSet,
+}
+
+impl KnnQuery {
+    /// `n_queries` queries of `dimension` values each, laid end to end in
+    /// `values`; `InvalidParameter` when the lengths disagree.
+    pub fn from_matrix(
+        values: Vec<f32>,
+        n_queries: usize,
+        dimension: usize,
+        k: usize,
+    ) -> Result<Self> {
+        if n_queries.checked_mul(dimension) != Some(values.len()) {
+            return Err(Error::InvalidParameter {
+                name: "queries",
+                reason: format!(
+                    "{} values do not make {n_queries} queries of {dimension}",
+                    values.len()
+                ),
+            });
+        }
+        Ok(KnnQuery {
+            values,
+            n_queries,
+            dimension,
+            k,
+            filter: None,
+            include: IncludeSet::default(),
+        })
+    }
+
+    /// The JSON request's queries laid end to end. Queries of different
+    /// lengths get `RaggedQueries`, naming the first that differs from the
+    /// first query.
+    pub fn from_request(request: KnnRequest) -> Result<Self> {
+        let n_queries = request.queries.len();
+        let dimension = request.queries.first().map_or(0, Vec::len);
+        let mut values = Vec::with_capacity(n_queries.saturating_mul(dimension));
+        for (query_idx, query) in request.queries.into_iter().enumerate() {
+            if query.len() != dimension {
+                return Err(Error::RaggedQueries {
+                    query: query_idx,
+                    expected: dimension,
+                    got: query.len(),
+                });
+            }
+            values.extend_from_slice(&query);
+        }
+        Ok(KnnQuery {
+            include: IncludeSet::from_list(request.include.as_deref(), IncludeSet::default()),
+            filter: request.filter,
+            ..KnnQuery::from_matrix(values, n_queries, dimension, request.k)?
+        })
+    }
+
+    /// How many queries.
+    pub fn n_queries(&self) -> usize {
+        self.n_queries
+    }
+
+    /// Values per query.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// Every query's values, one query after another.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// Query `index`'s values.
+    pub fn query(&self, index: usize) -> &[f32] {
+        &self.values[index * self.dimension..(index + 1) * self.dimension]
+    }
+
+    /// The values, given up to the kernel.
+    pub fn into_values(self) -> Vec<f32> {
+        self.values
+    }
+}
+
 /// One neighbour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Neighbour {

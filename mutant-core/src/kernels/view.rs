@@ -20,6 +20,16 @@ pub enum Metric {
     Dot,
 }
 
+impl From<crate::model::Metric> for Metric {
+    fn from(metric: crate::model::Metric) -> Self {
+        match metric {
+            crate::model::Metric::L2 => Metric::L2,
+            crate::model::Metric::Cosine => Metric::Cosine,
+            crate::model::Metric::Dot => Metric::Dot,
+        }
+    }
+}
+
 impl Metric {
     /// Whether distances under this metric are non-negative and zero for
     /// identical vectors, which density-aware scores and duplicate detection

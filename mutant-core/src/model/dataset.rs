@@ -208,6 +208,52 @@ impl MetadataUpdate {
     }
 }
 
+/// A change to a dataset's catalogue entry: a new name, new metadata, or
+/// both, written as one change.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DatasetUpdate {
+    /// The new name, which must be unused.
+    pub name: Option<String>,
+    /// How the metadata changes.
+    pub metadata: Option<MetadataUpdate>,
+}
+
+impl DatasetUpdate {
+    /// A rename.
+    pub fn rename(name: impl Into<String>) -> Self {
+        DatasetUpdate {
+            name: Some(name.into()),
+            metadata: None,
+        }
+    }
+
+    /// A metadata change.
+    pub fn metadata(update: MetadataUpdate) -> Self {
+        DatasetUpdate {
+            name: None,
+            metadata: Some(update),
+        }
+    }
+
+    /// Checks the new name, if any.
+    pub fn validate(&self) -> Result<()> {
+        self.name.as_deref().map_or(Ok(()), validate_dataset_name)
+    }
+
+    /// `dataset` as this update leaves it, stamped `now_ms`.
+    pub fn applied_to(self, dataset: &Dataset, now_ms: u64) -> Dataset {
+        let mut updated = dataset.clone();
+        if let Some(name) = self.name {
+            updated.name = name;
+        }
+        if let Some(metadata) = self.metadata {
+            metadata.apply(&mut updated.metadata);
+        }
+        updated.updated_at_ms = now_ms;
+        updated
+    }
+}
+
 fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
     for (key, value) in patch {
         match value {

@@ -75,7 +75,7 @@ pub struct LoadedDataset {
     /// The shared class vocabulary.
     pub classes: ClassVocabulary,
     /// The highest write version reflected here; pass it to
-    /// `Store::load_changes` to fetch what changed since.
+    /// `ChangeFeed::changes_since` to read what changed since.
     pub watermark: u64,
 }
 

@@ -10,8 +10,8 @@ mod record;
 
 pub use analysis::{AnalysisJob, JobState};
 pub use dataset::{
-    Dataset, DatasetRef, MAX_DATASET_NAME_LEN, MAX_DIMENSION, MetadataUpdate, Metric, NewDataset,
-    validate_dataset_name, validate_dimension,
+    Dataset, DatasetRef, DatasetUpdate, MAX_DATASET_NAME_LEN, MAX_DIMENSION, MetadataUpdate,
+    Metric, NewDataset, validate_dataset_name, validate_dimension,
 };
 pub use filter::{Condition, Field, Filter, FilterValue};
 pub use loaded::{

@@ -21,7 +21,7 @@ use super::kernels_run::{AnalysisInput, AnalysisOutput, compute};
 use super::params::AnalysisParams;
 use super::rows::RecordSnapshots;
 use crate::api::kinds::AnalysisKind;
-use crate::model::{AnalysisJob, Dataset, DatasetRef, Filter, JobState, Record};
+use crate::model::{AnalysisJob, Dataset, Filter, JobState, Record};
 use crate::store::{FetchQuery, now_ms};
 use crate::{Error, Result};
 
@@ -228,14 +228,14 @@ impl Service {
         let target_snapshot_wanted = input.kind != AnalysisKind::Drift;
         let fetching_target = async {
             if target_snapshot_wanted {
-                self.record_fields(input.target.id).await
+                self.record_fields(&input.target).await
             } else {
                 Ok(Vec::new())
             }
         };
         let fetching_reference = async {
             match (&input.reference, reference_snapshot_wanted) {
-                (Some(dataset), true) => self.record_fields(dataset.id).await,
+                (Some(dataset), true) => self.record_fields(dataset).await,
                 _ => Ok(Vec::new()),
             }
         };
@@ -264,16 +264,14 @@ impl Service {
 
     /// Every record of a dataset without its vector: the uri and metadata
     /// that result rows keep as they were when their analysis ran.
-    async fn record_fields(&self, dataset_id: Uuid) -> Result<Vec<Record>> {
+    async fn record_fields(&self, dataset: &Dataset) -> Result<Vec<Record>> {
         let query = FetchQuery {
             filter: Filter::all(),
             limit: usize::MAX,
             offset: 0,
             with_vectors: false,
         };
-        self.store()
-            .fetch(&DatasetRef::Id(dataset_id), &query)
-            .await
+        self.store().fetch(dataset, &query).await
     }
 
     /// Picks up a cancel request, notices a final state written elsewhere,

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use serde_json::{Map, Value, json};
 
 use super::graphs::NeighbourGraphs;
-use super::kernel_metric;
 use super::params::AnalysisParams;
 use super::projection_run::{ProjectionRequest, run_projection};
 use super::rows::{class_name, number, object, pair_rows, share};
@@ -97,7 +96,7 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
                 .with_predictions(&reference.predictions)
         })
         .transpose()?;
-    let metric = kernel_metric(target.dataset.metric);
+    let metric = crate::kernels::Metric::from(target.dataset.metric);
     let params = &input.params;
     let mut graphs = NeighbourGraphs::new(&target_view, reference_view.as_ref(), metric);
     let no_ids: &[String] = &[];

@@ -2,13 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Service, kernel_metric, run_blocking};
+use super::{Service, run_blocking};
 use crate::api::wire::{
-    IncludeSet, KnnRequest, KnnResponse, Neighbour, WireRecord, WireRecordFields,
+    IncludeSet, KnnQuery, KnnResponse, Neighbour, WireRecord, WireRecordFields,
 };
 use crate::cache::SearchableDataset;
 use crate::kernels::{DatasetView, ExactIndex, Execution, KnnOptions};
-use crate::model::{DatasetRef, Filter, LoadedDataset};
+use crate::model::{Dataset, DatasetRef, Filter, LoadedDataset};
 use crate::store::FetchQuery;
 use crate::{Error, Result};
 
@@ -19,20 +19,19 @@ pub const MAX_QUERIES: usize = 10_000;
 
 impl Service {
     /// `POST /v1/datasets/{ds}/knn`: exact neighbours, nearest first.
-    pub async fn knn(&self, dataset: &str, request: KnnRequest) -> Result<KnnResponse> {
-        let dataset = self.resolve(dataset).await?;
-        validate_request(&request, &dataset.name, dataset.dimension)?;
+    pub async fn knn(&self, dataset: &str, request: KnnQuery) -> Result<KnnResponse> {
+        validate_shape(&request)?;
         let filter = request.filter.as_ref().map(Filter::from_json).transpose()?;
-        let include = IncludeSet::from_list(request.include.as_deref(), IncludeSet::default());
-        let metric = kernel_metric(dataset.metric);
+        let include = request.include;
         let threads = self.kernel_threads();
-        let SearchableDataset { loaded, terms } = self
+        let (dataset, SearchableDataset { loaded, terms }) = self
             .cache()
-            .get_for_search(&dataset, metric, threads)
+            .search(&DatasetRef::parse(dataset), threads)
             .await?;
+        validate_values(&request, &dataset.name, dataset.dimension)?;
         if loaded.n_records() == 0 {
             return Ok(KnnResponse {
-                results: vec![Vec::new(); request.queries.len()],
+                results: vec![Vec::new(); request.n_queries()],
             });
         }
         // A filter on id, label and prediction is applied to the snapshot in
@@ -42,11 +41,11 @@ impl Service {
             other => (None, other),
         };
         let store_allowed = match store_filter {
-            Some(filter) => Some(self.allowed_rows(&dataset.id, &loaded.ids, filter).await?),
+            Some(filter) => Some(self.allowed_rows(&dataset, &loaded.ids, filter).await?),
             None => None,
         };
         let k = request.k.min(loaded.n_records());
-        let queries: Vec<f32> = request.queries.concat();
+        let queries = request.into_values();
         let kernel_input = std::sync::Arc::clone(&loaded);
         let neighbours = run_blocking(move || {
             let view = DatasetView::new(&kernel_input.vectors, kernel_input.dataset.dimension)?;
@@ -97,8 +96,7 @@ impl Service {
             })
             .collect();
         if !in_memory {
-            self.attach_fields(&dataset.id, &mut results, &include)
-                .await?;
+            self.attach_fields(&dataset, &mut results, &include).await?;
         }
         Ok(KnnResponse { results })
     }
@@ -106,7 +104,7 @@ impl Service {
     /// Which rows of the loaded dataset the filter lets through.
     async fn allowed_rows(
         &self,
-        dataset_id: &uuid::Uuid,
+        dataset: &Dataset,
         ids: &[String],
         filter: Filter,
     ) -> Result<Vec<bool>> {
@@ -116,10 +114,7 @@ impl Service {
             offset: 0,
             with_vectors: false,
         };
-        let matching = self
-            .store()
-            .fetch(&DatasetRef::Id(*dataset_id), &query)
-            .await?;
+        let matching = self.store().fetch(dataset, &query).await?;
         let matching: HashSet<String> = matching.into_iter().map(|record| record.id).collect();
         Ok(ids.iter().map(|id| matching.contains(id)).collect())
     }
@@ -127,7 +122,7 @@ impl Service {
     /// Fills in the fields `include` asks for, with one fetch for all neighbours.
     async fn attach_fields(
         &self,
-        dataset_id: &uuid::Uuid,
+        dataset: &Dataset,
         results: &mut [Vec<Neighbour>],
         include: &IncludeSet,
     ) -> Result<()> {
@@ -142,10 +137,7 @@ impl Service {
             offset: 0,
             with_vectors: include.vector,
         };
-        let records = self
-            .store()
-            .fetch(&DatasetRef::Id(*dataset_id), &query)
-            .await?;
+        let records = self.store().fetch(dataset, &query).await?;
         let by_id: HashMap<String, WireRecord> = records
             .into_iter()
             .map(|record| (record.id.clone(), WireRecord::from_record(record, include)))
@@ -183,37 +175,41 @@ fn loaded_fields(loaded: &LoadedDataset, row: usize, include: &IncludeSet) -> Wi
     }
 }
 
-fn validate_request(request: &KnnRequest, dataset: &str, dimension: usize) -> Result<()> {
+/// Checks what can be checked before the dataset is at hand.
+fn validate_shape(request: &KnnQuery) -> Result<()> {
     if request.k == 0 || request.k > MAX_K {
         return Err(Error::InvalidParameter {
             name: "k",
             reason: format!("k is {}; ask for 1 to {MAX_K} neighbours", request.k),
         });
     }
-    if request.queries.is_empty() || request.queries.len() > MAX_QUERIES {
+    if request.n_queries() == 0 || request.n_queries() > MAX_QUERIES {
         return Err(Error::InvalidParameter {
             name: "queries",
             reason: format!(
                 "{} queries sent; send 1 to {MAX_QUERIES} per request",
-                request.queries.len()
+                request.n_queries()
             ),
         });
     }
-    for (query_idx, query) in request.queries.iter().enumerate() {
-        if query.len() != dimension {
-            return Err(Error::DimensionMismatch {
-                dataset: dataset.to_owned(),
-                id: format!("query {query_idx}"),
-                expected: dimension,
-                got: query.len(),
-            });
-        }
-        if let Some(position) = query.iter().position(|value| !value.is_finite()) {
-            return Err(Error::NonFiniteValue {
-                id: format!("query {query_idx}"),
-                position,
-            });
-        }
+    Ok(())
+}
+
+/// Checks the queries' dimension against the dataset's, and their values.
+fn validate_values(request: &KnnQuery, dataset: &str, dimension: usize) -> Result<()> {
+    if request.dimension() != dimension {
+        return Err(Error::DimensionMismatch {
+            dataset: dataset.to_owned(),
+            id: "query 0".into(),
+            expected: dimension,
+            got: request.dimension(),
+        });
+    }
+    if let Some(index) = request.values().iter().position(|value| !value.is_finite()) {
+        return Err(Error::NonFiniteValue {
+            id: format!("query {}", index / dimension),
+            position: index % dimension,
+        });
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod rows;
 mod scoring;
 mod select_run;
 mod views;
+mod write_targets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use self::analysis::ResultRows;
 pub use self::jobs::Analyses;
 pub use self::knn::{MAX_K, MAX_QUERIES};
 pub use self::views::MAX_ANALYSES_LISTED;
+use self::write_targets::WriteTargets;
 pub use crate::api::kinds::{AnalysisKind, ReferenceUse};
 use crate::api::wire::{
     CountRequest, CountResponse, CreateDatasetRequest, DatasetInfo, DatasetList,
@@ -30,7 +32,10 @@ use crate::api::wire::{
     PatchDatasetRequest, RecordsResponse, UpsertResponse, WireRecord, request_filter,
 };
 use crate::cache::DatasetCache;
-use crate::model::{Dataset, DatasetRef, MetadataUpdate, Metric, NewDataset, Record};
+use crate::ingest::ValidBatch;
+use crate::model::{
+    Dataset, DatasetRef, DatasetUpdate, MetadataUpdate, Metric, NewDataset, Record,
+};
 use crate::store::{FetchQuery, Store};
 use crate::{Error, Result};
 
@@ -77,6 +82,7 @@ pub struct Service {
 struct Inner {
     store: Arc<dyn Store>,
     cache: DatasetCache,
+    write_targets: WriteTargets,
     analyses: Analyses,
     config: ServiceConfig,
     /// This process in the jobs it runs: a random id, then `server_name`.
@@ -102,6 +108,7 @@ impl Service {
             inner: Arc::new(Inner {
                 store,
                 cache,
+                write_targets: WriteTargets::default(),
                 analyses: Analyses::default(),
                 config,
                 server_id,
@@ -151,11 +158,10 @@ impl Service {
 
     /// `GET /v1/datasets/{ds}`, with its record count.
     pub async fn get_dataset(&self, dataset: &str) -> Result<DatasetInfo> {
-        let dataset_ref = DatasetRef::parse(dataset);
-        let found = self.store().get_dataset(&dataset_ref).await?;
+        let found = self.resolve(dataset).await?;
         let count = self
             .store()
-            .count(&DatasetRef::Id(found.id), &crate::model::Filter::all())
+            .count(&found, &crate::model::Filter::all())
             .await?;
         Ok(DatasetInfo::from_dataset(&found, Some(count as u64)))
     }
@@ -172,40 +178,26 @@ impl Service {
                 reason: "send either metadata (replace) or metadata_patch (merge), not both".into(),
             });
         }
-        let mut current = self
-            .store()
-            .get_dataset(&DatasetRef::parse(dataset))
-            .await?;
-        if let Some(name) = &request.name {
-            current = self
-                .store()
-                .rename_dataset(&DatasetRef::Id(current.id), name)
-                .await?;
-        }
-        let update = match (request.metadata, request.metadata_patch) {
-            (Some(replacement), _) => Some(MetadataUpdate::Replace(replacement)),
-            (None, Some(patch)) => Some(MetadataUpdate::Patch(patch)),
-            (None, None) => None,
+        let update = DatasetUpdate {
+            name: request.name,
+            metadata: match (request.metadata, request.metadata_patch) {
+                (Some(replacement), _) => Some(MetadataUpdate::Replace(replacement)),
+                (None, Some(patch)) => Some(MetadataUpdate::Patch(patch)),
+                (None, None) => None,
+            },
         };
-        if let Some(update) = update {
-            current = self
-                .store()
-                .update_dataset_metadata(&DatasetRef::Id(current.id), update)
-                .await?;
-        }
-        Ok(DatasetInfo::from_dataset(&current, None))
+        update.validate()?;
+        let resolved = self.store().resolve(&DatasetRef::parse(dataset)).await?;
+        let updated = self.store().update_dataset(&resolved, update).await?;
+        Ok(DatasetInfo::from_dataset(&updated, None))
     }
 
     /// `DELETE /v1/datasets/{ds}`.
     pub async fn delete_dataset(&self, dataset: &str) -> Result<()> {
-        let found = self
-            .store()
-            .get_dataset(&DatasetRef::parse(dataset))
-            .await?;
-        self.store()
-            .delete_dataset(&DatasetRef::Id(found.id))
-            .await?;
-        self.cache().forget(found.id);
+        let resolved = self.store().resolve(&DatasetRef::parse(dataset)).await?;
+        self.store().delete_dataset(&resolved).await?;
+        self.inner.write_targets.forget(resolved.dataset.id);
+        self.cache().forget(resolved.dataset.id);
         Ok(())
     }
 
@@ -224,9 +216,10 @@ impl Service {
 
     /// `POST /v1/datasets/{ds}/records`, answered once ClickHouse has the batch.
     pub async fn upsert(&self, dataset: &str, records: Vec<Record>) -> Result<UpsertResponse> {
+        let dataset = self.resolve_for_write(dataset).await?;
         let written = self
             .store()
-            .upsert(&DatasetRef::parse(dataset), records)
+            .upsert(ValidBatch::new(&dataset, records)?)
             .await?;
         Ok(UpsertResponse { written })
     }
@@ -257,10 +250,8 @@ impl Service {
             offset: request.offset.unwrap_or(0),
             with_vectors: include.vector,
         };
-        let records = self
-            .store()
-            .fetch(&DatasetRef::parse(dataset), &query)
-            .await?;
+        let dataset = self.resolve(dataset).await?;
+        let records = self.store().fetch(&dataset, &query).await?;
         Ok(RecordsResponse {
             records: records
                 .into_iter()
@@ -282,20 +273,16 @@ impl Service {
             });
         }
         let filter = request_filter(request.ids.as_deref(), request.filter.as_ref())?;
-        let deleted = self
-            .store()
-            .delete_records(&DatasetRef::parse(dataset), &filter)
-            .await?;
+        let dataset = self.resolve(dataset).await?;
+        let deleted = self.store().delete_records(&dataset, &filter).await?;
         Ok(DeleteRecordsResponse { deleted })
     }
 
     /// `POST /v1/datasets/{ds}/count`.
     pub async fn count(&self, dataset: &str, request: CountRequest) -> Result<CountResponse> {
         let filter = request_filter(None, request.filter.as_ref())?;
-        let count = self
-            .store()
-            .count(&DatasetRef::parse(dataset), &filter)
-            .await?;
+        let dataset = self.resolve(dataset).await?;
+        let count = self.store().count(&dataset, &filter).await?;
         Ok(CountResponse { count })
     }
 
@@ -304,8 +291,25 @@ impl Service {
         &self.inner.analyses
     }
 
+    /// The live dataset a reference names, asked of the catalogue.
     async fn resolve(&self, dataset: &str) -> Result<Dataset> {
         self.store().get_dataset(&DatasetRef::parse(dataset)).await
+    }
+
+    /// The dataset a write addresses: by UUID, as resolved within the last
+    /// second (see [`WriteTargets`]); by name, asked of the catalogue.
+    async fn resolve_for_write(&self, dataset: &str) -> Result<Dataset> {
+        let dataset_ref = DatasetRef::parse(dataset);
+        if let DatasetRef::Id(id) = dataset_ref
+            && let Some(recent) = self.inner.write_targets.recent(id)
+        {
+            return Ok(recent);
+        }
+        let found = self.store().get_dataset(&dataset_ref).await?;
+        if matches!(dataset_ref, DatasetRef::Id(_)) {
+            self.inner.write_targets.remember(&found);
+        }
+        Ok(found)
     }
 
     fn kernel_threads(&self) -> usize {
@@ -345,15 +349,6 @@ impl Service {
                 }
             }
         }
-    }
-}
-
-/// Maps the model's metric onto the kernels'.
-fn kernel_metric(metric: Metric) -> crate::kernels::Metric {
-    match metric {
-        Metric::L2 => crate::kernels::Metric::L2,
-        Metric::Cosine => crate::kernels::Metric::Cosine,
-        Metric::Dot => crate::kernels::Metric::Dot,
     }
 }
 

@@ -9,11 +9,14 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{FetchQuery, ResultSelection, Store, VersionClock, now_ms, select_datasets};
-use crate::ingest::validate_batch;
+use super::{
+    AnalysisStore, Catalogue, CatalogueStamp, ChangeFeed, FeedRead, FetchQuery, Records, Resolved,
+    ResultSelection, Store, VersionClock, now_ms, select_datasets,
+};
+use crate::ingest::ValidBatch;
 use crate::model::{
-    AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
-    NewDataset, Record, WrittenContent, WrittenRow, validate_dataset_name,
+    AnalysisJob, Dataset, DatasetChanges, DatasetRef, DatasetUpdate, Filter, LoadedDataset,
+    NewDataset, Record, WrittenContent, WrittenRow,
 };
 use crate::{Error, Result};
 
@@ -37,6 +40,10 @@ struct State {
     deleted_datasets: HashSet<Uuid>,
     analyses: HashMap<Uuid, AnalysisJob>,
     analysis_results: HashMap<Uuid, Vec<Value>>,
+    /// Catalogue writes so far: the stamp of every name, so that any
+    /// catalogue change invalidates every resolution (simple, and this store
+    /// resolves in memory anyway).
+    catalogue_writes: u64,
 }
 
 impl State {
@@ -54,20 +61,34 @@ impl State {
         })
     }
 
-    fn entry_mut(&mut self, dataset: &DatasetRef) -> Result<&mut DatasetEntry> {
-        let id = self.resolve(dataset)?;
+    /// The entry of a resolved dataset, unless it was deleted since.
+    fn entry_mut(&mut self, dataset: &Dataset) -> Result<&mut DatasetEntry> {
         self.datasets
-            .get_mut(&id)
+            .get_mut(&dataset.id)
             .ok_or_else(|| Error::UnknownDataset {
-                dataset: dataset.to_string(),
+                dataset: dataset.name.clone(),
             })
     }
 
-    fn entry(&self, dataset: &DatasetRef) -> Result<&DatasetEntry> {
-        let id = self.resolve(dataset)?;
-        self.datasets.get(&id).ok_or_else(|| Error::UnknownDataset {
-            dataset: dataset.to_string(),
-        })
+    /// The entry of a resolved dataset, unless it was deleted since.
+    fn entry(&self, dataset: &Dataset) -> Result<&DatasetEntry> {
+        self.datasets
+            .get(&dataset.id)
+            .ok_or_else(|| Error::UnknownDataset {
+                dataset: dataset.name.clone(),
+            })
+    }
+
+    fn entry_by_id(&self, dataset_id: Uuid) -> Result<&DatasetEntry> {
+        self.datasets
+            .get(&dataset_id)
+            .ok_or_else(|| Error::UnknownDataset {
+                dataset: dataset_id.to_string(),
+            })
+    }
+
+    fn stamp(&self) -> CatalogueStamp {
+        CatalogueStamp::of_versions([self.catalogue_writes])
     }
 
     fn name_taken(&self, name: &str) -> bool {
@@ -89,13 +110,14 @@ impl DatasetEntry {
 ///
 /// ```
 /// # tokio_test_block_on(async {
-/// use mutant_core::model::{DatasetRef, Filter, NewDataset, Record};
-/// use mutant_core::store::{MemoryStore, Store};
+/// use mutant_core::ingest::ValidBatch;
+/// use mutant_core::model::{Filter, NewDataset, Record};
+/// use mutant_core::store::{Catalogue, MemoryStore, Records};
 ///
 /// let store = MemoryStore::new();
-/// store.create_dataset(NewDataset::new("train", 2)).await?;
-/// let train = DatasetRef::parse("train");
-/// store.upsert(&train, vec![Record::new("a", vec![0.0, 1.0]).with_label("cat")]).await?;
+/// let train = store.create_dataset(NewDataset::new("train", 2)).await?;
+/// let records = vec![Record::new("a", vec![0.0, 1.0]).with_label("cat")];
+/// store.upsert(ValidBatch::new(&train, records)?).await?;
 /// assert_eq!(store.count(&train, &Filter::all()).await?, 1);
 /// # Ok::<(), mutant_core::Error>(()) });
 /// # fn tokio_test_block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -124,7 +146,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl Catalogue for MemoryStore {
     async fn create_dataset(&self, new_dataset: NewDataset) -> Result<Dataset> {
         new_dataset.validate()?;
         let mut state = self.state();
@@ -134,6 +156,7 @@ impl Store for MemoryStore {
             });
         }
         let dataset = new_dataset.into_dataset(Uuid::new_v4(), now_ms());
+        state.catalogue_writes += 1;
         state.datasets.insert(
             dataset.id,
             DatasetEntry {
@@ -144,8 +167,14 @@ impl Store for MemoryStore {
         Ok(dataset)
     }
 
-    async fn get_dataset(&self, dataset: &DatasetRef) -> Result<Dataset> {
-        Ok(self.state().entry(dataset)?.dataset.clone())
+    async fn resolve(&self, dataset: &DatasetRef) -> Result<Resolved> {
+        let state = self.state();
+        let id = state.resolve(dataset)?;
+        Ok(Resolved {
+            dataset: state.entry_by_id(id)?.dataset.clone(),
+            stamp: state.stamp(),
+            claim: 0,
+        })
     }
 
     async fn list_datasets(
@@ -161,52 +190,47 @@ impl Store for MemoryStore {
         Ok(select_datasets(datasets, metadata_pattern))
     }
 
-    async fn rename_dataset(&self, dataset: &DatasetRef, new_name: &str) -> Result<Dataset> {
-        validate_dataset_name(new_name)?;
+    async fn update_dataset(&self, dataset: &Resolved, update: DatasetUpdate) -> Result<Dataset> {
+        update.validate()?;
         let mut state = self.state();
-        let id = state.resolve(dataset)?;
-        if state
-            .datasets
-            .get(&id)
-            .is_some_and(|entry| entry.dataset.name == new_name)
+        let current = state.entry(&dataset.dataset)?.dataset.clone();
+        if let Some(name) = &update.name
+            && *name != current.name
+            && state.name_taken(name)
         {
-            return Ok(state.entry(dataset)?.dataset.clone());
+            return Err(Error::DatasetExists { name: name.clone() });
         }
-        if state.name_taken(new_name) {
-            return Err(Error::DatasetExists {
-                name: new_name.to_owned(),
-            });
+        if update
+            .name
+            .as_ref()
+            .is_none_or(|name| *name == current.name)
+            && update.metadata.is_none()
+        {
+            return Ok(current);
         }
-        let entry = state.entry_mut(&DatasetRef::Id(id))?;
-        entry.dataset.name = new_name.to_owned();
-        entry.dataset.updated_at_ms = now_ms();
-        Ok(entry.dataset.clone())
+        let updated = update.applied_to(&current, now_ms());
+        state.catalogue_writes += 1;
+        state.entry_mut(&current)?.dataset = updated.clone();
+        Ok(updated)
     }
 
-    async fn update_dataset_metadata(
-        &self,
-        dataset: &DatasetRef,
-        update: MetadataUpdate,
-    ) -> Result<Dataset> {
+    async fn delete_dataset(&self, dataset: &Resolved) -> Result<()> {
+        let dataset = &dataset.dataset;
         let mut state = self.state();
-        let entry = state.entry_mut(dataset)?;
-        update.apply(&mut entry.dataset.metadata);
-        entry.dataset.updated_at_ms = now_ms();
-        Ok(entry.dataset.clone())
-    }
-
-    async fn delete_dataset(&self, dataset: &DatasetRef) -> Result<()> {
-        let mut state = self.state();
-        let id = state.resolve(dataset)?;
-        state.datasets.remove(&id);
-        state.deleted_datasets.insert(id);
+        state.entry(dataset)?;
+        state.datasets.remove(&dataset.id);
+        state.deleted_datasets.insert(dataset.id);
+        state.catalogue_writes += 1;
         Ok(())
     }
+}
 
-    async fn upsert(&self, dataset: &DatasetRef, records: Vec<Record>) -> Result<usize> {
+#[async_trait]
+impl Records for MemoryStore {
+    async fn upsert(&self, batch: ValidBatch) -> Result<usize> {
+        let (dataset, records) = batch.into_parts();
         let mut state = self.state();
-        let entry = state.entry_mut(dataset)?;
-        validate_batch(&entry.dataset, &records)?;
+        let entry = state.entry_mut(&dataset)?;
         let version = self.clock.next();
         let n_records = records.len();
         for record in records {
@@ -221,7 +245,7 @@ impl Store for MemoryStore {
         Ok(n_records)
     }
 
-    async fn delete_records(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
+    async fn delete_records(&self, dataset: &Dataset, filter: &Filter) -> Result<usize> {
         let mut state = self.state();
         let entry = state.entry_mut(dataset)?;
         let doomed: Vec<String> = entry
@@ -242,7 +266,7 @@ impl Store for MemoryStore {
         Ok(doomed.len())
     }
 
-    async fn fetch(&self, dataset: &DatasetRef, query: &FetchQuery) -> Result<Vec<Record>> {
+    async fn fetch(&self, dataset: &Dataset, query: &FetchQuery) -> Result<Vec<Record>> {
         let state = self.state();
         let entry = state.entry(dataset)?;
         Ok(entry
@@ -260,7 +284,7 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn count(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
+    async fn count(&self, dataset: &Dataset, filter: &Filter) -> Result<usize> {
         let state = self.state();
         Ok(state
             .entry(dataset)?
@@ -269,7 +293,7 @@ impl Store for MemoryStore {
             .count())
     }
 
-    async fn load(&self, dataset: &DatasetRef) -> Result<LoadedDataset> {
+    async fn load_within(&self, dataset: &Dataset, max_bytes: usize) -> Result<LoadedDataset> {
         let state = self.state();
         let entry = state.entry(dataset)?;
         let mut loaded = LoadedDataset::empty(entry.dataset.clone());
@@ -282,56 +306,28 @@ impl Store for MemoryStore {
             .map(|versioned| versioned.version)
             .max()
             .unwrap_or(0);
+        let size_bytes = loaded.size_bytes();
+        if size_bytes > max_bytes {
+            return Err(Error::DatasetTooLarge {
+                size_bytes,
+                max_bytes,
+            });
+        }
         Ok(loaded)
     }
+}
 
-    async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges> {
-        let state = self.state();
-        let entry = state.entry(&DatasetRef::Id(dataset_id))?;
-        let mut changes = DatasetChanges {
-            watermark,
-            ..DatasetChanges::default()
-        };
-        for (id, versioned) in entry
-            .records
-            .iter()
-            .filter(|(_, versioned)| versioned.version > watermark)
-        {
-            match &versioned.record {
-                Some(record) => changes.upserts.push(record.clone()),
-                None => changes.deleted_ids.push(id.clone()),
-            }
-            changes.watermark = changes.watermark.max(versioned.version);
-        }
-        Ok(changes)
-    }
-
-    async fn load_changes_of(
-        &self,
-        dataset_id: Uuid,
-        watermark: u64,
-        ids: &[String],
-    ) -> Result<DatasetChanges> {
-        let mut changes = self.load_changes(dataset_id, watermark).await?;
-        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        changes
-            .upserts
-            .retain(|record| wanted.contains(record.id.as_str()));
-        changes
-            .deleted_ids
-            .retain(|id| wanted.contains(id.as_str()));
-        Ok(changes)
-    }
-
+#[async_trait]
+impl ChangeFeed for MemoryStore {
     async fn changes_since(
         &self,
         dataset: &Dataset,
         since: u64,
         whole_after: u64,
-    ) -> Result<Vec<WrittenRow>> {
+    ) -> Result<FeedRead> {
         let state = self.state();
-        let entry = state.entry(&DatasetRef::Id(dataset.id))?;
-        Ok(entry
+        let entry = state.entry(dataset)?;
+        let rows = entry
             .records
             .iter()
             .filter(|(_, versioned)| versioned.version > since)
@@ -347,38 +343,41 @@ impl Store for MemoryStore {
                         .map_or(WrittenContent::Delete, WrittenContent::Upsert)
                 },
             })
-            .collect())
+            .collect();
+        Ok(FeedRead {
+            rows,
+            stamp: state.stamp(),
+        })
     }
 
-    async fn compact(&self) -> Result<()> {
-        let mut state = self.state();
-        for entry in state.datasets.values_mut() {
-            entry
-                .records
-                .retain(|_, versioned| versioned.record.is_some());
-        }
-        let deleted = std::mem::take(&mut state.deleted_datasets);
-        let State {
-            analyses,
-            analysis_results,
-            ..
-        } = &mut *state;
-        analyses.retain(|id, job| {
-            let orphaned = deleted.contains(&job.target)
-                || job
-                    .reference
-                    .is_some_and(|reference| deleted.contains(&reference));
-            if orphaned {
-                analysis_results.remove(id);
+    async fn changes_of(
+        &self,
+        dataset: &Dataset,
+        since: u64,
+        ids: &[String],
+    ) -> Result<DatasetChanges> {
+        let state = self.state();
+        let entry = state.entry(dataset)?;
+        let mut changes = DatasetChanges {
+            watermark: since,
+            ..DatasetChanges::default()
+        };
+        for id in ids.iter().collect::<HashSet<_>>() {
+            let Some(versioned) = entry.records.get(id).filter(|v| v.version > since) else {
+                continue;
+            };
+            match &versioned.record {
+                Some(record) => changes.upserts.push(record.clone()),
+                None => changes.deleted_ids.push(id.clone()),
             }
-            !orphaned
-        });
-        Ok(())
+            changes.watermark = changes.watermark.max(versioned.version);
+        }
+        Ok(changes)
     }
 
     async fn dataset_watermark(&self, dataset_id: Uuid) -> Result<u64> {
         let state = self.state();
-        let entry = state.entry(&DatasetRef::Id(dataset_id))?;
+        let entry = state.entry_by_id(dataset_id)?;
         Ok(entry
             .records
             .values()
@@ -386,7 +385,10 @@ impl Store for MemoryStore {
             .max()
             .unwrap_or(0))
     }
+}
 
+#[async_trait]
+impl AnalysisStore for MemoryStore {
     async fn put_analysis(&self, job: &AnalysisJob) -> Result<()> {
         let mut state = self.state();
         let previous = state.analyses.get(&job.id);
@@ -455,5 +457,34 @@ impl Store for MemoryStore {
         Ok(self.state().analysis_results.get(&id).map_or(0, |rows| {
             rows.iter().filter(|row| selection.keeps(row)).count() as u64
         }))
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn compact(&self) -> Result<()> {
+        let mut state = self.state();
+        for entry in state.datasets.values_mut() {
+            entry
+                .records
+                .retain(|_, versioned| versioned.record.is_some());
+        }
+        let deleted = std::mem::take(&mut state.deleted_datasets);
+        let State {
+            analyses,
+            analysis_results,
+            ..
+        } = &mut *state;
+        analyses.retain(|id, job| {
+            let orphaned = deleted.contains(&job.target)
+                || job
+                    .reference
+                    .is_some_and(|reference| deleted.contains(&reference));
+            if orphaned {
+                analysis_results.remove(id);
+            }
+            !orphaned
+        });
+        Ok(())
     }
 }

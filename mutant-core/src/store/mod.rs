@@ -1,5 +1,9 @@
-//! Persistence: the [`Store`] trait, its ClickHouse implementation (the only
-//! real persistence) and an in-memory one for embedding and kernel tests.
+//! Persistence: the [`Store`] traits along the store's seams ([`Catalogue`],
+//! [`Records`], [`ChangeFeed`], [`AnalysisStore`]), their ClickHouse
+//! implementation (the only real persistence) and an in-memory one for
+//! embedding and kernel tests. A reference to a dataset is resolved once, by
+//! the catalogue; every other call takes the resolved [`Dataset`], and
+//! records arrive validated ([`ValidBatch`]).
 //!
 //! Every write is a versioned row: an upsert writes the record with a new
 //! version, a delete writes a tombstone with a new version, and reads resolve
@@ -15,8 +19,9 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::Result;
+use crate::ingest::ValidBatch;
 use crate::model::{
-    AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
+    AnalysisJob, Dataset, DatasetChanges, DatasetRef, DatasetUpdate, Filter, LoadedDataset,
     NewDataset, Record, WrittenRow,
 };
 
@@ -25,7 +30,7 @@ pub use self::clickhouse::{ClickHouseConfig, ClickHouseStore, GroupCommitConfig}
 pub use self::memory::MemoryStore;
 pub use self::version::VersionClock;
 
-/// What [`Store::fetch`] returns and how.
+/// What [`Records::fetch`] returns and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchQuery {
     /// Which records; [`Filter::all`] for every record.
@@ -50,17 +55,22 @@ impl FetchQuery {
     }
 }
 
-/// A dataset catalogue plus record storage.
-///
-/// Implementations validate what they are given ([`crate::ingest`]) and leave
-/// stored data untouched when they refuse it.
+/// The dataset catalogue: low-volume CRUD on datasets. Everything else takes
+/// datasets as [`Catalogue::resolve`] found them, so a request resolves its
+/// reference once.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Catalogue: Send + Sync {
     /// Creates a dataset; fails with `DatasetExists` if the name is taken.
     async fn create_dataset(&self, new_dataset: NewDataset) -> Result<Dataset>;
 
-    /// The live dataset with this name or id.
-    async fn get_dataset(&self, dataset: &DatasetRef) -> Result<Dataset>;
+    /// The live dataset with this name or id, with the catalogue's stamp for
+    /// its name; `UnknownDataset` if there is none.
+    async fn resolve(&self, dataset: &DatasetRef) -> Result<Resolved>;
+
+    /// [`resolve`](Catalogue::resolve) without the stamp.
+    async fn get_dataset(&self, dataset: &DatasetRef) -> Result<Dataset> {
+        Ok(self.resolve(dataset).await?.dataset)
+    }
 
     /// Live datasets, ordered by name; with a pattern, only those whose
     /// metadata contains it (see [`Dataset::metadata_contains`]).
@@ -69,91 +79,82 @@ pub trait Store: Send + Sync + 'static {
         metadata_pattern: Option<&Map<String, Value>>,
     ) -> Result<Vec<Dataset>>;
 
-    /// Gives a dataset a new, unused name.
-    async fn rename_dataset(&self, dataset: &DatasetRef, new_name: &str) -> Result<Dataset>;
-
-    /// Replaces or patches a dataset's metadata.
-    async fn update_dataset_metadata(
-        &self,
-        dataset: &DatasetRef,
-        update: MetadataUpdate,
-    ) -> Result<Dataset>;
+    /// Renames a dataset (to an unused name), changes its metadata, or both,
+    /// in one change.
+    async fn update_dataset(&self, dataset: &Resolved, update: DatasetUpdate) -> Result<Dataset>;
 
     /// Deletes a dataset and all its records: they stop being visible at once
     /// and their rows are reclaimed by [`Store::compact`].
-    async fn delete_dataset(&self, dataset: &DatasetRef) -> Result<()>;
+    async fn delete_dataset(&self, dataset: &Resolved) -> Result<()>;
+}
 
-    /// Inserts or replaces a batch of records; returns how many were written.
-    /// Returns only once the batch is stored.
-    async fn upsert(&self, dataset: &DatasetRef, records: Vec<Record>) -> Result<usize>;
+/// A dataset's records: writes, reads, and the whole dataset loaded.
+#[async_trait]
+pub trait Records: Send + Sync {
+    /// Inserts or replaces a batch of records validated for its dataset;
+    /// returns how many were written. Returns only once the batch is stored.
+    async fn upsert(&self, batch: ValidBatch) -> Result<usize>;
 
     /// Deletes the live records matching `filter`; returns how many.
-    async fn delete_records(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize>;
+    async fn delete_records(&self, dataset: &Dataset, filter: &Filter) -> Result<usize>;
 
     /// Live records matching the query, ordered by id.
-    async fn fetch(&self, dataset: &DatasetRef, query: &FetchQuery) -> Result<Vec<Record>>;
+    async fn fetch(&self, dataset: &Dataset, query: &FetchQuery) -> Result<Vec<Record>>;
 
     /// How many live records match `filter`.
-    async fn count(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize>;
+    async fn count(&self, dataset: &Dataset, filter: &Filter) -> Result<usize>;
 
     /// The whole dataset in its in-memory form.
-    async fn load(&self, dataset: &DatasetRef) -> Result<LoadedDataset>;
+    async fn load(&self, dataset: &Dataset) -> Result<LoadedDataset> {
+        self.load_within(dataset, usize::MAX).await
+    }
 
-    /// [`load`](Store::load), refused with `DatasetTooLarge` when the
+    /// [`load`](Records::load), refused with `DatasetTooLarge` when the
     /// dataset takes more than `max_bytes` in memory
     /// ([`LoadedDataset::size_bytes`]). A store that streams its load stops
     /// as soon as what it has read is over the bound, so a dataset larger
     /// than memory is refused instead of exhausting it.
-    async fn load_within(&self, dataset: &DatasetRef, max_bytes: usize) -> Result<LoadedDataset> {
-        let loaded = self.load(dataset).await?;
-        let size_bytes = loaded.size_bytes();
-        if size_bytes > max_bytes {
-            return Err(crate::Error::DatasetTooLarge {
-                size_bytes,
-                max_bytes,
-            });
-        }
-        Ok(loaded)
-    }
+    async fn load_within(&self, dataset: &Dataset, max_bytes: usize) -> Result<LoadedDataset>;
+}
 
-    /// What changed in the dataset since `watermark` (a `LoadedDataset`'s or a
-    /// previous `DatasetChanges`' watermark). `UnknownDataset` once the
-    /// dataset is deleted, so a re-created dataset of the same name is never
-    /// mistaken for the old one.
-    async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges>;
-
-    /// [`load_changes`](Store::load_changes) restricted to `ids`: a cache
-    /// fetches only the rows it has not applied yet.
-    async fn load_changes_of(
-        &self,
-        dataset_id: Uuid,
-        watermark: u64,
-        ids: &[String],
-    ) -> Result<DatasetChanges>;
-
+/// What changed in a dataset since a version: how a cached copy stays fresh
+/// without reloading.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
     /// Every row written to `dataset` after version `since` (upserts and
     /// deletes; at least each id's latest), read whole only when written
-    /// after `whole_after`, as ids and versions otherwise: a cache refresh
-    /// reads what is new to it and the overlap it has mostly read already
-    /// in one statement. `dataset` is used as resolved: a deleted dataset
-    /// is not detected here (resolve it first).
+    /// after `whole_after`, as ids and versions otherwise; and, from the same
+    /// read, the catalogue's stamp for the dataset's name. A cache refresh
+    /// reads what is new to it and the overlap it has mostly read already in
+    /// one statement, and learns from the stamp whether the dataset it holds
+    /// is still the one its name resolves to. A store may also answer
+    /// `UnknownDataset` for a dataset deleted since it was resolved.
     async fn changes_since(
         &self,
         dataset: &Dataset,
         since: u64,
         whole_after: u64,
-    ) -> Result<Vec<WrittenRow>>;
+    ) -> Result<FeedRead>;
 
-    /// Physically reclaims deleted datasets, deleted records and replaced
-    /// versions. Safe to run at any time, from any server.
-    async fn compact(&self) -> Result<()>;
+    /// The latest state of each of `ids` among the rows written to `dataset`
+    /// after `since`: a cache fetches only the rows it has not applied yet.
+    async fn changes_of(
+        &self,
+        dataset: &Dataset,
+        since: u64,
+        ids: &[String],
+    ) -> Result<DatasetChanges>;
 
     /// The dataset's data version: the highest version of any of its record
     /// rows (upserts and deletes alike), 0 when it has none. It only grows
     /// with writes, so a recorded watermark below it means newer data.
     /// `UnknownDataset` once the dataset is deleted.
     async fn dataset_watermark(&self, dataset_id: Uuid) -> Result<u64>;
+}
 
+/// Analysis jobs and their ranked results.
+#[async_trait]
+pub trait AnalysisStore: Send + Sync {
     /// Writes a new version of an analysis job (the last written wins on
     /// read). A `cancel_requested` written once stays true in every later
     /// read, whatever later versions say, so a cancel racing a heartbeat is
@@ -178,6 +179,62 @@ pub trait Store: Send + Sync + 'static {
     /// How many stored rows `selection`'s filters keep (offset and limit
     /// aside).
     async fn count_analysis_results(&self, id: Uuid, selection: &ResultSelection) -> Result<u64>;
+}
+
+/// The whole of a store: its catalogue, records, change feed and analyses,
+/// and the upkeep that spans them.
+#[async_trait]
+pub trait Store: Catalogue + Records + ChangeFeed + AnalysisStore + 'static {
+    /// Physically reclaims deleted datasets, deleted records and replaced
+    /// versions. Safe to run at any time, from any server.
+    async fn compact(&self) -> Result<()>;
+}
+
+/// A dataset as [`Catalogue::resolve`] found it, with the catalogue's stamp
+/// for its name at that moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The live dataset.
+    pub dataset: Dataset,
+    /// What the catalogue said of the dataset's name.
+    pub stamp: CatalogueStamp,
+    /// The catalogue version at which the dataset claimed its name, which
+    /// later changes to it keep (0 where a store needs no claims).
+    pub claim: u64,
+}
+
+/// A summary of the catalogue rows that decide what a dataset's name
+/// resolves to: those of every dataset that ever bore the name. Equal stamps
+/// mean no catalogue write touched any of them in between (no delete,
+/// rename, re-creation or metadata change), so a dataset resolved earlier is
+/// still what its name and id resolve to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CatalogueStamp {
+    /// How many rows.
+    pub(crate) rows: u64,
+    /// Their versions summed, wrapping.
+    pub(crate) version_sum: u64,
+}
+
+impl CatalogueStamp {
+    /// The stamp of rows with these versions.
+    pub(crate) fn of_versions(versions: impl IntoIterator<Item = u64>) -> Self {
+        versions
+            .into_iter()
+            .fold(CatalogueStamp::default(), |stamp, version| CatalogueStamp {
+                rows: stamp.rows + 1,
+                version_sum: stamp.version_sum.wrapping_add(version),
+            })
+    }
+}
+
+/// What [`ChangeFeed::changes_since`] read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedRead {
+    /// The rows written since the version asked for.
+    pub rows: Vec<WrittenRow>,
+    /// The catalogue's stamp for the dataset's name, read with them.
+    pub stamp: CatalogueStamp,
 }
 
 /// Which stored result rows a read returns: a page of those whose verdict

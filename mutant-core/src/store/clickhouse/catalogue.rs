@@ -9,16 +9,14 @@
 //! to claim the name (each row carries `name_claimed`, the version of the
 //! create or rename that claimed its current name, kept by later writes).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ClickHouseStore;
-use crate::model::{
-    Dataset, DatasetRef, MetadataUpdate, Metric, NewDataset, validate_dataset_name,
-};
-use crate::store::now_ms;
+use crate::model::{Dataset, DatasetRef, DatasetUpdate, Metric, NewDataset};
+use crate::store::{CatalogueStamp, Resolved, now_ms};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, clickhouse::Row, Serialize, Deserialize)]
@@ -133,7 +131,7 @@ async fn rows_of_datasets_that_bore(
 ) -> Result<Vec<DatasetRow>> {
     let query = store
         .client
-        .query("SELECT ?fields FROM datasets WHERE id IN (SELECT id FROM datasets WHERE name = ?)")
+        .query(&format!("SELECT ?fields FROM datasets WHERE {STAMP_ROWS}"))
         .bind(name);
     fetch_rows(store, query).await
 }
@@ -147,8 +145,39 @@ async fn fetch_rows(
 
 /// The live dataset a reference names.
 pub(super) async fn resolve(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<Dataset> {
-    Ok(resolve_entry(store, dataset).await?.dataset)
+    Ok(resolve_stamped(store, dataset).await?.dataset)
 }
+
+/// [`resolve`], with the stamp of the rows that decide the dataset's name
+/// (those [`STAMP_ROWS`] selects) and its name claim.
+pub(super) async fn resolve_stamped(
+    store: &ClickHouseStore,
+    dataset: &DatasetRef,
+) -> Result<Resolved> {
+    let (entry, rows) = resolve_entry(store, dataset).await?;
+    let name = &entry.dataset.name;
+    let bearers: HashSet<Uuid> = rows
+        .iter()
+        .filter(|row| row.name == *name)
+        .map(|row| row.id)
+        .collect();
+    let stamp = CatalogueStamp::of_versions(
+        rows.iter()
+            .filter(|row| bearers.contains(&row.id))
+            .map(|row| row.version),
+    );
+    Ok(Resolved {
+        dataset: entry.dataset,
+        stamp,
+        claim: entry.name_claimed,
+    })
+}
+
+/// The catalogue rows a [`CatalogueStamp`] summarises, as a condition on the
+/// `datasets` table with one parameter, the name: every row of every dataset
+/// that ever bore it. A delete, rename or metadata change of such a dataset,
+/// a new dataset under the name, or another renamed to it, adds a row here.
+pub(super) const STAMP_ROWS: &str = "id IN (SELECT id FROM datasets WHERE name = ?)";
 
 /// [`resolve`], with the dataset's name claim. Reads only the rows that can
 /// decide it, not the whole catalogue: every row of each dataset that ever
@@ -156,7 +185,11 @@ pub(super) async fn resolve(store: &ClickHouseStore, dataset: &DatasetRef) -> Re
 /// id). Any live dataset that competes for the reference's current name has
 /// a row with that name, so it is among them, with all its rows, and the
 /// clash rule gives the same answer it gives over the whole catalogue.
-async fn resolve_entry(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<Entry> {
+/// Also returns the rows it read.
+async fn resolve_entry(
+    store: &ClickHouseStore,
+    dataset: &DatasetRef,
+) -> Result<(Entry, Vec<DatasetRow>)> {
     let rows = match dataset {
         DatasetRef::Name(name) => rows_of_datasets_that_bore(store, name).await?,
         DatasetRef::Id(id) => {
@@ -170,7 +203,7 @@ async fn resolve_entry(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<
             fetch_rows(store, query).await?
         }
     };
-    live_among(rows)?
+    let entry = live_among(rows.clone())?
         .into_iter()
         .find(|entry| match dataset {
             DatasetRef::Id(id) => entry.dataset.id == *id,
@@ -178,50 +211,8 @@ async fn resolve_entry(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<
         })
         .ok_or_else(|| Error::UnknownDataset {
             dataset: dataset.to_string(),
-        })
-}
-
-/// How long a dataset resolved by UUID is trusted for writes.
-const RECENT_DATASET_TTL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Datasets recently resolved by UUID, for the write path: a streaming writer
-/// sends many batches a second to one dataset, and a catalogue read per batch
-/// would cost ClickHouse more than the INSERT. Only UUIDs are cached: a UUID
-/// never changes meaning (a re-created dataset gets a new one) and a dataset's
-/// dimension never changes, so the only staleness is a delete made less than
-/// the TTL ago, and a write racing a delete is acknowledged and then reclaimed
-/// with the dataset, as if it had come just before the delete. Names are
-/// always resolved afresh, since a name can move to a new dataset.
-#[derive(Debug, Default)]
-pub(super) struct RecentDatasets(std::sync::Mutex<HashMap<Uuid, (Dataset, std::time::Instant)>>);
-
-/// The live dataset a write addresses, from the recent cache when addressed by UUID.
-pub(super) async fn resolve_for_write(
-    store: &ClickHouseStore,
-    dataset: &DatasetRef,
-) -> Result<Dataset> {
-    if let DatasetRef::Id(id) = dataset {
-        let recent = store
-            .recent_datasets
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((found, _)) = recent
-            .get(id)
-            .filter(|(_, at)| at.elapsed() < RECENT_DATASET_TTL)
-        {
-            return Ok(found.clone());
-        }
-    }
-    let found = resolve(store, dataset).await?;
-    let mut recent = store
-        .recent_datasets
-        .0
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    recent.retain(|_, (_, at)| at.elapsed() < RECENT_DATASET_TTL);
-    recent.insert(found.id, (found.clone(), std::time::Instant::now()));
-    Ok(found)
+        })?;
+    Ok((entry, rows))
 }
 
 async fn write_row(store: &ClickHouseStore, row: &DatasetRow) -> Result<()> {
@@ -316,58 +307,42 @@ pub(super) async fn create(store: &ClickHouseStore, new_dataset: NewDataset) -> 
     claim_name(store, &dataset, None).await
 }
 
-pub(super) async fn rename(
+pub(super) async fn update(
     store: &ClickHouseStore,
-    dataset: &DatasetRef,
-    new_name: &str,
+    dataset: &Resolved,
+    update: DatasetUpdate,
 ) -> Result<Dataset> {
-    validate_dataset_name(new_name)?;
-    let current = resolve_entry(store, dataset).await?;
-    if current.dataset.name == new_name {
+    update.validate()?;
+    let current = Entry {
+        dataset: dataset.dataset.clone(),
+        name_claimed: dataset.claim,
+    };
+    let renames = update
+        .name
+        .as_ref()
+        .is_some_and(|name| *name != current.dataset.name);
+    if !renames && update.metadata.is_none() {
         return Ok(current.dataset);
     }
-    if name_is_taken(store, new_name).await? {
-        return Err(Error::DatasetExists {
-            name: new_name.to_owned(),
-        });
+    let updated = update.applied_to(&current.dataset, now_ms());
+    if !renames {
+        write_row(
+            store,
+            &DatasetRow::new(&updated, store.clock.next(), false, current.name_claimed)?,
+        )
+        .await?;
+        return Ok(updated);
     }
-    let renamed = Dataset {
-        name: new_name.to_owned(),
-        updated_at_ms: now_ms(),
-        ..current.dataset.clone()
-    };
-    claim_name(store, &renamed, Some(&current)).await
+    if name_is_taken(store, &updated.name).await? {
+        return Err(Error::DatasetExists { name: updated.name });
+    }
+    claim_name(store, &updated, Some(&current)).await
 }
 
-pub(super) async fn update_metadata(
-    store: &ClickHouseStore,
-    dataset: &DatasetRef,
-    update: MetadataUpdate,
-) -> Result<Dataset> {
-    let Entry {
-        dataset: mut updated,
-        name_claimed,
-    } = resolve_entry(store, dataset).await?;
-    update.apply(&mut updated.metadata);
-    updated.updated_at_ms = now_ms();
+pub(super) async fn delete(store: &ClickHouseStore, dataset: &Resolved) -> Result<()> {
     write_row(
         store,
-        &DatasetRow::new(&updated, store.clock.next(), false, name_claimed)?,
-    )
-    .await?;
-    Ok(updated)
-}
-
-pub(super) async fn delete(store: &ClickHouseStore, dataset: &DatasetRef) -> Result<()> {
-    let doomed = resolve_entry(store, dataset).await?;
-    write_row(
-        store,
-        &DatasetRow::new(
-            &doomed.dataset,
-            store.clock.next(),
-            true,
-            doomed.name_claimed,
-        )?,
+        &DatasetRow::new(&dataset.dataset, store.clock.next(), true, dataset.claim)?,
     )
     .await
 }

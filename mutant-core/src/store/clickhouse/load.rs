@@ -10,13 +10,14 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::ClickHouseStore;
 use super::records::id_chunks;
 use super::rowbinary::{RowReader, decode_f32s};
 use super::sql::Sql;
+use super::{ClickHouseStore, catalogue};
 use crate::model::{
     Dataset, DatasetChanges, LoadedDataset, Record, RecordMetadata, WrittenContent, WrittenRow,
 };
+use crate::store::{CatalogueStamp, FeedRead};
 use crate::{Error, Result};
 
 /// Rows decoded so far, with what version resolution needs.
@@ -328,8 +329,9 @@ fn decode_batches(
     Ok(loader.finish())
 }
 
-/// A written row as a change query returns it: whole when `whole` is set,
-/// else only `id`, `version` and `deleted`, with empty or null fields.
+/// A written row as a change query returns it: whole when `whole` is 1,
+/// else only `id`, `version` and `deleted`, with empty or null fields. One
+/// row with `whole` = [`STAMP_ROW`] carries the catalogue stamp instead.
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct ChangedRow {
     id: String,
@@ -342,6 +344,10 @@ struct ChangedRow {
     uri: Option<String>,
     metadata: String,
 }
+
+/// The `whole` of the row that carries the catalogue stamp: its `id` is the
+/// number of catalogue rows, its `version` their versions' sum.
+const STAMP_ROW: u8 = 2;
 
 impl ChangedRow {
     fn into_written(self) -> Result<WrittenRow> {
@@ -365,47 +371,87 @@ impl ChangedRow {
             content,
         })
     }
+
+    fn into_stamp(self) -> Result<CatalogueStamp> {
+        let rows = self
+            .id
+            .parse()
+            .map_err(|_| corrupt("the catalogue stamp's row count is not a number"))?;
+        Ok(CatalogueStamp {
+            rows,
+            version_sum: self.version,
+        })
+    }
 }
 
-/// Every row of `dataset` written after `since`, whole when written after
-/// `whole_after`; restricted to `ids` when given (in chunks that keep each
-/// statement under the query size limit). The fields of rows not read whole
-/// stay in ClickHouse: `if` only ships them for the rows that need them.
-async fn changed_rows(
+/// The rows of `dataset` written after `since`, whole when written after
+/// `whole_after`. The fields of rows not read whole stay in ClickHouse: `if`
+/// only ships them for the rows that need them.
+fn changed_rows_statement(dataset: &Dataset, since: u64, whole_after: u64) -> Sql {
+    let mut sql = Sql::new("SELECT id, version, deleted, version > ");
+    sql.unsigned_arg(whole_after).push(
+        " AS whole, if(whole, vector, emptyArrayFloat32()), if(whole, label, NULL), \
+         if(whole, prediction, NULL), if(whole, uri, NULL), if(whole, metadata, '') \
+         FROM records WHERE dataset = toUUID(",
+    );
+    sql.text_arg(&dataset.id.to_string())
+        .push(") AND version > ")
+        .unsigned_arg(since);
+    sql
+}
+
+/// Every row written to `dataset` after `since`, whole when written after
+/// `whole_after`, and the catalogue stamp of its name, in one statement.
+pub(super) async fn changes_since(
     store: &ClickHouseStore,
     dataset: &Dataset,
     since: u64,
     whole_after: u64,
-    ids: Option<&[String]>,
-) -> Result<Vec<WrittenRow>> {
-    let statement = || {
-        let mut sql = Sql::new("SELECT id, version, deleted, version > ");
-        sql.unsigned_arg(whole_after).push(
-            " AS whole, if(whole, vector, emptyArrayFloat32()), if(whole, label, NULL), \
-             if(whole, prediction, NULL), if(whole, uri, NULL), if(whole, metadata, '') \
-             FROM records WHERE dataset = toUUID(",
+) -> Result<FeedRead> {
+    let mut sql = changed_rows_statement(dataset, since, whole_after);
+    sql.push(" UNION ALL SELECT toString(count()), sum(version), toUInt8(0), toUInt8(")
+        .unsigned_arg(u64::from(STAMP_ROW))
+        .push(
+            "), emptyArrayFloat32(), CAST(NULL AS Nullable(String)), \
+             CAST(NULL AS Nullable(String)), CAST(NULL AS Nullable(String)), '' \
+             FROM datasets WHERE ",
         );
-        sql.text_arg(&dataset.id.to_string())
-            .push(") AND version > ")
-            .unsigned_arg(since);
-        sql
-    };
-    let statements = match ids {
-        None => vec![statement()],
-        Some(ids) => {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            id_chunks(&ids)
-                .into_iter()
-                .map(|chunk| {
-                    let mut sql = statement();
-                    sql.push(" AND id IN (").text_list(&chunk, None).push(")");
-                    sql
-                })
-                .collect()
-        }
-    };
+    let (before, after) = catalogue::STAMP_ROWS
+        .split_once('?')
+        .ok_or_else(|| corrupt("the catalogue stamp's condition has no parameter"))?;
+    sql.push(before).text_arg(&dataset.name).push(after);
     let mut rows = Vec::new();
-    for sql in statements {
+    let mut stamp = None;
+    for row in sql
+        .bind_into(&store.client)
+        .fetch_all::<ChangedRow>()
+        .await
+        .map_err(|error| store.error(error))?
+    {
+        if row.whole == STAMP_ROW {
+            stamp = Some(row.into_stamp()?);
+        } else {
+            rows.push(row.into_written()?);
+        }
+    }
+    let stamp = stamp.ok_or_else(|| corrupt("the answer carried no catalogue stamp"))?;
+    Ok(FeedRead { rows, stamp })
+}
+
+/// The latest state of each of `ids` among the rows written to `dataset`
+/// after `since`, in chunks that keep each statement under the query size
+/// limit.
+pub(super) async fn changes_of(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    since: u64,
+    ids: &[String],
+) -> Result<DatasetChanges> {
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut rows = Vec::new();
+    for chunk in id_chunks(&ids) {
+        let mut sql = changed_rows_statement(dataset, since, since);
+        sql.push(" AND id IN (").text_list(&chunk, None).push(")");
         for row in sql
             .bind_into(&store.client)
             .fetch_all::<ChangedRow>()
@@ -415,27 +461,5 @@ async fn changed_rows(
             rows.push(row.into_written()?);
         }
     }
-    Ok(rows)
-}
-
-/// What changed after `watermark`: every id's latest row among those
-/// written after it, restricted to `ids` when given.
-pub(super) async fn load_changes(
-    store: &ClickHouseStore,
-    dataset: &Dataset,
-    watermark: u64,
-    ids: Option<&[String]>,
-) -> Result<DatasetChanges> {
-    let rows = changed_rows(store, dataset, watermark, watermark, ids).await?;
-    Ok(DatasetChanges::from_rows(watermark, rows))
-}
-
-/// Every row written after `since`, whole when written after `whole_after`.
-pub(super) async fn changes_since(
-    store: &ClickHouseStore,
-    dataset: &Dataset,
-    since: u64,
-    whole_after: u64,
-) -> Result<Vec<WrittenRow>> {
-    changed_rows(store, dataset, since, whole_after, None).await
+    Ok(DatasetChanges::from_rows(since, rows))
 }

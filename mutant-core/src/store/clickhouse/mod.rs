@@ -27,10 +27,14 @@ use uuid::Uuid;
 pub use self::group_commit::GroupCommitConfig;
 use self::group_commit::GroupCommitter;
 pub use self::schema::ServerVersion;
-use super::{FetchQuery, ResultSelection, Store, VersionClock};
+use super::{
+    AnalysisStore, Catalogue, ChangeFeed, FeedRead, FetchQuery, Records, Resolved, ResultSelection,
+    Store, VersionClock,
+};
+use crate::ingest::ValidBatch;
 use crate::model::{
-    AnalysisJob, Dataset, DatasetChanges, DatasetRef, Filter, LoadedDataset, MetadataUpdate,
-    NewDataset, Record, WrittenRow,
+    AnalysisJob, Dataset, DatasetChanges, DatasetRef, DatasetUpdate, Filter, LoadedDataset,
+    NewDataset, Record,
 };
 use crate::{Error, Result};
 
@@ -119,12 +123,14 @@ impl From<clickhouse::error::Error> for StoreFailure {
 ///
 /// ```no_run
 /// # async fn example() -> mutant_core::Result<()> {
-/// use mutant_core::model::{DatasetRef, NewDataset, Record};
-/// use mutant_core::store::{ClickHouseConfig, ClickHouseStore, Store};
+/// use mutant_core::ingest::ValidBatch;
+/// use mutant_core::model::{NewDataset, Record};
+/// use mutant_core::store::{Catalogue, ClickHouseConfig, ClickHouseStore, Records};
 ///
 /// let store = ClickHouseStore::connect(ClickHouseConfig::new("http://127.0.0.1:8123")).await?;
-/// store.create_dataset(NewDataset::new("train", 3)).await?;
-/// store.upsert(&DatasetRef::parse("train"), vec![Record::new("a", vec![0.1, 0.2, 0.3])]).await?;
+/// let train = store.create_dataset(NewDataset::new("train", 3)).await?;
+/// let records = vec![Record::new("a", vec![0.1, 0.2, 0.3])];
+/// store.upsert(ValidBatch::new(&train, records)?).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -138,7 +144,6 @@ pub struct ClickHouseStore {
     max_insert_bytes: usize,
     tombstone_grace: Duration,
     timeout: Duration,
-    recent_datasets: catalogue::RecentDatasets,
 }
 
 impl ClickHouseStore {
@@ -231,7 +236,6 @@ impl ClickHouseStore {
             max_insert_bytes: config.group_commit.max_bytes,
             tombstone_grace: config.tombstone_grace,
             timeout: config.timeout,
-            recent_datasets: catalogue::RecentDatasets::default(),
         })
     }
 
@@ -245,7 +249,7 @@ impl ClickHouseStore {
         &self.client
     }
 
-    /// The statement a full [`Store::load`] sends, for measuring the same
+    /// The statement a full [`Records::load`] sends, for measuring the same
     /// bytes fetched raw.
     pub fn load_statement(dataset: &Dataset) -> String {
         load::load_statement(dataset)
@@ -308,14 +312,14 @@ async fn insert_rows(
 }
 
 #[async_trait]
-impl Store for ClickHouseStore {
+impl Catalogue for ClickHouseStore {
     async fn create_dataset(&self, new_dataset: NewDataset) -> Result<Dataset> {
         self.bounded(async { catalogue::create(self, new_dataset).await })
             .await
     }
 
-    async fn get_dataset(&self, dataset: &DatasetRef) -> Result<Dataset> {
-        self.bounded(async { catalogue::resolve(self, dataset).await })
+    async fn resolve(&self, dataset: &DatasetRef) -> Result<Resolved> {
+        self.bounded(async { catalogue::resolve_stamped(self, dataset).await })
             .await
     }
 
@@ -330,107 +334,74 @@ impl Store for ClickHouseStore {
         .await
     }
 
-    async fn rename_dataset(&self, dataset: &DatasetRef, new_name: &str) -> Result<Dataset> {
-        self.bounded(async { catalogue::rename(self, dataset, new_name).await })
+    async fn update_dataset(&self, dataset: &Resolved, update: DatasetUpdate) -> Result<Dataset> {
+        self.bounded(async { catalogue::update(self, dataset, update).await })
             .await
     }
 
-    async fn update_dataset_metadata(
-        &self,
-        dataset: &DatasetRef,
-        update: MetadataUpdate,
-    ) -> Result<Dataset> {
-        self.bounded(async { catalogue::update_metadata(self, dataset, update).await })
-            .await
-    }
-
-    async fn delete_dataset(&self, dataset: &DatasetRef) -> Result<()> {
+    async fn delete_dataset(&self, dataset: &Resolved) -> Result<()> {
         self.bounded(async { catalogue::delete(self, dataset).await })
             .await
     }
+}
 
-    async fn upsert(&self, dataset: &DatasetRef, records: Vec<Record>) -> Result<usize> {
-        self.bounded(async {
-            let dataset = catalogue::resolve_for_write(self, dataset).await?;
-            records::upsert(self, &dataset, records).await
-        })
-        .await
+#[async_trait]
+impl Records for ClickHouseStore {
+    async fn upsert(&self, batch: ValidBatch) -> Result<usize> {
+        self.bounded(async { records::upsert(self, batch).await })
+            .await
     }
 
-    async fn delete_records(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
-        self.bounded(async {
-            let dataset = catalogue::resolve(self, dataset).await?;
-            records::delete(self, &dataset, filter).await
-        })
-        .await
+    async fn delete_records(&self, dataset: &Dataset, filter: &Filter) -> Result<usize> {
+        self.bounded(async { records::delete(self, dataset, filter).await })
+            .await
     }
 
-    async fn fetch(&self, dataset: &DatasetRef, query: &FetchQuery) -> Result<Vec<Record>> {
-        self.bounded(async {
-            let dataset = catalogue::resolve(self, dataset).await?;
-            records::fetch(self, &dataset, query).await
-        })
-        .await
+    async fn fetch(&self, dataset: &Dataset, query: &FetchQuery) -> Result<Vec<Record>> {
+        self.bounded(async { records::fetch(self, dataset, query).await })
+            .await
     }
 
-    async fn count(&self, dataset: &DatasetRef, filter: &Filter) -> Result<usize> {
-        self.bounded(async {
-            let dataset = catalogue::resolve(self, dataset).await?;
-            records::count(self, &dataset, filter).await
-        })
-        .await
+    async fn count(&self, dataset: &Dataset, filter: &Filter) -> Result<usize> {
+        self.bounded(async { records::count(self, dataset, filter).await })
+            .await
     }
 
-    async fn load(&self, dataset: &DatasetRef) -> Result<LoadedDataset> {
-        let dataset = catalogue::resolve(self, dataset).await?;
-        load::load(self, dataset, usize::MAX).await
+    async fn load_within(&self, dataset: &Dataset, max_bytes: usize) -> Result<LoadedDataset> {
+        load::load(self, dataset.clone(), max_bytes).await
     }
+}
 
-    async fn load_within(&self, dataset: &DatasetRef, max_bytes: usize) -> Result<LoadedDataset> {
-        let dataset = catalogue::resolve(self, dataset).await?;
-        load::load(self, dataset, max_bytes).await
-    }
-
-    async fn load_changes(&self, dataset_id: Uuid, watermark: u64) -> Result<DatasetChanges> {
-        self.bounded(async {
-            let dataset = catalogue::resolve(self, &DatasetRef::Id(dataset_id)).await?;
-            load::load_changes(self, &dataset, watermark, None).await
-        })
-        .await
-    }
-
-    async fn load_changes_of(
-        &self,
-        dataset_id: Uuid,
-        watermark: u64,
-        ids: &[String],
-    ) -> Result<DatasetChanges> {
-        self.bounded(async {
-            let dataset = catalogue::resolve(self, &DatasetRef::Id(dataset_id)).await?;
-            load::load_changes(self, &dataset, watermark, Some(ids)).await
-        })
-        .await
-    }
-
+#[async_trait]
+impl ChangeFeed for ClickHouseStore {
     async fn changes_since(
         &self,
         dataset: &Dataset,
         since: u64,
         whole_after: u64,
-    ) -> Result<Vec<WrittenRow>> {
+    ) -> Result<FeedRead> {
         self.bounded(async { load::changes_since(self, dataset, since, whole_after).await })
             .await
     }
 
-    async fn compact(&self) -> Result<()> {
-        records::compact(self).await
+    async fn changes_of(
+        &self,
+        dataset: &Dataset,
+        since: u64,
+        ids: &[String],
+    ) -> Result<DatasetChanges> {
+        self.bounded(async { load::changes_of(self, dataset, since, ids).await })
+            .await
     }
 
     async fn dataset_watermark(&self, dataset_id: Uuid) -> Result<u64> {
         self.bounded(async { analyses::dataset_watermark(self, dataset_id).await })
             .await
     }
+}
 
+#[async_trait]
+impl AnalysisStore for ClickHouseStore {
     async fn put_analysis(&self, job: &AnalysisJob) -> Result<()> {
         self.bounded(async { analyses::put(self, job).await }).await
     }
@@ -457,5 +428,12 @@ impl Store for ClickHouseStore {
     async fn count_analysis_results(&self, id: Uuid, selection: &ResultSelection) -> Result<u64> {
         self.bounded(async { analyses::count_results(self, id, selection).await })
             .await
+    }
+}
+
+#[async_trait]
+impl Store for ClickHouseStore {
+    async fn compact(&self) -> Result<()> {
+        records::compact(self).await
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::rowbinary::encode_record_row;
 use super::sql::{Sql, render_filter};
 use super::{ClickHouseStore, StoreFailure, catalogue};
-use crate::ingest::validate_batch;
+use crate::ingest::ValidBatch;
 use crate::model::{Dataset, Filter, Record, RecordMetadata};
 use crate::store::FetchQuery;
 use crate::{Error, Result};
@@ -61,12 +61,8 @@ async fn write_rows<'a>(
     Ok(())
 }
 
-pub(super) async fn upsert(
-    store: &ClickHouseStore,
-    dataset: &Dataset,
-    records: Vec<Record>,
-) -> Result<usize> {
-    validate_batch(dataset, &records)?;
+pub(super) async fn upsert(store: &ClickHouseStore, batch: ValidBatch) -> Result<usize> {
+    let (dataset, records) = batch.into_parts();
     write_rows(
         store,
         dataset.id,
