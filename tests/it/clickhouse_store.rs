@@ -5,8 +5,11 @@
 use std::sync::Arc;
 
 use mutant_core::Error;
+use mutant_core::ingest::ValidBatch;
 use mutant_core::model::{DatasetRef, Filter, NewDataset, Record};
-use mutant_core::store::{Catalogue, ClickHouseConfig, ClickHouseStore, GroupCommitConfig, Store};
+use mutant_core::store::{
+    Catalogue, ClickHouseConfig, ClickHouseStore, GroupCommitConfig, Records, Store,
+};
 use mutant_tests::{clickhouse_store, clickhouse_store_with, clickhouse_url, wait_for_mutations};
 
 use crate::by_ref;
@@ -488,4 +491,44 @@ async fn a_failed_insert_answers_every_writer_in_its_group() {
             other => panic!("a write into a dropped table answered {other:?}"),
         }
     }
+}
+
+/// A write whose caller stopped waiting before its INSERT began (the
+/// request timed out and was answered 503) is withdrawn: it never lands
+/// later, over newer data written elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_abandoned_before_its_insert_never_lands() {
+    let store = clickhouse_store_with("withdrawn_write", |config| ClickHouseConfig {
+        group_commit: GroupCommitConfig {
+            max_delay: std::time::Duration::from_millis(500),
+            ..GroupCommitConfig::default()
+        },
+        ..config
+    })
+    .await;
+    let dataset = store
+        .create_dataset(NewDataset::new("withdrawn", 2))
+        .await
+        .unwrap();
+    let batch =
+        |id: &str| ValidBatch::new(&dataset, vec![Record::new(id, vec![1.0, 2.0])]).unwrap();
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(20),
+        store.upsert(batch("abandoned")),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the write waits for its group's window");
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    store.upsert(batch("awaited")).await.unwrap();
+    let ids: Vec<String> = store
+        .fetch(
+            &dataset,
+            &mutant_core::store::FetchQuery::new(Filter::all(), 10),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.id)
+        .collect();
+    assert_eq!(ids, ["awaited"]);
 }

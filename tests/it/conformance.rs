@@ -3,8 +3,8 @@
 
 use mutant_core::Error;
 use mutant_core::model::{
-    AnalysisJob, DatasetRef, Filter, JobState, MetadataUpdate, Metric, NewDataset, Record,
-    WrittenContent, WrittenRow,
+    AnalysisJob, DatasetRef, DatasetUpdate, Filter, JobState, MetadataUpdate, Metric, NewDataset,
+    Record, WrittenContent, WrittenRow,
 };
 use mutant_core::store::{FetchQuery, ResultSelection, Store};
 use serde_json::{Map, Value, json};
@@ -1072,6 +1072,48 @@ pub(crate) async fn the_feed_stamp_follows_the_catalogue(store: &dyn Store) {
     ));
 }
 
+/// A change that resolved a dataset before its delete landed (a PATCH, a
+/// rename, racing the DELETE through another server) never brings it back.
+pub(crate) async fn a_deleted_dataset_stays_deleted_whatever_races_it(store: &dyn Store) {
+    let created = store
+        .create_dataset(NewDataset::new("doomed", 2))
+        .await
+        .unwrap();
+    let before_delete = store.resolve(&DatasetRef::parse("doomed")).await.unwrap();
+    store.delete_dataset(&before_delete).await.unwrap();
+    let patch = DatasetUpdate::metadata(MetadataUpdate::Patch(object(json!({"late": true}))));
+    let late_changes = [
+        patch,
+        DatasetUpdate::rename("doomed-renamed"),
+        DatasetUpdate::rename("doomed"),
+    ];
+    for change in late_changes {
+        match store.update_dataset(&before_delete, change).await {
+            Ok(_) | Err(Error::UnknownDataset { .. }) => {}
+            Err(error) => panic!("a late change fails only as unknown_dataset: {error}"),
+        }
+        for reference in [
+            DatasetRef::Id(created.id),
+            DatasetRef::parse("doomed"),
+            DatasetRef::parse("doomed-renamed"),
+        ] {
+            assert!(
+                matches!(
+                    store.resolve(&reference).await,
+                    Err(Error::UnknownDataset { .. })
+                ),
+                "{reference} stays deleted"
+            );
+        }
+    }
+    assert!(store.list_datasets(None).await.unwrap().is_empty());
+    let again = store
+        .create_dataset(NewDataset::new("doomed", 2))
+        .await
+        .unwrap();
+    assert_ne!(again.id, created.id, "the name is free for a new dataset");
+}
+
 /// Compaction forgets the analyses (and their results) of deleted datasets,
 /// as target or as reference, and keeps every other analysis.
 pub(crate) async fn compaction_forgets_the_analyses_of_deleted_datasets(store: &dyn Store) {
@@ -1172,4 +1214,5 @@ conformance_suite!(
     compaction_forgets_the_analyses_of_deleted_datasets,
     changes_since_and_changes_of_chosen_ids,
     the_feed_stamp_follows_the_catalogue,
+    a_deleted_dataset_stays_deleted_whatever_races_it,
 );

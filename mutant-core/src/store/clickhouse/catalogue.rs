@@ -339,10 +339,18 @@ pub(super) async fn update(
     claim_name(store, &updated, Some(&current)).await
 }
 
+/// The version of every dataset tombstone: the highest there is, so that a
+/// tombstone outranks every other row of its dataset, on read and in
+/// merges. A PATCH, rename or name claim that raced the delete (it resolved
+/// the dataset before the tombstone landed) writes a row that is superseded
+/// the moment it lands: a deleted dataset stays deleted. A re-created
+/// dataset has a new id, so nothing live is ever outranked.
+const TOMBSTONE_VERSION: u64 = u64::MAX;
+
 pub(super) async fn delete(store: &ClickHouseStore, dataset: &Resolved) -> Result<()> {
     write_row(
         store,
-        &DatasetRow::new(&dataset.dataset, store.clock.next(), true, dataset.claim)?,
+        &DatasetRow::new(&dataset.dataset, TOMBSTONE_VERSION, true, dataset.claim)?,
     )
     .await
 }

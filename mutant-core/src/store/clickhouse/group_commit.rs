@@ -8,6 +8,9 @@
 //! group keeps filling. Every caller is answered only once the INSERT holding
 //! its rows has succeeded, or gets that INSERT's error.
 //!
+//! A write whose caller gave up waiting before its INSERT started is
+//! withdrawn, never sent; once its INSERT has started it may still land.
+//!
 //! Rows get their write version when their INSERT starts, one per write, in
 //! the order the writes arrived: time spent waiting in a group does not
 //! count against the cache's refresh overlap, which must cover the time
@@ -184,6 +187,13 @@ async fn run_committer(
             n_rows,
             n_bytes,
         } = group;
+        // A writer that stopped waiting (its request timed out and was
+        // answered 503) is withdrawn while its INSERT has not begun, so that
+        // it cannot land later, over newer data written elsewhere.
+        group.retain(|write| !write.reply.is_closed());
+        if group.is_empty() {
+            continue;
+        }
         for write in &mut group {
             write.stamp(clock.next());
         }
