@@ -1,12 +1,13 @@
 //! A warm single-query kNN by dataset name over HTTP: median and 90th
 //! percentile latency, and ClickHouse statements per request (ClickHouse's
 //! own `Query` event), on a 100k x 384 dataset the server holds in its
-//! cache. Run it alone on its ClickHouse, or the statement count is noise.
+//! cache (`--records` sets another size). Run it alone on its ClickHouse,
+//! or the statement count is noise.
 //!
 //! ```text
 //! cargo bench -p mutant-tests --bench warm_knn
 //! cargo bench -p mutant-tests --bench warm_knn -- --server /path/to/old/mutant-server \
-//!     --server target/release/mutant-server --rounds 3
+//!     --server target/release/mutant-server --rounds 3 [--records 1000]
 //! ```
 //!
 //! Each `--server` (default: the release build beside this program) is
@@ -20,12 +21,10 @@ use std::time::{Duration, Instant};
 
 use mutant_client::wire::KnnRequest;
 use mutant_client::{BatchWriterConfig, Client, NewDataset, Record};
-use mutant_tests::bench::{argument, seeded_vector};
+use mutant_tests::bench::{argument, seeded_vector, size_tag};
 use mutant_tests::{ServerProcess, clickhouse_statements_so_far, server_binary};
 
 const DATABASE: &str = "mutant_bench_warm";
-const DATASET: &str = "warm_100k_384";
-const N_RECORDS: usize = 100_000;
 const DIMENSION: usize = 384;
 /// Requests timed per server and round.
 const REQUESTS: usize = 300;
@@ -45,25 +44,27 @@ fn servers() -> Vec<PathBuf> {
     }
 }
 
-/// Writes the dataset unless it is already stored whole.
-async fn ensure_dataset(client: &Client) {
+/// Writes the dataset of `n_records` unless it is already stored whole;
+/// returns its name.
+async fn ensure_dataset(client: &Client, n_records: usize) -> String {
+    let name = format!("warm_{}_{DIMENSION}", size_tag(n_records));
     if client
-        .get_dataset(DATASET)
+        .get_dataset(&name)
         .await
-        .is_ok_and(|info| info.record_count == Some(N_RECORDS as u64))
+        .is_ok_and(|info| info.record_count == Some(n_records as u64))
     {
-        return;
+        return name;
     }
-    if client.get_dataset(DATASET).await.is_ok() {
-        client.delete_dataset(DATASET).await.unwrap();
+    if client.get_dataset(&name).await.is_ok() {
+        client.delete_dataset(&name).await.unwrap();
     }
     client
-        .create_dataset(&NewDataset::new(DATASET, DIMENSION))
+        .create_dataset(&NewDataset::new(&name, DIMENSION))
         .await
         .unwrap();
     let config = BatchWriterConfig::default().with_max_batch_records(5_000);
-    let mut writer = client.batch_writer(DATASET, config).unwrap();
-    for index in 0..N_RECORDS {
+    let mut writer = client.batch_writer(&name, config).unwrap();
+    for index in 0..n_records {
         let vector = seeded_vector(index as u64, DIMENSION);
         writer
             .write(Record::new(format!("r{index:06}"), vector))
@@ -71,9 +72,10 @@ async fn ensure_dataset(client: &Client) {
             .unwrap();
     }
     writer.finish().await.unwrap();
+    name
 }
 
-async fn one_query(client: &Client, index: usize) -> Duration {
+async fn one_query(client: &Client, dataset: &str, index: usize) -> Duration {
     let request = KnnRequest {
         queries: vec![seeded_vector(1_000_000 + index as u64, DIMENSION)],
         k: 10,
@@ -81,21 +83,21 @@ async fn one_query(client: &Client, index: usize) -> Duration {
         include: None,
     };
     let started = Instant::now();
-    let answer = client.knn(DATASET, &request).await.unwrap();
+    let answer = client.knn(dataset, &request).await.unwrap();
     let elapsed = started.elapsed();
     assert_eq!(answer[0].len(), 10);
     elapsed
 }
 
 /// Median and 90th percentile latency, and statements per request.
-async fn measure(client: &Client) -> (Duration, Duration, f64) {
+async fn measure(client: &Client, dataset: &str) -> (Duration, Duration, f64) {
     for index in 0..5 {
-        one_query(client, index).await;
+        one_query(client, dataset, index).await;
     }
     let before = clickhouse_statements_so_far().await;
     let mut latencies = Vec::with_capacity(REQUESTS);
     for index in 0..REQUESTS {
-        latencies.push(one_query(client, index).await);
+        latencies.push(one_query(client, dataset, index).await);
     }
     let after = clickhouse_statements_so_far().await;
     latencies.sort();
@@ -110,15 +112,16 @@ async fn measure(client: &Client) -> (Duration, Duration, f64) {
 #[tokio::main]
 async fn main() {
     let rounds: usize = argument("--rounds").map_or(3, |text| text.parse().unwrap());
+    let n_records: usize = argument("--records").map_or(100_000, |text| text.parse().unwrap());
     let servers = servers();
     for round in 0..rounds {
         for binary in &servers {
             let server = ServerProcess::start_program(binary, DATABASE).await;
             let client = Client::new(&server.url).unwrap();
-            ensure_dataset(&client).await;
-            let (median, p90, statements) = measure(&client).await;
+            let dataset = ensure_dataset(&client, n_records).await;
+            let (median, p90, statements) = measure(&client, &dataset).await;
             println!(
-                "round {round} {}: median {:.3} ms, p90 {:.3} ms, {statements:.2} ClickHouse statements per request",
+                "round {round} {} ({n_records} x {DIMENSION}): median {:.3} ms, p90 {:.3} ms, {statements:.2} ClickHouse statements per request",
                 binary.display(),
                 median.as_secs_f64() * 1e3,
                 p90.as_secs_f64() * 1e3,
