@@ -532,3 +532,60 @@ async fn a_write_abandoned_before_its_insert_never_lands() {
         .collect();
     assert_eq!(ids, ["awaited"]);
 }
+
+/// A delete by filter removes only the versions it read: an upsert of a
+/// doomed record acknowledged through another server while the delete's
+/// tombstones waited for their INSERT stands, as its writer was told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_by_filter_spares_an_upsert_acknowledged_meanwhile() {
+    let deleting_server = Arc::new(
+        clickhouse_store_with("delete_spares", |config| ClickHouseConfig {
+            group_commit: GroupCommitConfig {
+                max_delay: std::time::Duration::from_millis(600),
+                ..GroupCommitConfig::default()
+            },
+            ..config
+        })
+        .await,
+    );
+    let writing_server = ClickHouseStore::connect(
+        ClickHouseConfig::new(clickhouse_url()).with_database("mutant_test_delete_spares"),
+    )
+    .await
+    .unwrap();
+    let dataset = deleting_server
+        .create_dataset(NewDataset::new("spared", 2))
+        .await
+        .unwrap();
+    let cat = |id: &str, value: f32| Record::new(id, vec![value, value]).with_label("cat");
+    writing_server
+        .upsert(ValidBatch::new(&dataset, vec![cat("a", 1.0), cat("b", 2.0)]).unwrap())
+        .await
+        .unwrap();
+    let deleting = {
+        let (server, dataset) = (Arc::clone(&deleting_server), dataset.clone());
+        tokio::spawn(async move {
+            let cats = Filter::from_json(&serde_json::json!({"label": "cat"})).unwrap();
+            server.delete_records(&dataset, &cats).await
+        })
+    };
+    // The delete has read a and b; its tombstones wait for their group.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    writing_server
+        .upsert(ValidBatch::new(&dataset, vec![cat("a", 9.0)]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(deleting.await.unwrap().unwrap(), 2);
+    let left = writing_server
+        .fetch(
+            &dataset,
+            &mutant_core::store::FetchQuery::new(Filter::all(), 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "b is deleted, a stands: {left:?}");
+    assert_eq!(
+        (left[0].id.as_str(), left[0].vector.as_slice()),
+        ("a", [9.0, 9.0].as_slice())
+    );
+}

@@ -55,7 +55,9 @@ pub(super) struct PendingWrite {
     encoded_rows: Vec<u8>,
     /// Where each row's version sits in `encoded_rows`.
     version_offsets: Vec<usize>,
-    reply: oneshot::Sender<Result<(), StoreFailure>>,
+    reply: oneshot::Sender<Result<u64, StoreFailure>>,
+    /// The version [`PendingWrite::stamp`] gave the rows.
+    version: u64,
 }
 
 impl PendingWrite {
@@ -65,6 +67,7 @@ impl PendingWrite {
 
     /// Writes `version` into every row.
     fn stamp(&mut self, version: u64) {
+        self.version = version;
         for &offset in &self.version_offsets {
             self.encoded_rows[offset..offset + 8].copy_from_slice(&version.to_le_bytes());
         }
@@ -98,18 +101,20 @@ impl GroupCommitter {
     }
 
     /// Queues encoded rows, with where each row's version goes; the
-    /// receiver answers once they are inserted.
+    /// receiver answers, with the version the rows got, once they are
+    /// inserted.
     pub(super) async fn submit(
         &self,
         encoded_rows: Vec<u8>,
         version_offsets: Vec<usize>,
-    ) -> Result<oneshot::Receiver<Result<(), StoreFailure>>, StoreFailure> {
+    ) -> Result<oneshot::Receiver<Result<u64, StoreFailure>>, StoreFailure> {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(PendingWrite {
                 encoded_rows,
                 version_offsets,
                 reply,
+                version: 0,
             })
             .await
             .map_err(|_| StoreFailure::Failed("the group commit task has stopped".into()))?;
@@ -204,7 +209,12 @@ async fn run_committer(
             // body: no copy into a combined buffer.
             let (chunks, replies): (Vec<Bytes>, Vec<_>) = group
                 .into_iter()
-                .map(|write| (Bytes::from(write.encoded_rows), write.reply))
+                .map(|write| {
+                    (
+                        Bytes::from(write.encoded_rows),
+                        (write.reply, write.version),
+                    )
+                })
                 .unzip();
             let started = Instant::now();
             let outcome = insert_rows(&client, &insert_settings, timeout, chunks).await;
@@ -217,9 +227,9 @@ async fn run_committer(
                 ok = outcome.is_ok(),
                 "group commit INSERT"
             );
-            for reply in replies {
+            for (reply, version) in replies {
                 // A caller that gave up waiting no longer needs its answer.
-                let _ = reply.send(outcome.clone());
+                let _ = reply.send(outcome.clone().map(|()| version));
             }
         });
     }

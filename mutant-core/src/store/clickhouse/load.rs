@@ -439,18 +439,31 @@ pub(super) async fn changes_since(
 }
 
 /// The latest state of each of `ids` among the rows written to `dataset`
-/// after `since`, in chunks that keep each statement under the query size
-/// limit.
+/// after `since`.
 pub(super) async fn changes_of(
     store: &ClickHouseStore,
     dataset: &Dataset,
     since: u64,
     ids: &[String],
 ) -> Result<DatasetChanges> {
+    let rows = rows_of(store, dataset, since, since, ids).await?;
+    Ok(DatasetChanges::from_rows(since, rows))
+}
+
+/// Every row of `ids` written to `dataset` after `since`, whole when
+/// written after `whole_after`, in chunks that keep each statement under
+/// the query size limit.
+pub(super) async fn rows_of(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    since: u64,
+    whole_after: u64,
+    ids: &[String],
+) -> Result<Vec<WrittenRow>> {
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut rows = Vec::new();
     for chunk in id_chunks(&ids) {
-        let mut sql = changed_rows_statement(dataset, since, since);
+        let mut sql = changed_rows_statement(dataset, since, whole_after);
         sql.push(" AND id IN (").text_list(&chunk, None).push(")");
         for row in sql
             .bind_into(&store.client)
@@ -461,5 +474,5 @@ pub(super) async fn changes_of(
             rows.push(row.into_written()?);
         }
     }
-    Ok(DatasetChanges::from_rows(since, rows))
+    Ok(rows)
 }

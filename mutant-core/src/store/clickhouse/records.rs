@@ -3,14 +3,16 @@
 //! with `argMax(..., version)` before filtering, so a filter never matches a
 //! superseded version; compaction reclaims what deletes left behind.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::rowbinary::encode_record_row;
 use super::sql::{Sql, render_filter};
-use super::{ClickHouseStore, StoreFailure, catalogue};
+use super::{ClickHouseStore, StoreFailure, catalogue, load};
 use crate::ingest::ValidBatch;
-use crate::model::{Dataset, Filter, Record, RecordMetadata};
+use crate::model::{Dataset, Filter, Record, RecordMetadata, WrittenContent, WrittenRow};
 use crate::store::FetchQuery;
 use crate::{Error, Result};
 
@@ -20,12 +22,12 @@ const ID_CHUNK_BYTES: usize = 96 * 1024;
 
 /// Encodes rows in INSERT-sized pieces, queues them all for group commit
 /// (which stamps their version when their INSERT starts), then waits for
-/// every piece.
+/// every piece; returns the version each row got, in order.
 async fn write_rows<'a>(
     store: &ClickHouseStore,
     dataset_id: Uuid,
     rows: impl Iterator<Item = (&'a str, Option<&'a Record>)>,
-) -> Result<()> {
+) -> Result<Vec<u64>> {
     let piece_bytes = (store.max_insert_bytes / 2).max(1);
     let mut answers = Vec::new();
     let mut buffer = Vec::new();
@@ -33,21 +35,26 @@ async fn write_rows<'a>(
     for (id, record) in rows {
         version_offsets.push(encode_record_row(&mut buffer, dataset_id, id, record));
         if buffer.len() >= piece_bytes {
-            answers.push(
-                store
-                    .committer
-                    .submit(
-                        std::mem::take(&mut buffer),
-                        std::mem::take(&mut version_offsets),
-                    )
-                    .await,
-            );
+            let n_rows = version_offsets.len();
+            let answer = store
+                .committer
+                .submit(
+                    std::mem::take(&mut buffer),
+                    std::mem::take(&mut version_offsets),
+                )
+                .await;
+            answers.push((answer, n_rows));
         }
     }
     if !version_offsets.is_empty() {
-        answers.push(store.committer.submit(buffer, version_offsets).await);
+        let n_rows = version_offsets.len();
+        answers.push((
+            store.committer.submit(buffer, version_offsets).await,
+            n_rows,
+        ));
     }
-    for answer in answers {
+    let mut versions = Vec::new();
+    for (answer, n_rows) in answers {
         let outcome = match answer {
             Ok(receiver) => receiver.await.unwrap_or_else(|_| {
                 Err(StoreFailure::Failed(
@@ -56,9 +63,10 @@ async fn write_rows<'a>(
             }),
             Err(failure) => Err(failure),
         };
-        outcome.map_err(|failure| store.error(failure))?;
+        let version = outcome.map_err(|failure| store.error(failure))?;
+        versions.extend(std::iter::repeat_n(version, n_rows));
     }
-    Ok(())
+    Ok(versions)
 }
 
 pub(super) async fn upsert(store: &ClickHouseStore, batch: ValidBatch) -> Result<usize> {
@@ -85,7 +93,8 @@ fn resolved_records(dataset_id: Uuid, with_vectors: bool, id_subset: Option<&[&s
          tupleElement(latest, 3) AS r_prediction, tupleElement(latest, 4) AS r_uri, \
          tupleElement(latest, 5) AS r_metadata, tupleElement(latest, 6) AS r_meta_keys, \
          tupleElement(latest, 7) AS r_meta_kinds, tupleElement(latest, 8) AS r_meta_strings, \
-         tupleElement(latest, 9) AS r_meta_numbers, tupleElement(latest, 10) AS r_vector FROM (\
+         tupleElement(latest, 9) AS r_meta_numbers, tupleElement(latest, 10) AS r_vector, \
+         r_version FROM (\
          SELECT id, argMax(tuple(deleted, label, prediction, uri, metadata, \
          meta_keys, meta_kinds, meta_strings, meta_numbers, ",
     );
@@ -94,9 +103,11 @@ fn resolved_records(dataset_id: Uuid, with_vectors: bool, id_subset: Option<&[&s
     } else {
         "emptyArrayFloat32()"
     });
-    sql.push("), version) AS latest FROM records WHERE dataset = toUUID(")
-        .text_arg(&dataset_id.to_string())
-        .push(")");
+    sql.push(
+        "), version) AS latest, max(version) AS r_version FROM records WHERE dataset = toUUID(",
+    )
+    .text_arg(&dataset_id.to_string())
+    .push(")");
     if let Some(ids) = id_subset {
         sql.push(" AND id IN (").text_list(ids, None).push(")");
     }
@@ -250,29 +261,114 @@ pub(super) async fn count(
     Ok(usize::try_from(total).unwrap_or(usize::MAX))
 }
 
+/// A record a delete read: its id and the version it read.
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct ReadRecord {
+    id: String,
+    r_version: u64,
+}
+
+/// Deletes the live records matching `filter`: reads their ids and
+/// versions, writes tombstones, then gives back what the tombstones must
+/// not have taken (see [`restore_overtaken`]).
 pub(super) async fn delete(
     store: &ClickHouseStore,
     dataset: &Dataset,
     filter: &Filter,
 ) -> Result<usize> {
-    let mut doomed: Vec<String> = Vec::new();
-    for sql in plan_queries("id", dataset.id, false, filter)? {
-        let ids: Vec<String> = sql
+    let mut doomed: Vec<ReadRecord> = Vec::new();
+    for sql in plan_queries("id, r_version", dataset.id, false, filter)? {
+        let read: Vec<ReadRecord> = sql
             .bind_into(&store.client)
             .fetch_all()
             .await
             .map_err(|error| store.error(error))?;
-        doomed.extend(ids);
+        doomed.extend(read);
     }
-    if !doomed.is_empty() {
+    if doomed.is_empty() {
+        return Ok(0);
+    }
+    let tombstones = write_rows(
+        store,
+        dataset.id,
+        doomed.iter().map(|record| (record.id.as_str(), None)),
+    )
+    .await?;
+    restore_overtaken(store, dataset, &doomed, &tombstones).await?;
+    Ok(doomed.len())
+}
+
+/// A delete removes only the versions it read. An upsert of a doomed id
+/// acknowledged between the delete's read and its tombstone (versioned
+/// after the one read, before the tombstone) is not the record the delete
+/// chose; while the tombstone is still that id's latest row, the upsert's
+/// record is written again, with a new version, so that it stands as its
+/// writer was told.
+async fn restore_overtaken(
+    store: &ClickHouseStore,
+    dataset: &Dataset,
+    doomed: &[ReadRecord],
+    tombstones: &[u64],
+) -> Result<()> {
+    // Ids and versions first: the ids with a row between the version read
+    // and the tombstone, the tombstone still latest, are rare.
+    let since = doomed
+        .iter()
+        .map(|record| record.r_version)
+        .min()
+        .unwrap_or(0);
+    let all_ids: Vec<String> = doomed.iter().map(|record| record.id.clone()).collect();
+    let versions = rows_by_id(load::rows_of(store, dataset, since, u64::MAX, &all_ids).await?);
+    let suspects: Vec<(&ReadRecord, u64)> = doomed
+        .iter()
+        .zip(tombstones.iter().copied())
+        .filter(|(read, tombstone)| {
+            versions.get(&read.id).is_some_and(|rows| {
+                rows.iter().all(|row| row.version <= *tombstone)
+                    && rows
+                        .iter()
+                        .any(|row| row.version > read.r_version && row.version < *tombstone)
+            })
+        })
+        .collect();
+    if suspects.is_empty() {
+        return Ok(());
+    }
+    let suspect_ids: Vec<String> = suspects.iter().map(|(read, _)| read.id.clone()).collect();
+    let whole = rows_by_id(load::rows_of(store, dataset, since, 0, &suspect_ids).await?);
+    let overtaken: Vec<Record> = suspects
+        .iter()
+        .filter_map(|(read, tombstone)| {
+            let newest_before = whole
+                .get(&read.id)?
+                .iter()
+                .filter(|row| row.version > read.r_version && row.version < *tombstone)
+                .max_by_key(|row| row.version)?;
+            match &newest_before.content {
+                WrittenContent::Upsert(record) => Some(record.clone()),
+                WrittenContent::Delete | WrittenContent::NotRead => None,
+            }
+        })
+        .collect();
+    if !overtaken.is_empty() {
         write_rows(
             store,
             dataset.id,
-            doomed.iter().map(|id| (id.as_str(), None)),
+            overtaken
+                .iter()
+                .map(|record| (record.id.as_str(), Some(record))),
         )
         .await?;
     }
-    Ok(doomed.len())
+    Ok(())
+}
+
+fn rows_by_id(rows: Vec<WrittenRow>) -> HashMap<String, Vec<WrittenRow>> {
+    let mut by_id: HashMap<String, Vec<WrittenRow>> = HashMap::new();
+    for row in rows {
+        by_id.entry(row.id.clone()).or_default().push(row);
+    }
+    by_id
 }
 
 /// Reclaims the rows of deleted datasets, collapses replaced versions, and
