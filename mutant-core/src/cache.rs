@@ -41,6 +41,10 @@ struct Cached {
     /// still inside the refresh overlap: a row the overlap shows again at
     /// the same version is not fetched again.
     recently_read: HashMap<String, u64>,
+    /// The version of the oldest write whose slow INSERT had not landed at
+    /// the last refresh (`FeedRead::unlanded_since`): the next refresh reads
+    /// from before it, however far back that is.
+    unlanded_since: Option<u64>,
     /// Bytes held by `loaded`, `index`, `search_terms` and `recently_read`,
     /// recomputed only when the dataset changes: measuring walks every id,
     /// too much for every query.
@@ -380,7 +384,12 @@ impl DatasetCache {
                 // re-read its last burst of writes forever.
                 let since = cached
                     .read_to
-                    .min(cached.checked_at.saturating_sub(REFRESH_OVERLAP_NANOS));
+                    .min(cached.checked_at.saturating_sub(REFRESH_OVERLAP_NANOS))
+                    .min(
+                        cached
+                            .unlanded_since
+                            .map_or(u64::MAX, |version| version - 1),
+                    );
                 let checked_at = now_nanos();
                 let (mut changes, stamp) = self.read_changes(cached, dataset, since).await?;
                 cached.checked_at = checked_at;
@@ -419,6 +428,7 @@ impl DatasetCache {
                 let mut cached = Cached {
                     read_to: loaded.watermark,
                     recently_read: HashMap::new(),
+                    unlanded_since: None,
                     loaded,
                     index,
                     search_terms: None,
@@ -464,6 +474,7 @@ impl DatasetCache {
     ) -> Result<(DatasetChanges, CatalogueStamp)> {
         let read_to = cached.read_to;
         let feed = self.store.changes_since(dataset, since, read_to).await?;
+        cached.unlanded_since = feed.unlanded_since;
         let rows = feed.rows;
         let versions: Vec<(String, u64)> = rows
             .iter()

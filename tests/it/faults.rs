@@ -597,3 +597,65 @@ fn a_slow_clickhouse_times_out_clearly_and_others_stay_responsive() {
         assert_eq!(client.knn("slowed", &query).await.unwrap()[0][0].id, "r7");
     });
 }
+
+/// A write whose INSERT runs far longer than the cache's two-second refresh
+/// overlap is not missed by a cached copy in constant use (refreshed every
+/// 100 ms while other writes stream in): the writing server publishes the
+/// INSERT while it runs, and the reader's refreshes read from before it
+/// until it lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_insert_is_never_missed_by_a_cached_copy_in_constant_use() {
+    use mutant_core::cache::DatasetCache;
+    use mutant_core::ingest::ValidBatch;
+    use mutant_core::model::Record as CoreRecord;
+    use mutant_core::store::{ClickHouseConfig, ClickHouseStore, Records, Store};
+
+    let reading_server: Arc<dyn Store> =
+        Arc::new(mutant_tests::clickhouse_store("slow_insert").await);
+    let proxy = Proxy::start(clickhouse_url().trim_start_matches("http://")).await;
+    let writing_server = Arc::new(
+        ClickHouseStore::connect(
+            ClickHouseConfig::new(proxy.url()).with_database("mutant_test_slow_insert"),
+        )
+        .await
+        .unwrap(),
+    );
+    let dataset = reading_server
+        .create_dataset(mutant_core::model::NewDataset::new("slow", 2))
+        .await
+        .unwrap();
+    let batch = |id: String| ValidBatch::new(&dataset, vec![CoreRecord::new(id, vec![1.0, 2.0])]);
+    reading_server
+        .upsert(batch("first".into()).unwrap())
+        .await
+        .unwrap();
+    let cache = DatasetCache::new(Arc::clone(&reading_server), 1 << 26);
+    cache.get(&dataset).await.unwrap();
+
+    proxy.slow_down(Some(("slowpoke".into(), Duration::from_secs(5))));
+    let slow_write = {
+        let (writer, slow) = (
+            Arc::clone(&writing_server),
+            batch("slowpoke".into()).unwrap(),
+        );
+        tokio::spawn(async move { writer.upsert(slow).await })
+    };
+    let mut n_streamed = 0;
+    while !slow_write.is_finished() {
+        n_streamed += 1;
+        reading_server
+            .upsert(batch(format!("streamed-{n_streamed}")).unwrap())
+            .await
+            .unwrap();
+        cache.get(&dataset).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    slow_write.await.unwrap().unwrap();
+    assert!(n_streamed > 30, "the INSERT ran for {n_streamed} refreshes");
+    let fresh = cache.get(&dataset).await.unwrap();
+    assert!(
+        fresh.ids.iter().any(|id| id == "slowpoke"),
+        "the slow write is in the cached copy once acknowledged"
+    );
+    assert_eq!(fresh.n_records(), n_streamed + 2);
+}

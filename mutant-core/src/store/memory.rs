@@ -347,6 +347,7 @@ impl ChangeFeed for MemoryStore {
         Ok(FeedRead {
             rows,
             stamp: state.stamp(),
+            unlanded_since: None,
         })
     }
 

@@ -235,6 +235,12 @@ pub struct FeedRead {
     pub rows: Vec<WrittenRow>,
     /// The catalogue's stamp for the dataset's name, read with them.
     pub stamp: CatalogueStamp,
+    /// The version of the oldest write whose INSERT has run for a while
+    /// and not landed yet, through any server, if any: its rows will become
+    /// visible with a version older than those read now, so a reader keeps
+    /// reading from before it until it lands. Always `None` where writes
+    /// land at once (the in-memory store).
+    pub unlanded_since: Option<u64>,
 }
 
 /// Which stored result rows a read returns: a page of those whose verdict

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::in_flight::InFlight;
 use super::{StoreFailure, insert_rows};
 use crate::store::VersionClock;
 
@@ -87,6 +88,7 @@ impl GroupCommitter {
         config: GroupCommitConfig,
         timeout: Duration,
         clock: Arc<VersionClock>,
+        in_flight: Arc<InFlight>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(4096);
         tokio::spawn(run_committer(
@@ -94,7 +96,7 @@ impl GroupCommitter {
             Arc::new(insert_settings),
             config,
             timeout,
-            clock,
+            (clock, in_flight),
             receiver,
         ));
         GroupCommitter { sender }
@@ -154,7 +156,7 @@ async fn run_committer(
     insert_settings: Arc<Vec<(String, String)>>,
     config: GroupCommitConfig,
     timeout: Duration,
-    clock: Arc<VersionClock>,
+    (clock, running): (Arc<VersionClock>, Arc<InFlight>),
     mut receiver: mpsc::Receiver<PendingWrite>,
 ) {
     let in_flight = Arc::new(Semaphore::new(config.max_inserts_in_flight.max(1)));
@@ -202,6 +204,10 @@ async fn run_committer(
         for write in &mut group {
             write.stamp(clock.next());
         }
+        // The first write's version is the group's oldest.
+        let oldest_version = group[0].version;
+        running.started(oldest_version);
+        let running = Arc::clone(&running);
         let client = client.clone();
         let insert_settings = Arc::clone(&insert_settings);
         tokio::spawn(async move {
@@ -218,6 +224,7 @@ async fn run_committer(
                 .unzip();
             let started = Instant::now();
             let outcome = insert_rows(&client, &insert_settings, timeout, chunks).await;
+            running.ended(oldest_version);
             drop(permit);
             tracing::debug!(
                 writes = replies.len(),

@@ -13,11 +13,11 @@ use serde::Deserialize;
 use super::records::id_chunks;
 use super::rowbinary::{RowReader, decode_f32s};
 use super::sql::Sql;
-use super::{ClickHouseStore, catalogue};
+use super::{ClickHouseStore, catalogue, in_flight};
 use crate::model::{
     Dataset, DatasetChanges, LoadedDataset, Record, RecordMetadata, WrittenContent, WrittenRow,
 };
-use crate::store::{CatalogueStamp, FeedRead};
+use crate::store::{CatalogueStamp, FeedRead, now_ms};
 use crate::{Error, Result};
 
 /// Rows decoded so far, with what version resolution needs.
@@ -349,6 +349,11 @@ struct ChangedRow {
 /// number of catalogue rows, its `version` their versions' sum.
 const STAMP_ROW: u8 = 2;
 
+/// The `whole` of the row that carries, as its `version`, the oldest
+/// version of an INSERT some live server has had running for a while (see
+/// `in_flight`), 0 when there is none.
+const UNLANDED_ROW: u8 = 3;
+
 impl ChangedRow {
     fn into_written(self) -> Result<WrittenRow> {
         let content = if self.whole == 0 {
@@ -420,22 +425,37 @@ pub(super) async fn changes_since(
         .split_once('?')
         .ok_or_else(|| corrupt("the catalogue stamp's condition has no parameter"))?;
     sql.push(before).text_arg(&dataset.name).push(after);
+    let lease_start_ms = now_ms().saturating_sub(in_flight::PUBLICATION_LEASE.as_millis() as u64);
+    sql.push(" UNION ALL SELECT '', min(oldest), toUInt8(0), toUInt8(")
+        .unsigned_arg(u64::from(UNLANDED_ROW))
+        .push(
+            "), emptyArrayFloat32(), CAST(NULL AS Nullable(String)), \
+             CAST(NULL AS Nullable(String)), CAST(NULL AS Nullable(String)), '' \
+             FROM (SELECT argMax(oldest, version) AS oldest, max(published_at_ms) AS published \
+             FROM inserts_in_flight GROUP BY server) WHERE oldest > 0 AND published > ",
+        )
+        .unsigned_arg(lease_start_ms);
     let mut rows = Vec::new();
     let mut stamp = None;
+    let mut unlanded_since = None;
     for row in sql
         .bind_into(&store.client)
         .fetch_all::<ChangedRow>()
         .await
         .map_err(|error| store.error(error))?
     {
-        if row.whole == STAMP_ROW {
-            stamp = Some(row.into_stamp()?);
-        } else {
-            rows.push(row.into_written()?);
+        match row.whole {
+            STAMP_ROW => stamp = Some(row.into_stamp()?),
+            UNLANDED_ROW => unlanded_since = Some(row.version).filter(|&version| version > 0),
+            _ => rows.push(row.into_written()?),
         }
     }
     let stamp = stamp.ok_or_else(|| corrupt("the answer carried no catalogue stamp"))?;
-    Ok(FeedRead { rows, stamp })
+    Ok(FeedRead {
+        rows,
+        stamp,
+        unlanded_since,
+    })
 }
 
 /// The latest state of each of `ids` among the rows written to `dataset`

@@ -9,6 +9,7 @@
 mod analyses;
 mod catalogue;
 mod group_commit;
+mod in_flight;
 mod load;
 mod records;
 mod rowbinary;
@@ -182,6 +183,7 @@ impl ClickHouseStore {
             schema::CREATE_RECORDS,
             schema::CREATE_ANALYSES,
             schema::CREATE_ANALYSIS_RESULTS,
+            schema::CREATE_INSERTS_IN_FLIGHT,
         ] {
             client.query(statement).execute().await.map_err(failure)?;
         }
@@ -219,13 +221,22 @@ impl ClickHouseStore {
             insert_settings.push(("async_insert".to_owned(), "0".to_owned()));
         }
         let clock = Arc::new(VersionClock::default());
+        let in_flight = Arc::new(in_flight::InFlight::default());
         let committer = GroupCommitter::start(
             client.clone(),
             insert_settings.clone(),
             config.group_commit,
             config.timeout,
             Arc::clone(&clock),
+            Arc::clone(&in_flight),
         );
+        tokio::spawn(in_flight::publish(
+            client.clone(),
+            insert_settings.clone(),
+            in_flight,
+            Arc::clone(&clock),
+            Uuid::new_v4().to_string(),
+        ));
         Ok(ClickHouseStore {
             client,
             url: config.url,

@@ -98,6 +98,18 @@ pub(super) const CREATE_ANALYSIS_RESULTS: &str = "CREATE TABLE IF NOT EXISTS ana
     flagged UInt8
 ) ENGINE = MergeTree ORDER BY (analysis, rank)";
 
+/// What each server publishes of its INSERTs that have run for a while: the
+/// write version of the oldest (0 when none is left), so that every cache,
+/// on any server, reads changes from before it until it lands. One key per
+/// server process; `published_at_ms` lets readers ignore a server that died
+/// with an INSERT in flight.
+pub(super) const CREATE_INSERTS_IN_FLIGHT: &str = "CREATE TABLE IF NOT EXISTS inserts_in_flight (
+    server String,
+    version UInt64,
+    oldest UInt64,
+    published_at_ms UInt64
+) ENGINE = ReplacingMergeTree(version) ORDER BY server";
+
 /// A ClickHouse release, as `SELECT version()` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ServerVersion {
