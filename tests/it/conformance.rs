@@ -1000,8 +1000,8 @@ pub(crate) async fn changes_since_and_changes_of_chosen_ids(store: &dyn Store) {
 }
 
 /// The change feed's catalogue stamp stays as resolved while only records
-/// change, and moves with every catalogue change that touches the name: a
-/// metadata change, a rename, a new dataset under the name, a delete. The
+/// change, and moves with every catalogue change that touches what the name
+/// resolves to: a rename, a new dataset under the name, a delete. The
 /// dataset cache relies on it to use a dataset resolved once.
 pub(crate) async fn the_feed_stamp_follows_the_catalogue(store: &dyn Store) {
     let created = store
@@ -1039,7 +1039,7 @@ pub(crate) async fn the_feed_stamp_follows_the_catalogue(store: &dyn Store) {
     .await
     .unwrap();
     let after_patch = store.resolve(&name).await.unwrap();
-    assert_ne!(after_patch.stamp, resolved.stamp, "a metadata change");
+    assert_eq!(after_patch.dataset.metadata, patched.metadata);
     assert_eq!(feed_stamp(patched.clone()).await, after_patch.stamp);
 
     let renamed = by_ref::rename_dataset(store, &name, "stamped-v2")
@@ -1112,6 +1112,60 @@ pub(crate) async fn a_deleted_dataset_stays_deleted_whatever_races_it(store: &dy
         .await
         .unwrap();
     assert_ne!(again.id, created.id, "the name is free for a new dataset");
+}
+
+/// Metadata changes made concurrently (both through the same resolution,
+/// as two servers racing would) both land: patches compose in order, a
+/// rename keeps them, and a replacement starts over.
+pub(crate) async fn concurrent_metadata_changes_both_land(store: &dyn Store) {
+    store
+        .create_dataset(NewDataset::new("shared", 2).with_metadata(object(json!({"team": "a"}))))
+        .await
+        .unwrap();
+    let resolved = store.resolve(&DatasetRef::parse("shared")).await.unwrap();
+    let patch = |value: Value| DatasetUpdate::metadata(MetadataUpdate::Patch(object(value)));
+    store
+        .update_dataset(&resolved, patch(json!({"owner": "ana"})))
+        .await
+        .unwrap();
+    store
+        .update_dataset(&resolved, patch(json!({"split": "train"})))
+        .await
+        .unwrap();
+    store
+        .update_dataset(&resolved, DatasetUpdate::rename("shared-v2"))
+        .await
+        .unwrap();
+    let metadata = |name: &'static str| async move {
+        Value::Object(
+            store
+                .get_dataset(&DatasetRef::parse(name))
+                .await
+                .unwrap()
+                .metadata,
+        )
+    };
+    assert_eq!(
+        metadata("shared-v2").await,
+        json!({"team": "a", "owner": "ana", "split": "train"})
+    );
+    store
+        .update_dataset(
+            &resolved,
+            DatasetUpdate::metadata(MetadataUpdate::Replace(object(json!({"v": 1})))),
+        )
+        .await
+        .unwrap();
+    store
+        .update_dataset(&resolved, patch(json!({"w": 2})))
+        .await
+        .unwrap();
+    assert_eq!(metadata("shared-v2").await, json!({"v": 1, "w": 2}));
+    let listed = store.list_datasets(None).await.unwrap();
+    assert_eq!(
+        Value::Object(listed[0].metadata.clone()),
+        json!({"v": 1, "w": 2})
+    );
 }
 
 /// Compaction forgets the analyses (and their results) of deleted datasets,
@@ -1215,4 +1269,5 @@ conformance_suite!(
     changes_since_and_changes_of_chosen_ids,
     the_feed_stamp_follows_the_catalogue,
     a_deleted_dataset_stays_deleted_whatever_races_it,
+    concurrent_metadata_changes_both_land,
 );

@@ -206,8 +206,9 @@ pub struct Resolved {
 /// A summary of the catalogue rows that decide what a dataset's name
 /// resolves to: those of every dataset that ever bore the name. Equal stamps
 /// mean no catalogue write touched any of them in between (no delete,
-/// rename, re-creation or metadata change), so a dataset resolved earlier is
-/// still what its name and id resolve to.
+/// rename or re-creation), so a dataset resolved earlier is still what its
+/// name and id resolve to. A store may also move it on other changes (a
+/// metadata change, in the in-memory store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CatalogueStamp {
     /// How many rows.

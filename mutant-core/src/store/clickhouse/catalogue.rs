@@ -1,5 +1,7 @@
 //! The dataset catalogue in the `datasets` table: low-volume CRUD, one
-//! versioned row per change, resolved in memory on read.
+//! versioned row per change, resolved in memory on read. Metadata changes
+//! are rows of their own in `dataset_metadata`, joined on read and composed
+//! in version order, so two concurrent patches both land.
 //!
 //! Names are unique among live datasets without any lock: a create or a
 //! rename writes its row, then reads the name back, and wins only if no
@@ -15,11 +17,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ClickHouseStore;
-use crate::model::{Dataset, DatasetRef, DatasetUpdate, Metric, NewDataset};
+use crate::model::{Dataset, DatasetRef, DatasetUpdate, MetadataUpdate, Metric, NewDataset};
 use crate::store::{CatalogueStamp, Resolved, now_ms};
 use crate::{Error, Result};
 
-#[derive(Debug, Clone, clickhouse::Row, Serialize, Deserialize)]
+/// A catalogue row as written. `metadata` is the dataset's metadata as
+/// created, which every later row of the dataset repeats; changes to it are
+/// rows of `dataset_metadata` (see [`MetadataChange`]).
+#[derive(Debug, Clone, clickhouse::Row, Serialize)]
 struct DatasetRow {
     #[serde(with = "clickhouse::serde::uuid")]
     id: Uuid,
@@ -34,15 +39,61 @@ struct DatasetRow {
     name_claimed: u64,
 }
 
-/// A live dataset and the version at which it claimed its name.
+/// A catalogue row as read: the row, and every change to its dataset's
+/// metadata as `(version, replace, JSON object)`.
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct ReadRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    id: Uuid,
+    version: u64,
+    deleted: u8,
+    name: String,
+    dimension: u32,
+    metric: String,
+    metadata: String,
+    created_at_ms: u64,
+    updated_at_ms: u64,
+    name_claimed: u64,
+    metadata_changes: Vec<(u64, u8, String)>,
+}
+
+/// What reads select: the catalogue with each dataset's metadata changes
+/// joined, to be followed by a `WHERE` clause.
+const READ_ROWS: &str = "SELECT ?fields FROM datasets ANY LEFT JOIN (\
+     SELECT id, groupArray(tuple(version, replace, change)) AS metadata_changes \
+     FROM dataset_metadata GROUP BY id) USING id";
+
+/// One change to a dataset's metadata, a row of its own so that concurrent
+/// changes compose on read instead of one overwriting the other: merge
+/// patches apply in version order, and a replacement starts over.
+#[derive(Debug, Clone, clickhouse::Row, Serialize)]
+struct MetadataChange {
+    #[serde(with = "clickhouse::serde::uuid")]
+    id: Uuid,
+    version: u64,
+    replace: u8,
+    change: String,
+}
+
+/// A live dataset, the version at which it claimed its name, and its
+/// metadata as created (what its catalogue rows carry).
 #[derive(Debug, Clone)]
 struct Entry {
     dataset: Dataset,
     name_claimed: u64,
+    created_metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 impl DatasetRow {
-    fn new(dataset: &Dataset, version: u64, deleted: bool, name_claimed: u64) -> Result<Self> {
+    /// A row of `dataset` carrying `created_metadata`, its metadata as
+    /// created.
+    fn new(
+        dataset: &Dataset,
+        created_metadata: &serde_json::Map<String, serde_json::Value>,
+        version: u64,
+        deleted: bool,
+        name_claimed: u64,
+    ) -> Result<Self> {
         Ok(DatasetRow {
             id: dataset.id,
             version,
@@ -53,41 +104,60 @@ impl DatasetRow {
                 max: crate::model::MAX_DIMENSION,
             })?,
             metric: dataset.metric.as_str().to_owned(),
-            metadata: serde_json::Value::Object(dataset.metadata.clone()).to_string(),
+            metadata: serde_json::Value::Object(created_metadata.clone()).to_string(),
             created_at_ms: dataset.created_at_ms,
             updated_at_ms: dataset.updated_at_ms,
             name_claimed,
         })
     }
+}
 
-    fn into_entry(self) -> Result<Entry> {
-        let name_claimed = self.name_claimed;
-        Ok(Entry {
-            dataset: self.into_dataset()?,
-            name_claimed,
-        })
+/// A JSON object's text as a map; empty when it is not one.
+fn object_of(text: &str) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(object)) => object,
+        Ok(_) | Err(_) => serde_json::Map::new(),
     }
+}
 
-    fn into_dataset(self) -> Result<Dataset> {
-        let metadata = match serde_json::from_str(&self.metadata) {
-            Ok(serde_json::Value::Object(object)) => object,
-            Ok(_) | Err(_) => serde_json::Map::new(),
-        };
-        Ok(Dataset {
-            id: self.id,
-            name: self.name,
-            dimension: self.dimension as usize,
-            metric: self.metric.parse::<Metric>()?,
-            metadata,
-            created_at_ms: self.created_at_ms,
-            updated_at_ms: self.updated_at_ms,
+impl ReadRow {
+    /// The dataset with its metadata as created and then changed, in
+    /// version order.
+    fn into_entry(mut self) -> Result<Entry> {
+        let created_metadata = object_of(&self.metadata);
+        let mut metadata = created_metadata.clone();
+        let mut updated_at_ms = self.updated_at_ms;
+        self.metadata_changes
+            .sort_by_key(|(version, _, _)| *version);
+        for (version, replace, change) in self.metadata_changes {
+            let change = object_of(&change);
+            if replace == 1 {
+                MetadataUpdate::Replace(change)
+            } else {
+                MetadataUpdate::Patch(change)
+            }
+            .apply(&mut metadata);
+            updated_at_ms = updated_at_ms.max(version / 1_000_000);
+        }
+        Ok(Entry {
+            dataset: Dataset {
+                id: self.id,
+                name: self.name,
+                dimension: self.dimension as usize,
+                metric: self.metric.parse::<Metric>()?,
+                metadata,
+                created_at_ms: self.created_at_ms,
+                updated_at_ms,
+            },
+            name_claimed: self.name_claimed,
+            created_metadata,
         })
     }
 }
 
 /// Every live dataset, with name clashes resolved (first claim wins).
 pub(super) async fn live_datasets(store: &ClickHouseStore) -> Result<Vec<Dataset>> {
-    let rows = fetch_rows(store, store.client.query("SELECT ?fields FROM datasets")).await?;
+    let rows = fetch_rows(store, store.client.query(READ_ROWS)).await?;
     Ok(live_among(rows)?
         .into_iter()
         .map(|entry| entry.dataset)
@@ -98,7 +168,7 @@ pub(super) async fn live_datasets(store: &ClickHouseStore) -> Result<Vec<Dataset
 /// latest row, tombstones dropped, and per name the first to claim it (ties
 /// by id). A clash lasts only while a losing claim withdraws, unless its
 /// server dies in between; readers then still agree on one dataset.
-fn live_among(rows: Vec<DatasetRow>) -> Result<Vec<Entry>> {
+fn live_among(rows: Vec<ReadRow>) -> Result<Vec<Entry>> {
     let mut live = latest_live(rows)?;
     live.sort_by_key(|entry| (entry.name_claimed, entry.dataset.id));
     let mut seen_names = std::collections::HashSet::new();
@@ -107,8 +177,8 @@ fn live_among(rows: Vec<DatasetRow>) -> Result<Vec<Entry>> {
 }
 
 /// Each id's latest row among `rows`, unless it is a tombstone.
-fn latest_live(rows: Vec<DatasetRow>) -> Result<Vec<Entry>> {
-    let mut latest: HashMap<Uuid, DatasetRow> = HashMap::new();
+fn latest_live(rows: Vec<ReadRow>) -> Result<Vec<Entry>> {
+    let mut latest: HashMap<Uuid, ReadRow> = HashMap::new();
     for row in rows {
         match latest.get(&row.id) {
             Some(current) if current.version >= row.version => {}
@@ -120,18 +190,15 @@ fn latest_live(rows: Vec<DatasetRow>) -> Result<Vec<Entry>> {
     latest
         .into_values()
         .filter(|row| row.deleted == 0)
-        .map(DatasetRow::into_entry)
+        .map(ReadRow::into_entry)
         .collect()
 }
 
 /// Every row of every dataset that ever bore `name`.
-async fn rows_of_datasets_that_bore(
-    store: &ClickHouseStore,
-    name: &str,
-) -> Result<Vec<DatasetRow>> {
+async fn rows_of_datasets_that_bore(store: &ClickHouseStore, name: &str) -> Result<Vec<ReadRow>> {
     let query = store
         .client
-        .query(&format!("SELECT ?fields FROM datasets WHERE {STAMP_ROWS}"))
+        .query(&format!("{READ_ROWS} WHERE {STAMP_ROWS}"))
         .bind(name);
     fetch_rows(store, query).await
 }
@@ -139,7 +206,7 @@ async fn rows_of_datasets_that_bore(
 async fn fetch_rows(
     store: &ClickHouseStore,
     query: clickhouse::query::Query,
-) -> Result<Vec<DatasetRow>> {
+) -> Result<Vec<ReadRow>> {
     query.fetch_all().await.map_err(|error| store.error(error))
 }
 
@@ -189,16 +256,16 @@ pub(super) const STAMP_ROWS: &str = "id IN (SELECT id FROM datasets WHERE name =
 async fn resolve_entry(
     store: &ClickHouseStore,
     dataset: &DatasetRef,
-) -> Result<(Entry, Vec<DatasetRow>)> {
+) -> Result<(Entry, Vec<ReadRow>)> {
     let rows = match dataset {
         DatasetRef::Name(name) => rows_of_datasets_that_bore(store, name).await?,
         DatasetRef::Id(id) => {
             let query = store
                 .client
-                .query(
-                    "SELECT ?fields FROM datasets WHERE id IN (SELECT id FROM datasets WHERE name IN \
-                     (SELECT name FROM datasets WHERE id = toUUID(?)))",
-                )
+                .query(&format!(
+                    "{READ_ROWS} WHERE id IN (SELECT id FROM datasets WHERE name IN \
+                     (SELECT name FROM datasets WHERE id = toUUID(?)))"
+                ))
                 .bind(id.to_string());
             fetch_rows(store, query).await?
         }
@@ -245,11 +312,13 @@ const CLAIM_ATTEMPTS: u32 = 6;
 async fn claim_name(
     store: &ClickHouseStore,
     dataset: &Dataset,
+    created_metadata: &serde_json::Map<String, serde_json::Value>,
     previous: Option<&Entry>,
 ) -> Result<Dataset> {
     for attempt in 0..CLAIM_ATTEMPTS {
         let version = store.clock.next();
-        write_row(store, &DatasetRow::new(dataset, version, false, version)?).await?;
+        let row = DatasetRow::new(dataset, created_metadata, version, false, version)?;
+        write_row(store, &row).await?;
         let holders = name_holders(store, &dataset.name).await?;
         if holders.iter().all(|holder| holder.id == dataset.id) {
             return Ok(dataset.clone());
@@ -258,11 +327,12 @@ async fn claim_name(
         let undo = match previous {
             Some(previous) => DatasetRow::new(
                 &previous.dataset,
+                &previous.created_metadata,
                 undo_version,
                 false,
                 previous.name_claimed,
             )?,
-            None => DatasetRow::new(dataset, undo_version, true, version)?,
+            None => DatasetRow::new(dataset, created_metadata, undo_version, true, version)?,
         };
         write_row(store, &undo).await?;
         if name_is_taken(store, &dataset.name).await? {
@@ -304,7 +374,7 @@ pub(super) async fn create(store: &ClickHouseStore, new_dataset: NewDataset) -> 
         });
     }
     let dataset = new_dataset.into_dataset(Uuid::new_v4(), now_ms());
-    claim_name(store, &dataset, None).await
+    claim_name(store, &dataset, &dataset.metadata, None).await
 }
 
 pub(super) async fn update(
@@ -313,30 +383,57 @@ pub(super) async fn update(
     update: DatasetUpdate,
 ) -> Result<Dataset> {
     update.validate()?;
-    let current = Entry {
-        dataset: dataset.dataset.clone(),
-        name_claimed: dataset.claim,
+    let DatasetUpdate { name, metadata } = update;
+    let new_name = name.filter(|name| *name != dataset.dataset.name);
+    let mut updated = dataset.dataset.clone();
+    if let Some(new_name) = new_name {
+        // The renamed row repeats the metadata as created, read afresh.
+        let (current, _) = resolve_entry(store, &DatasetRef::Id(dataset.dataset.id)).await?;
+        if name_is_taken(store, &new_name).await? {
+            return Err(Error::DatasetExists { name: new_name });
+        }
+        let renamed = Dataset {
+            name: new_name,
+            updated_at_ms: now_ms(),
+            ..current.dataset.clone()
+        };
+        updated = claim_name(store, &renamed, &current.created_metadata, Some(&current)).await?;
+    }
+    if let Some(change) = metadata {
+        write_metadata_change(store, updated.id, &change).await?;
+        change.apply(&mut updated.metadata);
+        updated.updated_at_ms = now_ms();
+    }
+    Ok(updated)
+}
+
+/// Writes a metadata change as a row of its own (see [`MetadataChange`]).
+async fn write_metadata_change(
+    store: &ClickHouseStore,
+    dataset_id: Uuid,
+    change: &MetadataUpdate,
+) -> Result<()> {
+    let (replace, object) = match change {
+        MetadataUpdate::Replace(object) => (1, object),
+        MetadataUpdate::Patch(object) => (0, object),
     };
-    let renames = update
-        .name
-        .as_ref()
-        .is_some_and(|name| *name != current.dataset.name);
-    if !renames && update.metadata.is_none() {
-        return Ok(current.dataset);
+    let row = MetadataChange {
+        id: dataset_id,
+        version: store.clock.next(),
+        replace,
+        change: serde_json::Value::Object(object.clone()).to_string(),
+    };
+    let failed = |error: clickhouse::error::Error| store.error(error);
+    let mut insert = store
+        .client
+        .insert::<MetadataChange>("dataset_metadata")
+        .await
+        .map_err(failed)?;
+    for (name, value) in &store.insert_settings {
+        insert = insert.with_setting(name, value);
     }
-    let updated = update.applied_to(&current.dataset, now_ms());
-    if !renames {
-        write_row(
-            store,
-            &DatasetRow::new(&updated, store.clock.next(), false, current.name_claimed)?,
-        )
-        .await?;
-        return Ok(updated);
-    }
-    if name_is_taken(store, &updated.name).await? {
-        return Err(Error::DatasetExists { name: updated.name });
-    }
-    claim_name(store, &updated, Some(&current)).await
+    insert.write(&row).await.map_err(failed)?;
+    insert.end().await.map_err(failed)
 }
 
 /// The version of every dataset tombstone: the highest there is, so that a
@@ -350,7 +447,13 @@ const TOMBSTONE_VERSION: u64 = u64::MAX;
 pub(super) async fn delete(store: &ClickHouseStore, dataset: &Resolved) -> Result<()> {
     write_row(
         store,
-        &DatasetRow::new(&dataset.dataset, TOMBSTONE_VERSION, true, dataset.claim)?,
+        &DatasetRow::new(
+            &dataset.dataset,
+            &dataset.dataset.metadata,
+            TOMBSTONE_VERSION,
+            true,
+            dataset.claim,
+        )?,
     )
     .await
 }

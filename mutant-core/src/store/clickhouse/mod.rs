@@ -180,6 +180,7 @@ impl ClickHouseStore {
         let client = client.with_database(&config.database);
         for statement in [
             schema::CREATE_DATASETS,
+            schema::CREATE_DATASET_METADATA,
             schema::CREATE_RECORDS,
             schema::CREATE_ANALYSES,
             schema::CREATE_ANALYSIS_RESULTS,

@@ -392,6 +392,7 @@ pub(super) async fn compact(store: &ClickHouseStore) -> Result<()> {
             delete_where_in(store, "analyses", "id", &analysis_chunk).await?;
         }
         delete_where_in(store, "records", "dataset", &chunk).await?;
+        delete_where_in(store, "dataset_metadata", "id", &chunk).await?;
         delete_where_in(store, "datasets", "id", &chunk).await?;
     }
     // A record whose latest version is an old tombstone goes entirely: all its

@@ -34,6 +34,17 @@ pub(super) const CREATE_DATASETS: &str = "CREATE TABLE IF NOT EXISTS datasets (
     name_claimed UInt64
 ) ENGINE = ReplacingMergeTree(version) ORDER BY id";
 
+/// Changes to datasets' metadata, one row each, composed on read in version
+/// order (see `catalogue.rs`): a plain `MergeTree`, so that merges keep
+/// every change; a retried INSERT repeats an identical change, which
+/// composes to the same metadata.
+pub(super) const CREATE_DATASET_METADATA: &str = "CREATE TABLE IF NOT EXISTS dataset_metadata (
+    id UUID,
+    version UInt64,
+    replace UInt8,
+    change String
+) ENGINE = MergeTree ORDER BY (id, version)";
+
 /// Columns added to tables after their first release, as `(table, column,
 /// definition)`: a table created earlier gains them on start-up (18.16 has
 /// no `ADD COLUMN IF NOT EXISTS`). Rows written before a column existed
