@@ -612,14 +612,6 @@ async fn a_slow_insert_is_never_missed_by_a_cached_copy_in_constant_use() {
 
     let reading_server: Arc<dyn Store> =
         Arc::new(mutant_tests::clickhouse_store("slow_insert").await);
-    let proxy = Proxy::start(clickhouse_url().trim_start_matches("http://")).await;
-    let writing_server = Arc::new(
-        ClickHouseStore::connect(
-            ClickHouseConfig::new(proxy.url()).with_database("mutant_test_slow_insert"),
-        )
-        .await
-        .unwrap(),
-    );
     let dataset = reading_server
         .create_dataset(mutant_core::model::NewDataset::new("slow", 2))
         .await
@@ -632,6 +624,16 @@ async fn a_slow_insert_is_never_missed_by_a_cached_copy_in_constant_use() {
     let cache = DatasetCache::new(Arc::clone(&reading_server), 1 << 26);
     cache.get(&dataset).await.unwrap();
 
+    // Connected last: ClickHouse closes idle keep-alive connections after
+    // 3 s, and a pooled connection the proxy has closed fails the INSERT.
+    let proxy = Proxy::start(clickhouse_url().trim_start_matches("http://")).await;
+    let writing_server = Arc::new(
+        ClickHouseStore::connect(
+            ClickHouseConfig::new(proxy.url()).with_database("mutant_test_slow_insert"),
+        )
+        .await
+        .unwrap(),
+    );
     proxy.slow_down(Some(("slowpoke".into(), Duration::from_secs(5))));
     let slow_write = {
         let (writer, slow) = (
