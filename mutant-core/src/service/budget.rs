@@ -14,6 +14,8 @@
 //!
 //! [`ServiceConfig::analysis_bytes`]: super::ServiceConfig::analysis_bytes
 
+use serde_json::{Map, Value};
+
 use super::params::AnalysisParams;
 use super::projection_run::{ProjectionMethod, ProjectionRequest};
 use super::rows::{RECORD_FIELDS_BYTES, row_bytes};
@@ -201,6 +203,37 @@ pub(crate) fn estimate(
         }
     };
     Estimate { bytes, advice }
+}
+
+/// The estimated peak working memory, in bytes, of an analysis of `kind`
+/// with the wire `params` on a target of `n_target` records and a reference
+/// of `n_reference` (0: none), both of `dimension`, its kernels on
+/// `threads` threads: what `POST /v1/analyses` compares with the budget.
+/// Bad parameters are refused as the POST refuses them.
+///
+/// ```
+/// use mutant_core::service::{AnalysisKind, estimate_analysis_bytes};
+/// let params = serde_json::json!({"sample_size": 40_000});
+/// let bytes = estimate_analysis_bytes(AnalysisKind::Drift, params.as_object().unwrap(), 40_000, 40_000, 1, 2)?;
+/// assert!(bytes < 64 << 20); // issue 13's drift once asked for 51 GB
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+pub fn estimate_analysis_bytes(
+    kind: AnalysisKind,
+    params: &Map<String, Value>,
+    n_target: usize,
+    n_reference: usize,
+    dimension: usize,
+    threads: usize,
+) -> Result<u64> {
+    let params = AnalysisParams::parse(kind, params)?;
+    let size = AnalysisSize {
+        n_target,
+        n_reference,
+        dimension,
+        threads,
+    };
+    Ok(estimate(kind, &params, size).bytes)
 }
 
 /// `Ok` when `n_pairs` pair rows fit `budget_bytes`: checked once

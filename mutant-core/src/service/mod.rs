@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub use self::analysis::ResultRows;
+pub use self::budget::estimate_analysis_bytes;
 pub use self::jobs::Analyses;
 pub use self::knn::{MAX_K, MAX_QUERIES};
 pub use self::views::MAX_ANALYSES_LISTED;
