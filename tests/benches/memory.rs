@@ -17,13 +17,16 @@
 //! Command (release): `cargo build --release -p mutant-server`, then
 //! `MUTANT_CLICKHOUSE_URL=http://127.0.0.1:18500 cargo bench -p mutant-tests
 //! --bench memory -- --rows 20000 --dimension 128`. Without
-//! `MUTANT_CLICKHOUSE_URL`, `scripts/clickhouse.sh start` runs first.
+//! `MUTANT_CLICKHOUSE_URL`, `scripts/clickhouse.sh start` runs first. Memory
+//! does not depend on the optimisation level: `--profile dev` (with
+//! `cargo build -p mutant-server`) measures the same with a debug server.
+//! `--estimate-only` prints the estimates alone, without a server.
 
 #![allow(clippy::print_stdout)]
 
 use mutant_client::Client;
 use mutant_core::service::{AnalysisKind, ReferenceUse, estimate_analysis_bytes};
-use mutant_tests::bench::{analyses, argument};
+use mutant_tests::bench::{analyses, argument, flag};
 use mutant_tests::{ServerProcess, start_clickhouse};
 
 #[tokio::main]
@@ -36,6 +39,25 @@ async fn main() -> Result<(), mutant_core::Error> {
     let n_rows = number("--rows", 20_000);
     let dimension = number("--dimension", 128);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let estimate = |kind_name: &str| -> Result<u64, mutant_core::Error> {
+        let kind: AnalysisKind = kind_name.parse()?;
+        let n_reference = match kind.reference_use() {
+            ReferenceUse::None => 0,
+            ReferenceUse::Required | ReferenceUse::Optional => n_rows,
+        };
+        let params = analyses::params(kind_name).unwrap_or_default();
+        estimate_analysis_bytes(kind, &params, n_rows, n_reference, dimension, threads)
+    };
+    let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+    if flag("--estimate-only") {
+        println!("# estimated analysis memory: target and reference {n_rows} x {dimension}, {threads} kernel threads");
+        println!("| kind | estimated MiB |");
+        println!("| --- | ---: |");
+        for kind in analyses::KINDS {
+            println!("| {kind} | {:.1} |", mib(estimate(kind)?));
+        }
+        return Ok(());
+    }
     start_clickhouse();
     let server = ServerProcess::start("bench_memory").await;
     let client = Client::new(&server.url).expect("the server URL parses");
@@ -46,15 +68,7 @@ async fn main() -> Result<(), mutant_core::Error> {
     println!("| kind | estimated MiB | measured MiB | measured / estimated |");
     println!("| --- | ---: | ---: | ---: |");
     for run in analyses::run_all(&server, dimension).await {
-        let kind: AnalysisKind = run.kind.parse()?;
-        let n_reference = match kind.reference_use() {
-            ReferenceUse::None => 0,
-            ReferenceUse::Required | ReferenceUse::Optional => n_rows,
-        };
-        let params = analyses::params(run.kind).unwrap_or_default();
-        let estimated =
-            estimate_analysis_bytes(kind, &params, n_rows, n_reference, dimension, threads)?;
-        let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+        let estimated = estimate(run.kind)?;
         match run.peak_extra_bytes {
             Some(measured) => println!(
                 "| {} | {:.1} | {:.1} | {:.2} |",
