@@ -50,7 +50,9 @@ async fn main() -> Result<(), mutant_core::Error> {
     };
     let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
     if flag("--estimate-only") {
-        println!("# estimated analysis memory: target and reference {n_rows} x {dimension}, {threads} kernel threads");
+        println!(
+            "# estimated analysis memory: target and reference {n_rows} x {dimension}, {threads} kernel threads"
+        );
         println!("| kind | estimated MiB |");
         println!("| --- | ---: |");
         for kind in analyses::KINDS {

@@ -47,6 +47,7 @@ mod duplicates;
 mod knn;
 mod layout;
 mod mislabel;
+mod mmd;
 mod neighbours;
 mod outlier;
 mod progress;
