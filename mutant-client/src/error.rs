@@ -111,6 +111,14 @@ pub enum Error {
         /// The server's message.
         message: String,
     },
+    /// The analysis would need more working memory than the server's
+    /// analysis budget (code `analysis_too_large`, HTTP 413); the message
+    /// says what to lower.
+    #[error("{message}")]
+    AnalysisTooLarge {
+        /// The server's message: the estimate, the budget, what to lower.
+        message: String,
+    },
     /// No analysis with that id (code `unknown_analysis`).
     #[error("{message}")]
     UnknownAnalysis {
@@ -237,6 +245,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => Some("payload_too_large"),
             Error::UnknownAnalysis { .. } => Some("unknown_analysis"),
             Error::DatasetTooLarge { .. } => Some("dataset_too_large"),
+            Error::AnalysisTooLarge { .. } => Some("analysis_too_large"),
             Error::AnalysisNotFinished { .. } => Some("analysis_not_finished"),
             Error::InvalidInput { code, .. }
             | Error::Unavailable { code, .. }
@@ -314,6 +323,7 @@ impl Error {
             ErrorCode::Unauthorized => Error::Unauthorized { message },
             ErrorCode::PayloadTooLarge => Error::PayloadTooLarge { message },
             ErrorCode::DatasetTooLarge => Error::DatasetTooLarge { message },
+            ErrorCode::AnalysisTooLarge => Error::AnalysisTooLarge { message },
             ErrorCode::StoreUnavailable => Error::Unavailable {
                 code,
                 message,
@@ -478,6 +488,12 @@ mod tests {
             too_large.to_string().contains("raise MUTANT_CACHE_BYTES"),
             "{too_large}"
         );
+        let analysis = Error::from_response(
+            413,
+            &body("analysis_too_large", "lower sample_size or n_permutations"),
+        );
+        assert!(matches!(analysis, Error::AnalysisTooLarge { .. }));
+        assert!(analysis.to_string().contains("lower sample_size"));
     }
 
     #[test]

@@ -106,6 +106,18 @@ pub enum Error {
     )]
     DatasetTooLarge { size_bytes: usize, max_bytes: usize },
 
+    /// An analysis whose estimated working memory is over the server's
+    /// analysis budget; refused before it allocates.
+    #[error(
+        "{kind} would need about {needed_mib} MiB of working memory, over this server's analysis budget of {budget_mib} MiB (MUTANT_ANALYSIS_BYTES); {advice}"
+    )]
+    AnalysisTooLarge {
+        kind: &'static str,
+        needed_mib: u64,
+        budget_mib: u64,
+        advice: &'static str,
+    },
+
     // ---- kernels ----
     /// A kernel was given no rows to work on.
     #[error("{what} is empty; add records before running this")]
@@ -173,6 +185,7 @@ impl Error {
             Error::UnknownDataset { .. } => ErrorCode::UnknownDataset,
             Error::DatasetExists { .. } => ErrorCode::DatasetExists,
             Error::DatasetTooLarge { .. } => ErrorCode::DatasetTooLarge,
+            Error::AnalysisTooLarge { .. } => ErrorCode::AnalysisTooLarge,
             Error::EmptyDataset { .. } => ErrorCode::EmptyDataset,
             Error::Cancelled => ErrorCode::Cancelled,
             Error::KernelDimensionMismatch { .. } => ErrorCode::DimensionMismatch,

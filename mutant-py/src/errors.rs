@@ -73,6 +73,7 @@ fn describe(error: &Error, details: &Bound<'_, PyDict>) -> PyResult<&'static str
         Error::Unauthorized { .. } => "unauthorized",
         Error::PayloadTooLarge { .. } => "payload_too_large",
         Error::DatasetTooLarge { .. } => "dataset_too_large",
+        Error::AnalysisTooLarge { .. } => "analysis_too_large",
         Error::Unavailable { attempts, .. } => {
             details.set_item("attempts", attempts)?;
             "unavailable"

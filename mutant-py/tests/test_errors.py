@@ -90,6 +90,18 @@ def test_a_dataset_over_the_cache_is_dataset_too_large(start_server):
     assert "MUTANT_CACHE_BYTES" in str(error.value)
 
 
+def test_an_analysis_over_the_budget_is_analysis_too_large(start_server):
+    server = start_server(env={"MUTANT_ANALYSIS_BYTES": "1048576"})
+    client = mutant.Client(server.url)
+    ds = client.create_dataset("wide", dimension=8)
+    ds.upsert([f"r{i}" for i in range(3000)], np.ones((3000, 8), dtype=np.float32))
+    with pytest.raises(mutant.AnalysisTooLargeError) as error:
+        client.start_analysis("uniqueness", target="wide")
+    assert error.value.code == "analysis_too_large"
+    assert "lower k" in str(error.value)
+    assert "MUTANT_ANALYSIS_BYTES" in str(error.value)
+
+
 def test_an_unreachable_server_is_a_transport_error_after_the_retries():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -29,6 +29,12 @@ pub(crate) struct Config {
     pub(crate) api_token: Option<String>,
     /// The largest request body, in bytes. `MUTANT_MAX_BODY_BYTES` / `--max-body-bytes`; default 256 MiB.
     pub(crate) max_body_bytes: usize,
+    /// Working memory one analysis may need beyond the cached datasets it
+    /// reads, in bytes; an analysis estimated over it is refused with 413
+    /// `analysis_too_large`. `MUTANT_ANALYSIS_BYTES` / `--analysis-bytes`;
+    /// default a quarter of the machine's memory (see
+    /// [`default_analysis_bytes`]).
+    pub(crate) analysis_bytes: usize,
     /// Threads per kernel. `MUTANT_KERNEL_THREADS` / `--kernel-threads`; default: the machine's cores.
     pub(crate) kernel_threads: usize,
     /// How often the server running an analysis rewrites its job (progress,
@@ -102,6 +108,7 @@ const DATABASE: Setting = setting("MUTANT_DATABASE", "--database");
 const CACHE_BYTES: Setting = setting("MUTANT_CACHE_BYTES", "--cache-bytes");
 const API_TOKEN: Setting = setting("MUTANT_API_TOKEN", "--api-token");
 const MAX_BODY_BYTES: Setting = setting("MUTANT_MAX_BODY_BYTES", "--max-body-bytes");
+const ANALYSIS_BYTES: Setting = setting("MUTANT_ANALYSIS_BYTES", "--analysis-bytes");
 const KERNEL_THREADS: Setting = setting("MUTANT_KERNEL_THREADS", "--kernel-threads");
 const ANALYSIS_HEARTBEAT_MS: Setting =
     setting("MUTANT_ANALYSIS_HEARTBEAT_MS", "--analysis-heartbeat-ms");
@@ -112,7 +119,7 @@ const INSERTS_IN_FLIGHT: Setting = setting("MUTANT_INSERTS_IN_FLIGHT", "--insert
 const COMPACT_INTERVAL_S: Setting = setting("MUTANT_COMPACT_INTERVAL_S", "--compact-interval-s");
 
 /// Every setting, in the order `--help` lists them.
-const SETTINGS: [Setting; 14] = [
+const SETTINGS: [Setting; 15] = [
     LISTEN,
     CLICKHOUSE_URL,
     CLICKHOUSE_USER,
@@ -121,6 +128,7 @@ const SETTINGS: [Setting; 14] = [
     CACHE_BYTES,
     API_TOKEN,
     MAX_BODY_BYTES,
+    ANALYSIS_BYTES,
     KERNEL_THREADS,
     ANALYSIS_HEARTBEAT_MS,
     ANALYSIS_LEASE_MS,
@@ -235,6 +243,10 @@ impl Config {
             cache_bytes: given.count(CACHE_BYTES, 4 << 30)?,
             api_token: given.text(API_TOKEN),
             max_body_bytes: given.count(MAX_BODY_BYTES, 256 << 20)?,
+            analysis_bytes: given.count(
+                ANALYSIS_BYTES,
+                default_analysis_bytes(machine_memory_bytes()),
+            )?,
             kernel_threads: given.count(
                 KERNEL_THREADS,
                 std::thread::available_parallelism().map_or(1, usize::from),
@@ -257,6 +269,57 @@ impl Config {
             )?,
         })
     }
+}
+
+/// The smallest default analysis budget, whatever the machine reports.
+const MIN_DEFAULT_ANALYSIS_BYTES: usize = 256 << 20;
+
+/// The budget of one analysis when none is configured: a quarter of
+/// `machine_bytes` (at least 256 MiB; 2 GiB when the memory is unknown).
+///
+/// Why a quarter: the same memory holds the dataset cache
+/// (`MUTANT_CACHE_BYTES`, whose datasets an analysis reads in place and
+/// are not counted here), the rows an analysis hands to ClickHouse, the
+/// other requests, and often ClickHouse itself; and a few analyses may
+/// run at once. A quarter leaves an analysis room for what its kernels
+/// really need on one machine (a 768-d kNN graph over a million records
+/// needs under 1 GiB) while two at once still cannot take the machine.
+pub(crate) fn default_analysis_bytes(machine_bytes: Option<u64>) -> usize {
+    match machine_bytes {
+        Some(bytes) => usize::try_from(bytes / 4)
+            .unwrap_or(usize::MAX)
+            .max(MIN_DEFAULT_ANALYSIS_BYTES),
+        None => 2 << 30,
+    }
+}
+
+/// The memory this process may use: the machine's (`MemTotal` of
+/// `/proc/meminfo`), or its control group's limit (cgroup v2's
+/// `memory.max`, v1's `memory.limit_in_bytes`) when that is lower, as in a
+/// container. `None` where neither can be read (not Linux).
+fn machine_memory_bytes() -> Option<u64> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let total = read("/proc/meminfo").and_then(|text| mem_total_bytes(&text));
+    let limits = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ];
+    let cgroup = limits
+        .iter()
+        .filter_map(|path| read(path))
+        .filter_map(|text| text.trim().parse::<u64>().ok())
+        .min();
+    match (total, cgroup) {
+        (Some(total), Some(limit)) => Some(total.min(limit)),
+        (total, limit) => total.or(limit),
+    }
+}
+
+/// `MemTotal` of a `/proc/meminfo` text, in bytes.
+fn mem_total_bytes(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 fn usage() -> String {
@@ -338,6 +401,29 @@ mod tests {
             })
         ));
         assert!(matches!(load(&["--help"]), Err(ConfigError::Help { .. })));
+    }
+
+    #[test]
+    fn the_analysis_budget_defaults_to_a_quarter_of_the_machine() {
+        let meminfo = "MemTotal:       24684084 kB\nMemFree:        20115496 kB\n";
+        assert_eq!(mem_total_bytes(meminfo), Some(24_684_084 * 1024));
+        assert_eq!(mem_total_bytes("nothing here"), None);
+        assert_eq!(default_analysis_bytes(Some(16 << 30)), 4 << 30);
+        assert_eq!(
+            default_analysis_bytes(Some(512 << 20)),
+            MIN_DEFAULT_ANALYSIS_BYTES
+        );
+        assert_eq!(default_analysis_bytes(None), 2 << 30);
+        let config = load(&["--analysis-bytes", "1048576"]).unwrap();
+        assert_eq!(config.analysis_bytes, 1 << 20);
+        assert!(load(&[]).unwrap().analysis_bytes >= MIN_DEFAULT_ANALYSIS_BYTES);
+        assert!(matches!(
+            load(&["--analysis-bytes", "0"]),
+            Err(ConfigError::BadValue {
+                variable: "MUTANT_ANALYSIS_BYTES",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -70,6 +70,7 @@ async fn serve(config: Config) -> Result<(), String> {
         ServiceConfig {
             cache_bytes: config.cache_bytes,
             kernel_threads: config.kernel_threads,
+            analysis_bytes: config.analysis_bytes,
             analysis_heartbeat: config.analysis_heartbeat,
             analysis_lease: config.analysis_lease,
             server_name: server_name(&config),

@@ -37,7 +37,7 @@ pub const KINDS: [&str; 10] = [
 
 /// Parameters beyond the defaults: `select` must be told how many records
 /// to pick (100).
-fn params(kind: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+pub fn params(kind: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     (kind == "select").then(|| serde_json::Map::from_iter([("n".to_owned(), 100.into())]))
 }
 

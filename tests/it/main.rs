@@ -9,6 +9,7 @@ mod analysis_jobs;
 mod by_ref;
 mod clickhouse_store;
 mod conformance;
+mod e2e_budget;
 mod e2e_http;
 mod e2e_results;
 mod e2e_sdk;

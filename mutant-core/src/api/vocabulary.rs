@@ -140,6 +140,9 @@ vocabulary! {
         EmptyDataset => "empty_dataset",
         /// A dataset larger than the server's whole cache.
         DatasetTooLarge => "dataset_too_large",
+        /// An analysis whose working memory would pass the server's
+        /// analysis budget.
+        AnalysisTooLarge => "analysis_too_large",
         /// ClickHouse cannot be reached; retrying is safe.
         StoreUnavailable => "store_unavailable",
         /// ClickHouse answered with an error.
@@ -196,7 +199,7 @@ mod tests {
                 serde_json::from_value(serde_json::json!(status.as_str())).unwrap();
             assert_eq!(read, *status);
         }
-        assert_eq!(ErrorCode::ALL.len(), 32);
+        assert_eq!(ErrorCode::ALL.len(), 33);
         let unknown = "teapot".parse::<ErrorCode>().unwrap_err();
         assert_eq!(unknown.to_string(), "unknown error code \"teapot\"");
         assert!(JobStatus::Stale.is_final() && !JobStatus::Running.is_final());

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef, Par};
+use faer::{Mat, Par};
 
+use super::mmd::{Assignments, MEDIAN_POINTS, TILE_POINTS, Tiles, bandwidth, kernel_sums};
 use super::progress::Execution;
 use super::random::SplitMix64;
 use super::view::{DatasetView, Metric};
@@ -66,12 +66,51 @@ pub struct DriftReport {
     pub class_shares: Vec<ClassShare>,
 }
 
+/// The peak working memory of [`drift`], in bytes, for datasets of
+/// `n_reference` and `n_target` rows of `dimension`: the pooled sample,
+/// the permutations (one bit per point and permutation), the bandwidth's
+/// pairwise distances and one tile of each blocked product. It grows with
+/// the sample and the permutations, never with their product squared.
+pub fn drift_peak_bytes(
+    n_reference: usize,
+    n_target: usize,
+    dimension: usize,
+    options: &DriftOptions,
+) -> u64 {
+    let n_sampled = [n_reference, n_target].map(|n_rows| n_rows.min(options.sample_size) as u64);
+    let n_pooled = n_sampled[0] + n_sampled[1];
+    let dimension = dimension as u64;
+    let n_assignments = options.n_permutations as u64 + 1;
+    let tile = TILE_POINTS as u64;
+    let median_points = n_pooled.min(MEDIAN_POINTS as u64);
+    // Sampling draws from an index vector over the larger dataset.
+    let sampling = 8 * n_reference.max(n_target) as u64 + 8 * n_pooled;
+    let pooled = 8 * n_pooled * dimension + 8 * n_pooled;
+    let median_copy = if n_pooled > MEDIAN_POINTS as u64 {
+        8 * median_points * dimension
+    } else {
+        0
+    };
+    let pairwise = 8 * median_points * median_points.saturating_sub(1) / 2;
+    let assignments = 8 * n_assignments * n_pooled.div_ceil(64) + 8 * n_pooled;
+    // Per tile: the distances, the expanded assignments of its columns,
+    // their product, and the sums per assignment.
+    let tiles = 8 * tile * tile + 2 * 8 * tile * n_assignments + 8 * 3 * n_assignments;
+    sampling + pooled + median_copy.max(pairwise + median_copy) + assignments + tiles
+}
+
 /// Measures drift from `reference` to `target`.
 ///
 /// The kernel is `exp(-|x - y|^2 / (2 sigma^2))` with `sigma` the median
 /// pairwise distance of the pooled sample (vectors are normalised first for
-/// the cosine metric). If every sampled vector is identical the MMD is 0 and
-/// the p-value 1.
+/// the cosine metric; above 2,000 pooled points, the median of a seeded
+/// subsample of 2,000). If every sampled vector is identical the MMD is 0
+/// and the p-value 1.
+///
+/// The kernel matrix is never held whole: its sums under the observed split
+/// and every permutation are accumulated tile by tile over the upper
+/// triangle (it is symmetric), so memory grows with the sample, not its
+/// square (see [`drift_peak_bytes`]).
 ///
 /// ```
 /// use mutant_core::kernels::{drift, DatasetView, DriftOptions, Execution, Metric};
@@ -105,8 +144,6 @@ pub fn drift(
     let target_rows = generator.sample_indices(target.n_rows(), options.sample_size);
     let n_reference = reference_rows.len();
     let n_pooled = n_reference + target_rows.len();
-    let stage = execution.stage(0.0, 1.0, 3);
-
     let pooled = Mat::<f64>::from_fn(n_pooled, dimension, |index, position| {
         let row = if index < n_reference {
             reference.row(reference_rows[index])
@@ -125,42 +162,17 @@ pub fn drift(
             value
         }
     });
+    drop((reference_rows, target_rows));
     let parallelism = if execution.threads() > 1 {
         Par::rayon(execution.threads())
     } else {
         Par::Seq
     };
-    let mut gram = Mat::<f64>::zeros(n_pooled, n_pooled);
-    matmul(
-        gram.as_mut(),
-        Accum::Replace,
-        pooled.as_ref(),
-        pooled.transpose(),
-        1.0,
-        parallelism,
-    );
-    let squared_norms: Vec<f64> = (0..n_pooled).map(|index| gram[(index, index)]).collect();
-    let mut kernel = Mat::<f64>::from_fn(n_pooled, n_pooled, |row, column| {
-        (squared_norms[row] + squared_norms[column] - 2.0 * gram[(row, column)]).max(0.0)
-    });
-    drop(gram);
-    stage.advance(1)?;
+    let tiles = Tiles::new(n_pooled);
+    let stage = execution.stage(0.0, 1.0, tiles.n_upper() + 1);
 
-    let mut pairwise: Vec<f64> = (0..n_pooled)
-        .flat_map(|row| (row + 1..n_pooled).map(move |column| (row, column)))
-        .map(|(row, column)| kernel[(row, column)].sqrt())
-        .collect();
-    let bandwidth = median(&mut pairwise)
-        .filter(|&median| median > 0.0)
-        .or_else(|| {
-            let positive: Vec<f64> = pairwise
-                .iter()
-                .copied()
-                .filter(|&distance| distance > 0.0)
-                .collect();
-            (!positive.is_empty()).then(|| positive.iter().sum::<f64>() / positive.len() as f64)
-        });
-    drop(pairwise);
+    let bandwidth = bandwidth(pooled.as_ref(), options.seed, parallelism);
+    stage.advance(1)?;
     let class_shares = class_shares(reference, target);
     let Some(bandwidth) = bandwidth else {
         return Ok(DriftReport {
@@ -172,50 +184,32 @@ pub fn drift(
             class_shares,
         });
     };
-    let inverse_width = 1.0 / (2.0 * bandwidth * bandwidth);
-    for column in 0..n_pooled {
-        for value in kernel.col_mut(column).iter_mut() {
-            *value = (-*value * inverse_width).exp();
-        }
-    }
 
-    // Column 0 of the assignments is the observed split; the others are
-    // permutations. One GEMM gives, for every point and assignment, the
-    // kernel mass towards the points assigned to the reference side.
+    // Assignment 0 is the observed split; the others are permutations.
     let n_assignments = options.n_permutations + 1;
+    let mut assignments = Assignments::new(n_pooled, n_assignments);
     let mut order: Vec<usize> = (0..n_pooled).collect();
-    let mut assignments = Mat::<f64>::zeros(n_pooled, n_assignments);
     for assignment in 0..n_assignments {
         if assignment > 0 {
             generator.shuffle(&mut order);
         }
         for &index in &order[..n_reference] {
-            assignments[(index, assignment)] = 1.0;
+            assignments.set_reference(index, assignment);
         }
     }
-    let mut towards_reference = Mat::<f64>::zeros(n_pooled, n_assignments);
-    matmul(
-        towards_reference.as_mut(),
-        Accum::Replace,
-        kernel.as_ref(),
-        assignments.as_ref(),
-        1.0,
+    drop(order);
+    let sums = kernel_sums(
+        pooled.as_ref(),
+        &assignments,
+        &tiles,
+        1.0 / (2.0 * bandwidth * bandwidth),
         parallelism,
-    );
-    stage.advance(1)?;
-    let total: f64 = (0..n_pooled)
-        .map(|index| towards_reference_total(kernel.as_ref(), index))
-        .sum();
+        &stage,
+    )?;
     let statistic = |assignment: usize| {
-        let (mut within_reference, mut reference_to_target) = (0.0, 0.0);
-        for index in 0..n_pooled {
-            if assignments[(index, assignment)] == 1.0 {
-                within_reference += towards_reference[(index, assignment)];
-            } else {
-                reference_to_target += towards_reference[(index, assignment)];
-            }
-        }
-        let within_target = total - within_reference - 2.0 * reference_to_target;
+        let within_reference = sums.within_reference[assignment];
+        let reference_to_target = sums.reference_to_target[assignment];
+        let within_target = sums.total - within_reference - 2.0 * reference_to_target;
         let n_x = n_reference as f64;
         let n_y = (n_pooled - n_reference) as f64;
         within_reference / (n_x * n_x) + within_target / (n_y * n_y)
@@ -225,7 +219,6 @@ pub fn drift(
     let at_least_as_large = (1..n_assignments)
         .filter(|&assignment| statistic(assignment) >= observed - 1e-12)
         .count();
-    stage.advance(1)?;
     Ok(DriftReport {
         mmd_squared: observed.max(0.0) as f32,
         p_value: ((1 + at_least_as_large) as f64 / n_assignments as f64) as f32,
@@ -234,19 +227,6 @@ pub fn drift(
         n_target_sampled: n_pooled - n_reference,
         class_shares,
     })
-}
-
-fn towards_reference_total(kernel: MatRef<'_, f64>, index: usize) -> f64 {
-    kernel.col(index).iter().sum()
-}
-
-fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let middle = values.len() / 2;
-    let (_, value, _) = values.select_nth_unstable_by(middle, f64::total_cmp);
-    Some(*value)
 }
 
 fn class_shares(reference: &DatasetView<'_>, target: &DatasetView<'_>) -> Vec<ClassShare> {
@@ -285,96 +265,5 @@ fn class_shares(reference: &DatasetView<'_>, target: &DatasetView<'_>) -> Vec<Cl
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn uniform(seed: u64, n_values: usize, offset: f32) -> Vec<f32> {
-        let mut generator = SplitMix64::new(seed);
-        (0..n_values)
-            .map(|_| generator.next_f64() as f32 + offset)
-            .collect()
-    }
-
-    #[test]
-    fn same_distribution_is_not_drift_and_a_shift_is() {
-        let reference_values = uniform(1, 400, 0.0);
-        let same_values = uniform(2, 400, 0.0);
-        let shifted_values = uniform(3, 400, 0.5);
-        let reference = DatasetView::new(&reference_values, 2).unwrap();
-        let same = DatasetView::new(&same_values, 2).unwrap();
-        let shifted = DatasetView::new(&shifted_values, 2).unwrap();
-        let options = DriftOptions {
-            sample_size: 200,
-            n_permutations: 100,
-            seed: 7,
-        };
-        let quiet = drift(&reference, &same, Metric::L2, &options, &Execution::new()).unwrap();
-        let moved = drift(
-            &reference,
-            &shifted,
-            Metric::L2,
-            &options,
-            &Execution::new(),
-        )
-        .unwrap();
-        assert!(quiet.p_value > 0.05, "{quiet:?}");
-        assert!(moved.p_value < 0.02, "{moved:?}");
-        assert!(moved.mmd_squared > quiet.mmd_squared);
-        assert!((0.0..=2.0).contains(&moved.mmd_squared));
-        // Fixed seed: the same answer twice.
-        assert_eq!(
-            moved,
-            drift(
-                &reference,
-                &shifted,
-                Metric::L2,
-                &options,
-                &Execution::new()
-            )
-            .unwrap()
-        );
-    }
-
-    #[test]
-    fn identical_vectors_give_no_drift_and_class_shares_add_up() {
-        let labels = [Some(0), Some(0), Some(1), Some(1)];
-        let predictions = [Some(1), Some(1), Some(1), None];
-        let reference = DatasetView::new(&[1.0f32; 8], 2)
-            .unwrap()
-            .with_labels(&labels)
-            .unwrap();
-        let target = DatasetView::new(&[1.0f32; 8], 2)
-            .unwrap()
-            .with_predictions(&predictions)
-            .unwrap();
-        let report = drift(
-            &reference,
-            &target,
-            Metric::L2,
-            &DriftOptions::default(),
-            &Execution::new(),
-        )
-        .unwrap();
-        assert_eq!((report.mmd_squared, report.p_value), (0.0, 1.0));
-        assert_eq!(report.class_shares.len(), 2);
-        assert_eq!(report.class_shares[0].class, 0);
-        assert_eq!(report.class_shares[0].change, -0.5);
-        assert_eq!(report.class_shares[1].change, 0.25);
-    }
-
-    #[test]
-    fn empty_sides_are_errors() {
-        let reference = DatasetView::new(&[1.0f32], 1).unwrap();
-        let empty = DatasetView::new(&[], 1).unwrap();
-        assert!(matches!(
-            drift(
-                &reference,
-                &empty,
-                Metric::L2,
-                &DriftOptions::default(),
-                &Execution::new()
-            ),
-            Err(Error::EmptyDataset { .. })
-        ));
-    }
-}
+#[path = "drift_tests.rs"]
+mod tests;

@@ -355,6 +355,22 @@ fn check_searchable(dataset: &DatasetView<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The peak working memory of [`knn`] (`graph_of_self` false: `n_queries`
+/// external queries) or [`knn_graph`] (`graph_of_self` true, `n_queries` =
+/// `n_rows`) in bytes, including the [`NeighbourLists`] it returns: about
+/// `n_queries x k x 8` for the lists, the same again per parallel split of
+/// the candidates, tiles per thread, and the centred copy of l2 data.
+pub fn knn_peak_bytes(
+    n_queries: usize,
+    n_rows: usize,
+    dimension: usize,
+    k: usize,
+    threads: usize,
+    graph_of_self: bool,
+) -> u64 {
+    search::search_peak_bytes(n_queries, n_rows, dimension, k, threads, !graph_of_self)
+}
+
 /// The `options.k` nearest rows of `dataset` to each query, nearest first.
 ///
 /// ```

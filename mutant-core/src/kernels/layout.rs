@@ -30,7 +30,7 @@
 //! whatever the thread count.
 
 use super::progress::{Execution, parallel_map};
-use super::projection::projection;
+use super::projection::{projection, projection_peak_bytes};
 use super::random::SplitMix64;
 use super::{DatasetView, NeighbourLists};
 use crate::{Error, Result};
@@ -144,6 +144,23 @@ struct FuzzyGraph {
     offsets: Vec<usize>,
     targets: Vec<u32>,
     weights: Vec<f32>,
+}
+
+/// The peak working memory of [`neighbour_layout`] in bytes, for `n_rows`
+/// rows of `dimension` and a graph of `n_neighbours` per record (the graph
+/// itself not counted): the PCA start, the directed, oriented (both
+/// directions, grown by doubling) and united edges, the compressed graph,
+/// and two copies of the coordinates.
+pub fn layout_peak_bytes(
+    n_rows: usize,
+    dimension: usize,
+    n_neighbours: usize,
+    n_components: usize,
+) -> u64 {
+    let edges = n_rows as u64 * n_neighbours as u64;
+    let edge_bytes = 12 * edges + 2 * 2 * 16 * edges + 2 * 12 * edges + 2 * 8 * edges;
+    let records = 8 * n_rows as u64 + 2 * 4 * (n_rows * n_components) as u64;
+    projection_peak_bytes(n_rows, dimension, n_components) + edge_bytes + records
 }
 
 /// Lays `dataset` out in `options.n_components` dimensions from its self-kNN

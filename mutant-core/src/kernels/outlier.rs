@@ -1,20 +1,31 @@
 //! `class_outlier`: Mahalanobis distance of a record to its class in the
-//! reference, with Ledoit-Wolf shrinkage and a Cholesky solve.
+//! reference, with Ledoit-Wolf shrinkage, each class's covariance held in a
+//! low-rank-plus-diagonal form so memory grows with the dimension, never
+//! with its square.
 
 use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
-use faer::{Accum, Mat, Par, Side};
+use faer::{Accum, Mat, Par};
 
 use super::progress::Execution;
 use super::scores::RecordScores;
+use super::subspace::{CentredRows, chunk_bytes, eigenpairs_bytes, leading_eigenpairs};
 use super::view::DatasetView;
 use crate::Result;
 
 /// The least shrinkage applied, whatever Ledoit-Wolf says.
 const MIN_SHRINKAGE: f64 = 0.01;
 
-/// Rows per chunk when accumulating a class's scatter matrix.
-const SCATTER_CHUNK: usize = 2048;
+/// Directions of a class's covariance kept exactly; the rest of its
+/// spectrum is replaced by its mean. A class of at most `MAX_RANK + 1`
+/// members (or data of at most `MAX_RANK` dimensions) is kept whole, so its
+/// distances are the dense formula's; beyond, the leading directions carry
+/// most of a real class's variance, and shrinkage already pulls the rest
+/// towards its mean.
+const MAX_RANK: usize = 64;
+
+/// Passes of subspace iteration per class at most (each one pass over the
+/// class's rows).
+const MAX_PASSES: usize = 30;
 
 /// Class-outlier scores of every target record.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,22 +39,54 @@ pub struct OutlierScores {
     pub compared_class: Vec<Option<u32>>,
 }
 
-/// One reference class: its mean, the Cholesky factor of its shrunk
-/// covariance, and its members' own distances (sorted), for percentiles.
-struct ClassModel {
-    class: Option<u32>,
-    mean: Vec<f64>,
-    factor: Mat<f64>,
-    member_distances: Vec<f32>,
+/// The inverse of a shrunk covariance `V diag(e) V' + c (I - V V')`: `V`
+/// holds its leading directions (orthonormal columns), `e` the shrunk
+/// variances along them, `c` the shrunk mean variance of the rest. Then
+/// `d(y)^2 = |y|^2 / c + sum_i (v_i . y)^2 (1 / e_i - 1 / c)`.
+struct InverseShape {
+    directions: Mat<f64>,
+    /// `1 / e_i - 1 / c` per direction.
+    gains: Vec<f64>,
+    /// `1 / c`.
+    rest: f64,
+}
+
+impl InverseShape {
+    /// Euclidean distances: the shape of data without spread.
+    fn identity(dimension: usize) -> Self {
+        InverseShape {
+            directions: Mat::zeros(dimension, 0),
+            gains: Vec::new(),
+            rest: 1.0,
+        }
+    }
+}
+
+/// The peak working memory of [`class_outlier`] in bytes, for `n_target`
+/// records scored against `n_reference` records of `dimension`: per-record
+/// arrays, and the shapes of one class and of the pooled classes (never
+/// `dimension` squared: classes are handled one at a time, each in
+/// `dimension x 64` numbers).
+pub fn class_outlier_peak_bytes(n_target: usize, n_reference: usize, dimension: usize) -> u64 {
+    let (n_target, n_reference, dimension) =
+        (n_target as u64, n_reference as u64, dimension as u64);
+    let per_record = 40 * n_target + 12 * n_reference;
+    let shape = 8 * dimension * MAX_RANK as u64 + 8 * dimension;
+    let building =
+        eigenpairs_bytes(dimension as usize, MAX_RANK) + 2 * chunk_bytes(dimension as usize);
+    per_record + 2 * shape + building
 }
 
 /// Mahalanobis distance of each target record to the mean of its reference
 /// class: the class of its prediction, else of its label.
 ///
 /// - Covariance: the class's sample covariance shrunk towards a scaled
-///   identity by the Ledoit-Wolf formula (at least 1%), so it is well conditioned even with
-///   fewer records than dimensions; distances are solved through its
-///   Cholesky factor, never an explicit inverse.
+///   identity by the Ledoit-Wolf formula (at least 1%), so it is well
+///   conditioned even with fewer records than dimensions. It is held as its
+///   64 leading directions (by subspace iteration) plus the mean of the
+///   rest of its spectrum, which is exact for classes of up to 65 records
+///   or data of up to 64 dimensions, and keeps memory at `64 x dimension`
+///   numbers per class, one class at a time.
 /// - Degenerate classes: a class with one member (or no spread) borrows the
 ///   pooled within-class covariance; if the whole reference has no spread
 ///   the identity is used (the distance becomes Euclidean).
@@ -95,85 +138,69 @@ pub fn class_outlier(
     } else {
         groups.push((None, (0..reference.n_rows()).collect()));
     }
-    let stage = execution.stage(0.0, 1.0, 2 * groups.len() + 1);
-
-    // Per class: mean and scatter; their sum is the pooled scatter.
-    let mut pooled_scatter = Mat::<f64>::zeros(dimension, dimension);
-    let mut pooled_fourth_moment = 0.0;
-    let mut statistics = Vec::with_capacity(groups.len());
-    for (_, rows) in &groups {
-        let mean = class_mean(reference, rows);
-        let (scatter, fourth_moment) = scatter(reference, rows, &mean, parallelism);
-        pooled_scatter += &scatter;
-        pooled_fourth_moment += fourth_moment;
-        statistics.push((mean, scatter, fourth_moment));
-        stage.advance(1)?;
-    }
-    let n_labeled: usize = groups.iter().map(|(_, rows)| rows.len()).sum();
-    let pooled = shrunk_covariance(&pooled_scatter, pooled_fourth_moment, n_labeled);
-    let pooled_factor = match &pooled {
-        Some(covariance) => cholesky(covariance),
-        None => Mat::identity(dimension, dimension),
-    };
-    stage.advance(1)?;
-
-    let mut models = Vec::with_capacity(groups.len());
-    for ((class, rows), (mean, scatter, fourth_moment)) in groups.iter().zip(statistics) {
-        let factor = match shrunk_covariance(&scatter, fourth_moment, rows.len()) {
-            Some(covariance) if rows.len() >= 2 => cholesky(&covariance),
-            _ => pooled_factor.clone(),
-        };
-        let mut model = ClassModel {
-            class: *class,
-            mean,
-            factor,
-            member_distances: Vec::new(),
-        };
-        let mut member_distances = distances(reference, rows, &model, parallelism);
-        member_distances.sort_by(f32::total_cmp);
-        model.member_distances = member_distances;
-        models.push(model);
-        stage.advance(1)?;
-    }
+    let means: Vec<Vec<f64>> = groups
+        .iter()
+        .map(|(_, rows)| class_mean(reference, rows))
+        .collect();
+    let n_groups = groups.len();
 
     let n_rows = target.n_rows();
+    let known_class = |class: Option<u32>| {
+        class.is_some_and(|class| groups.iter().any(|(group, _)| *group == Some(class)))
+    };
+    let orphan_rows: Vec<usize> = (0..n_rows)
+        .filter(|&row| !known_class(target.predicted_or_labeled_class(row)))
+        .collect();
     let mut scores = RecordScores::with_len(n_rows);
     let mut percentile = vec![0.0f32; n_rows];
     let mut compared_class = vec![None; n_rows];
-    let mut best_model: Vec<Option<usize>> = vec![None; n_rows];
-    for (model_idx, model) in models.iter().enumerate() {
+    let mut measured = vec![false; n_rows];
+    // The pooled within-class shape, built the first time a class needs it.
+    let mut pooled: Option<InverseShape> = None;
+    for (group_idx, ((class, rows), mean)) in groups.iter().zip(&means).enumerate() {
+        let part = execution.part(
+            group_idx as f32 / n_groups as f32,
+            (group_idx + 1) as f32 / n_groups as f32,
+        );
+        let own = CentredRows::new(reference, vec![(rows.as_slice(), mean.as_slice())]);
+        let own_shape = shrunk_shape(&own, parallelism, &part)?.filter(|_| rows.len() >= 2);
+        if own_shape.is_none() && pooled.is_none() {
+            let all: Vec<(&[usize], &[f64])> = groups
+                .iter()
+                .zip(&means)
+                .map(|((_, rows), mean)| (rows.as_slice(), mean.as_slice()))
+                .collect();
+            let within = CentredRows::new(reference, all);
+            pooled = Some(
+                shrunk_shape(&within, parallelism, &part)?
+                    .unwrap_or_else(|| InverseShape::identity(dimension)),
+            );
+        }
+        let identity;
+        let shape = match (&own_shape, &pooled) {
+            (Some(shape), _) | (None, Some(shape)) => shape,
+            (None, None) => {
+                identity = InverseShape::identity(dimension);
+                &identity
+            }
+        };
+        let mut member_distances = distances(reference, rows, mean, shape, parallelism)?;
+        member_distances.sort_by(f32::total_cmp);
         let own_rows: Vec<usize> = (0..n_rows)
-            .filter(|&row| {
-                model.class.is_some() && target.predicted_or_labeled_class(row) == model.class
-            })
+            .filter(|&row| class.is_some() && target.predicted_or_labeled_class(row) == *class)
             .collect();
-        let orphan_rows: Vec<usize> = (0..n_rows)
-            .filter(|&row| {
-                target
-                    .predicted_or_labeled_class(row)
-                    .is_none_or(|class| !models.iter().any(|model| model.class == Some(class)))
-            })
-            .collect();
-        for rows in [own_rows, orphan_rows] {
-            let row_distances = distances(target, &rows, model, parallelism);
+        for rows in [&own_rows, &orphan_rows] {
+            let row_distances = distances(target, rows, mean, shape, parallelism)?;
             for (&row, &distance) in rows.iter().zip(&row_distances) {
-                if best_model[row].is_none() || distance < scores.scores[row] {
-                    best_model[row] = Some(model_idx);
+                if !measured[row] || distance < scores.scores[row] {
+                    measured[row] = true;
                     scores.scores[row] = distance;
+                    percentile[row] = percentile_among(&member_distances, distance);
+                    compared_class[row] = *class;
                 }
             }
         }
-    }
-    for row in 0..n_rows {
-        if let Some(model_idx) = best_model[row] {
-            let model = &models[model_idx];
-            let sorted = &model.member_distances;
-            let below = sorted.partition_point(|&other| other < scores.scores[row]);
-            let not_above = sorted.partition_point(|&other| other <= scores.scores[row]);
-            percentile[row] =
-                (below as f32 + 0.5 * (not_above - below) as f32) / sorted.len().max(1) as f32;
-            compared_class[row] = model.class;
-        }
+        part.check_cancelled()?;
     }
     scores.refinement.copy_from_slice(&percentile);
     Ok(OutlierScores {
@@ -181,6 +208,13 @@ pub fn class_outlier(
         percentile,
         compared_class,
     })
+}
+
+/// The share of `sorted` below `distance`, ties counting half.
+fn percentile_among(sorted: &[f32], distance: f32) -> f32 {
+    let below = sorted.partition_point(|&other| other < distance);
+    let not_above = sorted.partition_point(|&other| other <= distance);
+    (below as f32 + 0.5 * (not_above - below) as f32) / sorted.len().max(1) as f32
 }
 
 fn class_mean(dataset: &DatasetView<'_>, rows: &[usize]) -> Vec<f64> {
@@ -195,63 +229,31 @@ fn class_mean(dataset: &DatasetView<'_>, rows: &[usize]) -> Vec<f64> {
     mean
 }
 
-/// The scatter matrix `sum (x - mean)(x - mean)^T` and `sum |x - mean|^4`,
-/// accumulated a chunk of rows at a time by GEMM.
-fn scatter(
-    dataset: &DatasetView<'_>,
-    rows: &[usize],
-    mean: &[f64],
-    parallelism: Par,
-) -> (Mat<f64>, f64) {
-    let dimension = dataset.dimension();
-    let mut scatter = Mat::<f64>::zeros(dimension, dimension);
-    let mut fourth_moment = 0.0;
-    let mut chunk = Mat::<f64>::zeros(dimension, SCATTER_CHUNK.min(rows.len()).max(1));
-    for row_chunk in rows.chunks(SCATTER_CHUNK) {
-        for (column, &row) in row_chunk.iter().enumerate() {
-            let mut squared_norm = 0.0;
-            for (position, (&value, &centre)) in dataset.row(row).iter().zip(mean).enumerate() {
-                let centred = f64::from(value) - centre;
-                chunk[(position, column)] = centred;
-                squared_norm += centred * centred;
-            }
-            fourth_moment += squared_norm * squared_norm;
-        }
-        let used = chunk.as_ref().subcols(0, row_chunk.len());
-        matmul(
-            scatter.as_mut(),
-            Accum::Add,
-            used,
-            used.transpose(),
-            1.0,
-            parallelism,
-        );
-    }
-    (scatter, fourth_moment)
-}
-
-/// The Ledoit-Wolf shrunk covariance `(1 - s) S + s mu I` from a scatter
-/// matrix of `n` centred rows (the formula of scikit-learn's `ledoit_wolf`);
+/// The inverse of the Ledoit-Wolf shrunk covariance `(1 - s) S + s mu I`
+/// of `rows` (the formula of scikit-learn's `ledoit_wolf`, with `S`'s
+/// trace, squared Frobenius norm and fourth moment computed without
+/// forming `S`), in the low-rank-plus-diagonal form of [`InverseShape`];
 /// `None` when there is no spread at all.
-fn shrunk_covariance(scatter: &Mat<f64>, fourth_moment: f64, n: usize) -> Option<Mat<f64>> {
-    let dimension = scatter.nrows();
+fn shrunk_shape(
+    rows: &CentredRows<'_>,
+    parallelism: Par,
+    execution: &Execution<'_>,
+) -> Result<Option<InverseShape>> {
+    let n = rows.n_rows();
     if n == 0 {
-        return None;
+        return Ok(None);
     }
-    let n = n as f64;
+    let (trace, fourth_moment) = rows.trace_and_fourth_moment()?;
+    let dimension = rows.dimension();
     let p = dimension as f64;
-    let covariance = scatter * faer::Scale(1.0 / n);
-    let trace: f64 = (0..dimension).map(|index| covariance[(index, index)]).sum();
     let mu = trace / p;
     if !(mu > 0.0 && mu.is_finite()) {
-        return None;
+        return Ok(None);
     }
-    let squared_frobenius: f64 = (0..dimension)
-        .flat_map(|column| (0..dimension).map(move |row| (row, column)))
-        .map(|(row, column)| covariance[(row, column)].powi(2))
-        .sum();
+    let squared_frobenius = rows.covariance_squared_frobenius(parallelism, execution)?;
+    let n_float = n as f64;
     let delta = (squared_frobenius - 2.0 * mu * trace + p * mu * mu) / p;
-    let beta = ((fourth_moment / n - squared_frobenius) / (p * n)).min(delta);
+    let beta = ((fourth_moment / n_float - squared_frobenius) / (p * n_float)).min(delta);
     let shrinkage = if beta <= 0.0 || delta <= 0.0 {
         0.0
     } else {
@@ -261,160 +263,63 @@ fn shrunk_covariance(scatter: &Mat<f64>, fourth_moment: f64, n: usize) -> Option
     // whose spread it cannot tell from noise), leaving a singular matrix; a
     // small floor keeps tiny classes well conditioned.
     let shrinkage = shrinkage.max(MIN_SHRINKAGE);
-    let mut shrunk = covariance * faer::Scale(1.0 - shrinkage);
-    for index in 0..dimension {
-        shrunk[(index, index)] += shrinkage * mu;
-    }
-    Some(shrunk)
+    let (kept, identity_part) = (1.0 - shrinkage, shrinkage * mu);
+    let rank = MAX_RANK.min(n.saturating_sub(1)).clamp(1, dimension);
+    let pairs = leading_eigenpairs(rows, rank, MAX_PASSES, parallelism, execution)?;
+    let kept_trace: f64 = pairs.values.iter().sum();
+    let rest_dimensions = dimension - rank;
+    let rest_variance = if rest_dimensions > 0 {
+        identity_part + kept * (trace - kept_trace).max(0.0) / rest_dimensions as f64
+    } else {
+        identity_part
+    };
+    let gains = pairs
+        .values
+        .iter()
+        .map(|&value| 1.0 / (kept * value + identity_part) - 1.0 / rest_variance)
+        .collect();
+    Ok(Some(InverseShape {
+        directions: pairs.vectors,
+        gains,
+        rest: 1.0 / rest_variance,
+    }))
 }
 
-/// The lower Cholesky factor of `covariance`, adding a growing ridge if
-/// rounding leaves it not quite positive definite.
-fn cholesky(covariance: &Mat<f64>) -> Mat<f64> {
-    let dimension = covariance.nrows();
-    let scale = (0..dimension)
-        .map(|index| covariance[(index, index)])
-        .sum::<f64>()
-        / dimension.max(1) as f64;
-    let mut ridge = 0.0;
-    for _ in 0..12 {
-        let mut attempt = covariance.clone();
-        for index in 0..dimension {
-            attempt[(index, index)] += ridge;
-        }
-        if let Ok(factor) = attempt.llt(Side::Lower) {
-            return factor.L().to_owned();
-        }
-        ridge = if ridge == 0.0 {
-            scale.max(f64::MIN_POSITIVE) * 1e-10
-        } else {
-            ridge * 100.0
-        };
-    }
-    // A ridge of the covariance's own scale makes it positive definite unless
-    // it holds non-finite values; fall back to Euclidean distances then.
-    Mat::identity(dimension, dimension)
-}
-
-/// Mahalanobis distances of `rows` of `dataset` to `model`: solve `L y = x - mean`.
+/// Mahalanobis distances of `rows` of `dataset` to `mean` under `shape`, a
+/// chunk of rows at a time.
 fn distances(
     dataset: &DatasetView<'_>,
     rows: &[usize],
-    model: &ClassModel,
+    mean: &[f64],
+    shape: &InverseShape,
     parallelism: Par,
-) -> Vec<f32> {
-    let dimension = dataset.dimension();
+) -> Result<Vec<f32>> {
     let mut result = Vec::with_capacity(rows.len());
-    for row_chunk in rows.chunks(SCATTER_CHUNK) {
-        let mut centred = Mat::<f64>::from_fn(dimension, row_chunk.len(), |position, column| {
-            f64::from(dataset.row(row_chunk[column])[position]) - model.mean[position]
-        });
-        solve_lower_triangular_in_place(model.factor.as_ref(), centred.as_mut(), parallelism);
-        result.extend((0..row_chunk.len()).map(|column| centred.col(column).norm_l2() as f32));
-    }
-    result
+    let centred = CentredRows::new(dataset, vec![(rows, mean)]);
+    let n_directions = shape.gains.len();
+    let mut projected = Mat::<f64>::zeros(0, n_directions);
+    centred.for_each_chunk(|chunk| {
+        projected.resize_with(chunk.nrows(), n_directions, |_, _| 0.0);
+        matmul(
+            projected.as_mut(),
+            Accum::Replace,
+            chunk,
+            shape.directions.as_ref(),
+            1.0,
+            parallelism,
+        );
+        for row in 0..chunk.nrows() {
+            let squared_norm: f64 = chunk.row(row).iter().map(|value| value * value).sum();
+            let along: f64 = (0..n_directions)
+                .map(|direction| projected[(row, direction)].powi(2) * shape.gains[direction])
+                .sum();
+            result.push((squared_norm * shape.rest + along).max(0.0).sqrt() as f32);
+        }
+        Ok(())
+    })?;
+    Ok(result)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn matches_scikit_learn_ledoit_wolf_mahalanobis() {
-        // sklearn.covariance.LedoitWolf().fit(reference): shrinkage 0.5213,
-        // sqrt(mahalanobis(queries)) = [2.0164, 2.1241, 0.0].
-        let reference_values = [
-            1.0f32, 2.0, 3.0, 3.0, 4.0, 7.0, 0.0, 1.0, 2.0, 2.5, 5.0, 4.0,
-        ];
-        let labels = [Some(4); 6];
-        let reference = DatasetView::new(&reference_values, 2)
-            .unwrap()
-            .with_labels(&labels)
-            .unwrap();
-        let predictions = [Some(4); 3];
-        let target = DatasetView::new(&[3.0f32, 0.0, 0.0, 5.0, 2.5, 3.25], 2)
-            .unwrap()
-            .with_predictions(&predictions)
-            .unwrap();
-        let result = class_outlier(&target, &reference, &Execution::new()).unwrap();
-        for (got, expected) in result
-            .scores
-            .scores
-            .iter()
-            .zip([2.016_404_2f32, 2.124_068_7, 0.0])
-        {
-            assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
-        }
-        assert!(
-            result
-                .percentile
-                .iter()
-                .all(|value| (0.0..=1.0).contains(value))
-        );
-        assert_eq!(result.percentile[2], 0.0);
-    }
-
-    #[test]
-    fn singular_and_single_member_classes_have_finite_scores() {
-        // Class 0: all identical; class 1: one member; 5 dims, 3 rows.
-        let values = [
-            1.0f32, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0,
-        ];
-        let labels = [Some(0), Some(0), Some(1)];
-        let reference = DatasetView::new(&values, 5)
-            .unwrap()
-            .with_labels(&labels)
-            .unwrap();
-        let predictions = [Some(0), Some(1), None, Some(9)];
-        let target_values = [
-            1.0f32, 1.0, 1.0, 1.0, 2.0, 2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0,
-            1.0, 1.0, 1.0,
-        ];
-        let target = DatasetView::new(&target_values, 5)
-            .unwrap()
-            .with_predictions(&predictions)
-            .unwrap();
-        let result = class_outlier(&target, &reference, &Execution::new()).unwrap();
-        assert!(
-            result
-                .scores
-                .scores
-                .iter()
-                .all(|score| score.is_finite() && *score >= 0.0),
-            "{:?}",
-            result.scores.scores
-        );
-        assert_eq!(result.scores.scores[3], 0.0);
-        assert_eq!(result.compared_class[3], Some(0));
-    }
-
-    #[test]
-    fn translation_does_not_change_distances() {
-        let values: Vec<f32> = (0..60)
-            .map(|index| ((index * 37) % 11) as f32 * 0.3 + (index % 3) as f32)
-            .collect();
-        let labels: Vec<Option<u32>> = (0..20).map(|row| Some(row % 2)).collect();
-        let shifted: Vec<f32> = values.iter().map(|value| value + 50.0).collect();
-        let first = DatasetView::new(&values, 3)
-            .unwrap()
-            .with_labels(&labels)
-            .unwrap();
-        let second = DatasetView::new(&shifted, 3)
-            .unwrap()
-            .with_labels(&labels)
-            .unwrap();
-        let first_scores = class_outlier(&first, &first, &Execution::new()).unwrap();
-        let second_scores = class_outlier(&second, &second, &Execution::new()).unwrap();
-        for (left, right) in first_scores
-            .scores
-            .scores
-            .iter()
-            .zip(&second_scores.scores.scores)
-        {
-            assert!(
-                (left - right).abs() < 1e-3 * left.max(1.0),
-                "{left} vs {right}"
-            );
-        }
-    }
-}
+#[path = "outlier_tests.rs"]
+mod tests;

@@ -163,6 +163,46 @@ pub(crate) fn row_terms(
     Ok(chunks.concat())
 }
 
+/// The peak working memory of one search, in bytes, as [`run`] plans it:
+/// each worker's dot-product tile and candidate lists, the candidate lists
+/// of every (query block, split) item, the final lists, and, for l2 data,
+/// the centred copies of the dataset and of external queries (counted
+/// whether or not the data sits far enough from the origin to need them).
+pub(crate) fn search_peak_bytes(
+    n_queries: usize,
+    n_rows: usize,
+    dimension: usize,
+    k: usize,
+    threads: usize,
+    external_queries: bool,
+) -> u64 {
+    let k = k.min(n_rows).max(1);
+    let capacity = (k + k.clamp(4, 32)) as u64;
+    let n_query_blocks = n_queries.div_ceil(QUERY_BLOCK).max(1);
+    let query_block = n_queries.div_ceil(n_query_blocks).max(1);
+    let dataset_tile = (TILE_PRODUCTS / query_block).clamp(MIN_DATASET_TILE, MAX_DATASET_TILE);
+    let n_tiles = n_rows.div_ceil(dataset_tile).max(1);
+    let n_splits = if threads <= 1 {
+        1
+    } else {
+        (4 * threads).div_ceil(n_query_blocks).clamp(1, n_tiles)
+    } as u64;
+    let (n_queries, threads) = (n_queries as u64, threads.max(1) as u64);
+    let candidate_bytes = 8 * capacity;
+    let workers =
+        threads * (4 * (query_block * dataset_tile) as u64 + candidate_bytes * query_block as u64);
+    let items = n_queries * n_splits * (candidate_bytes + 8);
+    let lists = n_queries * (8 * k as u64 + 4) + candidate_bytes * n_splits;
+    let copies = 4 * (n_rows * dimension) as u64
+        + if external_queries {
+            4 * n_queries * dimension as u64
+        } else {
+            0
+        }
+        + 8 * n_rows as u64;
+    workers + items + lists + copies
+}
+
 /// Buffers one worker reuses across items.
 struct WorkerBuffers {
     dots: Vec<f32>,

@@ -7,6 +7,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::budget::{self, AnalysisSize};
 use super::params::AnalysisParams;
 use super::{Service, rows};
 use crate::api::MAX_PAGE;
@@ -14,7 +15,7 @@ use crate::api::kinds::{AnalysisKind, ReferenceUse};
 use crate::api::results::{JoinedFields, ResultsQuery};
 use crate::api::vocabulary::JobStatus;
 use crate::api::wire::{AnalysisResults, AnalysisStatus, StartAnalysisRequest};
-use crate::model::{AnalysisJob, JobState};
+use crate::model::{AnalysisJob, Dataset, DatasetRef, Filter, JobState};
 use crate::store::{ResultSelection, now_ms};
 use crate::{Error, Result};
 
@@ -62,6 +63,8 @@ impl Service {
                 ),
             });
         }
+        self.check_budget(kind, &params, &target, reference.as_ref())
+            .await?;
         let mut job = AnalysisJob::queued(Uuid::new_v4(), kind.as_str(), target.id, now_ms());
         job.reference = reference.as_ref().map(|reference| reference.id);
         job.params = raw_params;
@@ -70,6 +73,37 @@ impl Service {
         let status = status_of(&job, false)?;
         self.spawn_job(job, kind, params, target, reference);
         Ok(status)
+    }
+
+    /// Refuses an analysis whose estimated working memory, from the
+    /// datasets' record counts in the store, is over the budget: the POST
+    /// answers `analysis_too_large` and nothing is queued.
+    async fn check_budget(
+        &self,
+        kind: AnalysisKind,
+        params: &AnalysisParams,
+        target: &Dataset,
+        reference: Option<&Dataset>,
+    ) -> Result<()> {
+        let n_target = self
+            .store()
+            .count(&DatasetRef::Id(target.id), &Filter::all())
+            .await?;
+        let n_reference = match reference {
+            Some(reference) => {
+                self.store()
+                    .count(&DatasetRef::Id(reference.id), &Filter::all())
+                    .await?
+            }
+            None => 0,
+        };
+        let size = AnalysisSize {
+            n_target,
+            n_reference,
+            dimension: target.dimension,
+            threads: self.kernel_threads(),
+        };
+        budget::estimate(kind, params, size).within(kind, self.inner.config.analysis_bytes)
     }
 
     /// `GET /v1/analyses/{id}`: the job's latest version; a job whose server

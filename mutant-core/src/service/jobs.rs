@@ -17,6 +17,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::Service;
+use super::budget::{self, AnalysisSize};
 use super::kernels_run::{AnalysisInput, AnalysisOutput, compute};
 use super::params::AnalysisParams;
 use super::rows::RecordSnapshots;
@@ -210,6 +211,17 @@ impl Service {
             }
             None => (None, 0),
         };
+        // The data may have grown since the request was checked.
+        let size = AnalysisSize {
+            n_target: target.n_records(),
+            n_reference: reference
+                .as_ref()
+                .map_or(0, |reference| reference.n_records()),
+            dimension: target.dataset.dimension,
+            threads: self.kernel_threads(),
+        };
+        let budget_bytes = self.inner.config.analysis_bytes;
+        budget::estimate(input.kind, &input.params, size).within(input.kind, budget_bytes)?;
         // Pairs name records of the reference too; every other row only
         // records of the target.
         let reference_snapshot_wanted =
@@ -220,6 +232,7 @@ impl Service {
             target: Arc::clone(&target),
             reference: reference.clone(),
             threads: self.kernel_threads(),
+            budget_bytes,
             progress: Arc::clone(&local.progress),
             cancel: Arc::clone(&local.cancel),
         };
@@ -244,13 +257,13 @@ impl Service {
         let (mut output, target_fields, reference_fields) =
             (output?, target_fields?, reference_fields?);
         let output = super::run_blocking(move || {
-            let target_snapshots = RecordSnapshots::new(&target, target_fields);
+            let mut target_snapshots = RecordSnapshots::new(&target, target_fields);
             match &reference {
                 Some(reference) if reference_snapshot_wanted => target_snapshots.attach(
                     &mut output.rows,
-                    &RecordSnapshots::new(reference, reference_fields),
+                    Some(&RecordSnapshots::new(reference, reference_fields)),
                 ),
-                _ => target_snapshots.attach(&mut output.rows, &target_snapshots),
+                _ => target_snapshots.attach(&mut output.rows, None),
             }
             Ok(output)
         })

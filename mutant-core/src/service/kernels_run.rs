@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde_json::{Map, Value, json};
 
+use super::budget::pairs_within;
 use super::graphs::NeighbourGraphs;
 use super::params::AnalysisParams;
 use super::projection_run::{ProjectionRequest, run_projection};
@@ -29,6 +30,9 @@ pub(super) struct AnalysisInput {
     pub(super) target: Arc<LoadedDataset>,
     pub(super) reference: Option<Arc<LoadedDataset>>,
     pub(super) threads: usize,
+    /// The analysis budget, for what is only known while running (how many
+    /// pairs `near_duplicates` finds).
+    pub(super) budget_bytes: usize,
     pub(super) progress: Arc<AtomicU32>,
     pub(super) cancel: Arc<AtomicBool>,
 }
@@ -129,6 +133,7 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
                         own,
                         params.duplicates,
                     )?;
+                    pairs_within(pairs.len(), input.budget_bytes)?;
                     let rows = pair_rows(
                         &pairs,
                         &target.ids,
@@ -140,6 +145,7 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
                 _ => {
                     let graph = graphs.target_self(k, &execution)?;
                     let pairs = near_duplicates(&target_view, graph, params.duplicates)?;
+                    pairs_within(pairs.len(), input.budget_bytes)?;
                     let rows = pair_rows(&pairs, &target.ids, &target.ids, None);
                     (pairs, rows)
                 }

@@ -3,6 +3,7 @@
 //! kernels, and returns wire responses. The server only adds HTTP.
 
 mod analysis;
+mod budget;
 mod graphs;
 mod jobs;
 mod kernels_run;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub use self::analysis::ResultRows;
+pub use self::budget::estimate_analysis_bytes;
 pub use self::jobs::Analyses;
 pub use self::knn::{MAX_K, MAX_QUERIES};
 pub use self::views::MAX_ANALYSES_LISTED;
@@ -48,6 +50,11 @@ pub struct ServiceConfig {
     pub cache_bytes: usize,
     /// Threads each kernel may use. Default: the machine's cores.
     pub kernel_threads: usize,
+    /// Working memory one analysis may need beyond the cached datasets it
+    /// reads, in bytes: an analysis estimated over it is refused with
+    /// `AnalysisTooLarge`. Default 2 GiB (the server derives its default
+    /// from the machine's memory).
+    pub analysis_bytes: usize,
     /// How often the server running an analysis rewrites its job (progress,
     /// heartbeat, and a look for cancel requests). Default 1 s.
     pub analysis_heartbeat: Duration,
@@ -65,6 +72,7 @@ impl Default for ServiceConfig {
         ServiceConfig {
             cache_bytes: 4 << 30,
             kernel_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            analysis_bytes: 2 << 30,
             analysis_heartbeat: Duration::from_secs(1),
             analysis_lease: Duration::from_secs(10),
             server_name: String::new(),

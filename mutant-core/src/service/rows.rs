@@ -19,6 +19,34 @@ const RECORD: &str = "_record";
 /// The stored key of the snapshot of a pair's other record.
 const OTHER_RECORD: &str = "_other_record";
 
+/// Bytes of one row as a JSON object in memory, before its evidence: the
+/// object (a B-tree node of up to 11 fields, about 640 bytes, whatever it
+/// holds), its keys and strings, and the record snapshot attached to it
+/// (another object).
+const ROW_BYTES: u64 = 1_800;
+
+/// Bytes of one evidence neighbour as a JSON object (id, label, distance).
+const NEIGHBOUR_BYTES: u64 = 830;
+
+/// Bytes of the evidence object around its neighbours.
+const EVIDENCE_BYTES: u64 = 700;
+
+/// Bytes per record of its fields read beside the computation (a record
+/// without its vector, and the snapshot index's entry).
+pub(super) const RECORD_FIELDS_BYTES: u64 = 420;
+
+/// The memory one result row takes as a JSON object, with `neighbours`
+/// evidence neighbours (none: no evidence): what the budget counts per
+/// row, since every row of an analysis is held at once until it is stored.
+pub(super) fn row_bytes(neighbours: u64) -> u64 {
+    let evidence = if neighbours > 0 {
+        EVIDENCE_BYTES + neighbours * NEIGHBOUR_BYTES
+    } else {
+        0
+    };
+    ROW_BYTES + evidence
+}
+
 /// A JSON object from pairs.
 pub(super) fn object(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
     Value::Object(
@@ -166,19 +194,22 @@ impl RecordSnapshots {
     }
 
     /// Adds to each row about a record the snapshot of its record (`id`),
-    /// and of a pair's other record (`other_id`, in `others`).
-    pub(super) fn attach(&self, rows: &mut [Value], others: &RecordSnapshots) {
+    /// and of a pair's other record (`other_id`, in `others`, or in these
+    /// snapshots when `None`). A row about one record takes its snapshot
+    /// out of the index (each record has one such row) instead of copying
+    /// it, so the snapshots are held once.
+    pub(super) fn attach(&mut self, rows: &mut [Value], others: Option<&RecordSnapshots>) {
         for row in rows {
             let Value::Object(fields) = row else { continue };
-            let snapshot = |key: &str, snapshots: &RecordSnapshots| {
-                fields
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .and_then(|id| snapshots.by_id.get(id))
-                    .cloned()
+            let id = fields.get("id").and_then(Value::as_str);
+            let other_id = fields.get("other_id").and_then(Value::as_str);
+            let own = match other_id {
+                None => id.and_then(|id| self.by_id.remove(id)),
+                Some(_) => id.and_then(|id| self.by_id.get(id).cloned()),
             };
-            let own = snapshot("id", self);
-            let other = snapshot("other_id", others);
+            let other = other_id
+                .and_then(|other_id| others.unwrap_or(&*self).by_id.get(other_id))
+                .cloned();
             if let Some(own) = own {
                 fields.insert(RECORD.into(), own);
             }
@@ -243,13 +274,14 @@ mod tests {
                 .with_uri("s3://a")
                 .with_metadata("team", "vision"),
         ];
-        let snapshots = RecordSnapshots::new(&loaded(), fetched);
+        let mut snapshots = RecordSnapshots::new(&loaded(), fetched);
         let mut rows = vec![
-            json!({"id": "a", "score": 1.0, "rank": 1}),
             json!({"id": "a", "other_id": "b", "rank": 2}),
+            json!({"id": "a", "score": 1.0, "rank": 1}),
             json!({"class": "cat", "rank": 3}),
         ];
-        snapshots.attach(&mut rows, &snapshots);
+        snapshots.attach(&mut rows, None);
+        rows.swap(0, 1);
 
         let bare = for_reading(rows[0].clone(), JoinedFields::default());
         assert_eq!(bare, json!({"id": "a", "score": 1.0, "rank": 1}));

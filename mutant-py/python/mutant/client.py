@@ -157,6 +157,9 @@ class Client:
             UnknownDatasetError: A dataset does not exist.
             InvalidParameterError: Unknown kind, bad or unknown parameter,
                 missing or unexpected reference.
+            AnalysisTooLargeError: The analysis would need more working
+                memory than the server's budget; the message says what to
+                lower.
         """
         status = self._native.start_analysis(
             kind, _name(target), None if reference is None else _name(reference), params

@@ -50,6 +50,7 @@ __all__ = [
     "UnauthorizedError",
     "PayloadTooLargeError",
     "DatasetTooLargeError",
+    "AnalysisTooLargeError",
     "UnavailableError",
     "UnknownAnalysisError",
     "AnalysisNotFinishedError",
@@ -220,6 +221,13 @@ class DatasetTooLargeError(MutantError):
     the server, or split the dataset."""
 
 
+class AnalysisTooLargeError(MutantError):
+    """The analysis would need more working memory than the server's
+    analysis budget (code ``analysis_too_large``, HTTP 413); refused before
+    it started. The message says what to lower (``sample_size``, ``k``,
+    ``n``, the dataset), or raise ``MUTANT_ANALYSIS_BYTES`` on the server."""
+
+
 class UnavailableError(MutantError, ConnectionError):
     """The server or its ClickHouse is unavailable (HTTP 503), still after
     the client's retries; retrying later is safe."""
@@ -284,6 +292,7 @@ _CLASS_OF_KIND: Dict[str, Type[MutantError]] = {
     "unauthorized": UnauthorizedError,
     "payload_too_large": PayloadTooLargeError,
     "dataset_too_large": DatasetTooLargeError,
+    "analysis_too_large": AnalysisTooLargeError,
     "unavailable": UnavailableError,
     "unknown_analysis": UnknownAnalysisError,
     "analysis_not_finished": AnalysisNotFinishedError,
