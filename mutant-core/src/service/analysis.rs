@@ -15,7 +15,7 @@ use crate::api::kinds::{AnalysisKind, ReferenceUse};
 use crate::api::results::{JoinedFields, ResultsQuery};
 use crate::api::vocabulary::JobStatus;
 use crate::api::wire::{AnalysisResults, AnalysisStatus, StartAnalysisRequest};
-use crate::model::{AnalysisJob, Dataset, DatasetRef, Filter, JobState};
+use crate::model::{AnalysisJob, Dataset, Filter, JobState};
 use crate::store::{ResultSelection, now_ms};
 use crate::{Error, Result};
 
@@ -85,16 +85,9 @@ impl Service {
         target: &Dataset,
         reference: Option<&Dataset>,
     ) -> Result<()> {
-        let n_target = self
-            .store()
-            .count(&DatasetRef::Id(target.id), &Filter::all())
-            .await?;
+        let n_target = self.store().count(target, &Filter::all()).await?;
         let n_reference = match reference {
-            Some(reference) => {
-                self.store()
-                    .count(&DatasetRef::Id(reference.id), &Filter::all())
-                    .await?
-            }
+            Some(reference) => self.store().count(reference, &Filter::all()).await?,
             None => 0,
         };
         let size = AnalysisSize {
