@@ -624,8 +624,6 @@ async fn a_slow_insert_is_never_missed_by_a_cached_copy_in_constant_use() {
     let cache = DatasetCache::new(Arc::clone(&reading_server), 1 << 26);
     cache.get(&dataset).await.unwrap();
 
-    // Connected last: ClickHouse closes idle keep-alive connections after
-    // 3 s, and a pooled connection the proxy has closed fails the INSERT.
     let proxy = Proxy::start(clickhouse_url().trim_start_matches("http://")).await;
     let writing_server = Arc::new(
         ClickHouseStore::connect(
@@ -634,6 +632,11 @@ async fn a_slow_insert_is_never_missed_by_a_cached_copy_in_constant_use() {
         .await
         .unwrap(),
     );
+    // The slow INSERT must open a connection of its own: ClickHouse gives a
+    // kept-alive connection only its 3 s keep-alive timeout to send the next
+    // request whole, and closes idle ones after it. Past it, the
+    // connect-time connection is closed and forgotten.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     proxy.slow_down(Some(("slowpoke".into(), Duration::from_secs(5))));
     let slow_write = {
         let (writer, slow) = (
