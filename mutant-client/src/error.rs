@@ -339,6 +339,7 @@ impl Error {
             | ErrorCode::DuplicateRecordId
             | ErrorCode::EmptyBatch
             | ErrorCode::BatchTooLarge
+            | ErrorCode::KnnTooLarge
             | ErrorCode::InvalidMetadata
             | ErrorCode::InvalidFilter
             | ErrorCode::InvalidParameter

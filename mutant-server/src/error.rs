@@ -107,7 +107,9 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::DatasetExists | ErrorCode::AnalysisNotFinished | ErrorCode::Cancelled => {
             StatusCode::CONFLICT
         }
-        ErrorCode::PayloadTooLarge | ErrorCode::BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge | ErrorCode::BatchTooLarge | ErrorCode::KnnTooLarge => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::DimensionMismatch
         | ErrorCode::NonFiniteValue

@@ -9,6 +9,7 @@ mod kernels_run;
 mod knn;
 mod params;
 mod projection_run;
+mod records_page;
 mod rows;
 mod scoring;
 mod select_run;
@@ -21,16 +22,19 @@ use serde_json::{Map, Value};
 
 pub use self::analysis::ResultRows;
 pub use self::jobs::Analyses;
-pub use self::knn::{MAX_K, MAX_QUERIES};
+pub use self::knn::{MAX_K, MAX_NEIGHBOURS, MAX_QUERIES};
 pub use self::views::MAX_ANALYSES_LISTED;
 pub use crate::api::kinds::{AnalysisKind, ReferenceUse};
 use crate::api::wire::{
     CountRequest, CountResponse, CreateDatasetRequest, DatasetInfo, DatasetList,
     DeleteRecordsRequest, DeleteRecordsResponse, GetRecordsRequest, IncludeSet,
-    PatchDatasetRequest, RecordsResponse, UpsertResponse, WireRecord, request_filter,
+    PatchDatasetRequest, RecordsResponse, UpsertResponse, WireRecord, distinct_ids, request_filter,
 };
 use crate::cache::DatasetCache;
-use crate::model::{Dataset, DatasetRef, MetadataUpdate, Metric, NewDataset, Record};
+use crate::model::{
+    Dataset, DatasetRef, Filter, MetadataUpdate, Metric, NewDataset, Record,
+    validate_dataset_metadata,
+};
 use crate::store::{FetchQuery, Store};
 use crate::{Error, Result};
 
@@ -188,6 +192,9 @@ impl Service {
             (None, None) => None,
         };
         if let Some(update) = update {
+            let mut updated = current.metadata.clone();
+            update.clone().apply(&mut updated);
+            validate_dataset_metadata(&current.name, &updated)?;
             current = self
                 .store()
                 .update_dataset_metadata(&DatasetRef::Id(current.id), update)
@@ -237,9 +244,11 @@ impl Service {
         dataset: &str,
         request: GetRecordsRequest,
     ) -> Result<RecordsResponse> {
+        // Every request filter is checked against the cost bound, ids included.
+        let filter = request_filter(request.ids.as_deref(), request.filter.as_ref())?;
+        let distinct = request.ids.as_deref().map(distinct_ids).transpose()?;
         // Asking for ids without a limit asks for all of them (up to a page).
-        let default_limit = request
-            .ids
+        let default_limit = distinct
             .as_ref()
             .map_or(DEFAULT_PAGE, |ids| ids.len().clamp(1, MAX_PAGE));
         let limit = request.limit.unwrap_or(default_limit);
@@ -251,16 +260,31 @@ impl Service {
         }
         let include =
             IncludeSet::from_list(request.include.as_deref(), IncludeSet::all_but_vectors());
-        let query = FetchQuery {
-            filter: request_filter(request.ids.as_deref(), request.filter.as_ref())?,
-            limit,
-            offset: request.offset.unwrap_or(0),
-            with_vectors: include.vector,
+        let offset = request.offset.unwrap_or(0);
+        let records = match &distinct {
+            Some(ids) => {
+                let found = self.resolve(dataset).await?;
+                let page = records_page::IdsPage {
+                    ids,
+                    filter: request.filter.as_ref().map(Filter::from_json).transpose()?,
+                    limit,
+                    offset,
+                    with_vectors: include.vector,
+                };
+                self.fetch_ids_page(&DatasetRef::Id(found.id), page).await?
+            }
+            None => {
+                let query = FetchQuery {
+                    filter,
+                    limit,
+                    offset,
+                    with_vectors: include.vector,
+                };
+                self.store()
+                    .fetch(&DatasetRef::parse(dataset), &query)
+                    .await?
+            }
         };
-        let records = self
-            .store()
-            .fetch(&DatasetRef::parse(dataset), &query)
-            .await?;
         Ok(RecordsResponse {
             records: records
                 .into_iter()
