@@ -2,6 +2,7 @@
 //! requests, works through the [`Store`], the [`DatasetCache`] and the
 //! kernels, and returns wire responses. The server only adds HTTP.
 
+mod admission;
 mod analysis;
 mod graphs;
 mod jobs;
@@ -57,6 +58,9 @@ pub struct ServiceConfig {
     /// How this server names itself in the jobs it runs (its host and listen
     /// address, say); a random per-process id is added. Default empty.
     pub server_name: String,
+    /// How many analyses this server computes at once; the others wait
+    /// `queued`, in the order they were started. Default 2.
+    pub analyses_in_flight: usize,
 }
 
 impl Default for ServiceConfig {
@@ -67,6 +71,7 @@ impl Default for ServiceConfig {
             analysis_heartbeat: Duration::from_secs(1),
             analysis_lease: Duration::from_secs(10),
             server_name: String::new(),
+            analyses_in_flight: 2,
         }
     }
 }
@@ -106,7 +111,7 @@ impl Service {
             inner: Arc::new(Inner {
                 store,
                 cache,
-                analyses: Analyses::default(),
+                analyses: Analyses::new(config.analyses_in_flight),
                 config,
                 server_id,
             }),
