@@ -14,6 +14,7 @@ mod e2e_sdk;
 mod e2e_support;
 mod e2e_views;
 mod faults;
+mod hardening;
 mod hostile;
 mod load;
 mod model_based;
