@@ -164,7 +164,7 @@ async fn issue_13_a_running_select_stops_when_cancelled() {
         .start_analysis(&request(
             "select",
             "pool",
-            json!({"n": 5_000, "weights": {"uniqueness": 1.0, "novelty": 1.0}, "diversity": true}),
+            json!({"n": 5_000, "weights": {"uniqueness": 1.0}, "diversity": true}),
         ))
         .await
         .unwrap();
@@ -373,14 +373,15 @@ async fn requests_are_bounded_with_typed_errors() {
 }
 
 /// Opens a connection that sends `partial` and nothing more; returns how
-/// long after `since` the server closed it.
-async fn held_open(address: String, partial: &'static [u8], since: Instant) -> Duration {
+/// long after the connection was established the server closed it.
+async fn held_open(address: String, partial: &'static [u8]) -> Duration {
     let mut stream = TcpStream::connect(&address).await.unwrap();
+    let connected = Instant::now();
     stream.write_all(partial).await.unwrap();
     let mut buffer = [0u8; 256];
     loop {
         match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => return since.elapsed(),
+            Ok(0) | Err(_) => return connected.elapsed(),
             Ok(_) => {}
         }
     }
@@ -397,7 +398,6 @@ async fn issue_13_half_open_connections_are_closed_by_the_header_timeout() {
     )
     .await;
     let address = server.url.trim_start_matches("http://").to_owned();
-    let opened = Instant::now();
     let holders: Vec<_> = (0..300)
         .map(|index| {
             let partial: &'static [u8] = match index % 3 {
@@ -405,7 +405,7 @@ async fn issue_13_half_open_connections_are_closed_by_the_header_timeout() {
                 1 => b"GET /healthz HTTP/1.1\r\n",
                 _ => b"POST /v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Len",
             };
-            tokio::spawn(held_open(address.clone(), partial, opened))
+            tokio::spawn(held_open(address.clone(), partial))
         })
         .collect();
     // Others are still served meanwhile.
@@ -419,8 +419,13 @@ async fn issue_13_half_open_connections_are_closed_by_the_header_timeout() {
             .expect("the server closes a half-open connection")
             .unwrap();
         assert!(
-            closed_after >= Duration::from_millis(600),
-            "closed after {closed_after:?}, before the 700 ms header timeout"
+            closed_after >= Duration::from_millis(650),
+            "closed {closed_after:?} after it opened, before the 700 ms header timeout"
+        );
+        // Generous, for a loaded machine: closed at its timeout, not left open.
+        assert!(
+            closed_after < Duration::from_secs(3),
+            "still open {closed_after:?} after it opened, with a 700 ms header timeout"
         );
         latest = latest.max(closed_after);
     }
@@ -491,9 +496,8 @@ async fn issue_13_the_connection_limit_holds_clients_back_until_one_closes() {
     )
     .await;
     let address = server.url.trim_start_matches("http://").to_owned();
-    let opened = Instant::now();
     let holders: Vec<_> = (0..4)
-        .map(|_| tokio::spawn(held_open(address.clone(), b"", opened)))
+        .map(|_| tokio::spawn(held_open(address.clone(), b"")))
         .collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut fifth = TcpStream::connect(&address).await.unwrap();

@@ -318,6 +318,11 @@ impl Service {
             tokio::join!(computing, fetching_target, fetching_reference);
         let (mut output, target_fields, reference_fields) =
             (output?, target_fields?, reference_fields?);
+        // A cancel that came while the record fields were read: the rows
+        // are not worth shaping or storing.
+        if local.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
         let output = super::run_blocking(move || {
             let target_snapshots = RecordSnapshots::new(&target, target_fields);
             match &reference {
