@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::Service;
 use super::admission::{Admission, Slot, Ticket};
+use super::analysis_thread::run_analysis;
 use super::kernels_run::{AnalysisInput, AnalysisOutput, compute};
 use super::params::AnalysisParams;
 use super::rows::RecordSnapshots;
@@ -298,7 +299,7 @@ impl Service {
             progress: Arc::clone(&local.progress),
             cancel: Arc::clone(&local.cancel),
         };
-        let computing = super::run_blocking(move || compute(&kernel_input));
+        let computing = run_analysis(move || compute(&kernel_input));
         // Drift's rows are classes: no record to snapshot.
         let target_snapshot_wanted = input.kind != AnalysisKind::Drift;
         let fetching_target = async {

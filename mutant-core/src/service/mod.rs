@@ -4,6 +4,7 @@
 
 mod admission;
 mod analysis;
+mod analysis_thread;
 mod graphs;
 mod jobs;
 mod kernels_run;
