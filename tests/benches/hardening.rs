@@ -67,8 +67,9 @@ fn healthz(address: &str) -> Vec<u8> {
 }
 
 fn small_write(address: &str, index: usize) -> Vec<u8> {
-    let body = json!({"records": [{"id": format!("w{index}"), "vector": [index as f32, 1.0, 2.0, 3.0]}]})
-        .to_string();
+    let body =
+        json!({"records": [{"id": format!("w{index}"), "vector": [index as f32, 1.0, 2.0, 3.0]}]})
+            .to_string();
     format!(
         "POST /v1/datasets/writes/records HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

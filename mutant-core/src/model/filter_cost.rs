@@ -41,7 +41,7 @@ impl Filter {
     /// ```
     /// use mutant_core::model::{Filter, MAX_FILTER_VALUES};
     /// assert!(Filter::ids((0..MAX_FILTER_VALUES).map(|n| n.to_string())).check_cost().is_ok());
-    /// let wide = Filter::Or(vec![Filter::ids(["a"; MAX_FILTER_VALUES]), Filter::ids(["b"])]);
+    /// let wide = Filter::Or(vec![Filter::ids(vec!["a"; MAX_FILTER_VALUES]), Filter::ids(["b"])]);
     /// assert!(wide.check_cost().is_err());
     /// ```
     pub fn check_cost(&self) -> Result<()> {
