@@ -109,6 +109,9 @@ async fn issue_13_analyses_wait_queued_in_order_behind_the_bounded_running_ones(
             .count();
         most_running = most_running.max(running);
         assert!(running <= 1, "{running} running at once: {statuses:?}");
+        let page = metrics(&server).await;
+        let computing = metric_value(&page, "mutant_analyses_computing").unwrap();
+        assert!(computing <= 1.0, "{page}");
         if statuses.iter().all(|status| status.status.is_final()) {
             break;
         }
@@ -143,6 +146,8 @@ async fn issue_13_analyses_wait_queued_in_order_behind_the_bounded_running_ones(
         );
     }
     let page = metrics(&server).await;
+    assert_eq!(metric_value(&page, "mutant_analyses_computing"), Some(0.0));
+    assert_eq!(metric_value(&page, "mutant_analyses_waiting"), Some(0.0));
     assert_eq!(
         metric_value(&page, "mutant_analyses{status=\"cancelled\"}"),
         Some(1.0),
