@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use mutant_core::service::ServiceConfig;
 use mutant_core::store::GroupCommitConfig;
 
 /// Everything the server is configured with.
@@ -56,7 +57,8 @@ pub(crate) struct Config {
     pub(crate) compact_interval: Duration,
     /// How many analyses this server computes at once; the others wait
     /// `queued`, in the order they were started.
-    /// `MUTANT_ANALYSES_IN_FLIGHT` / `--analyses-in-flight`; default 2.
+    /// `MUTANT_ANALYSES_IN_FLIGHT` / `--analyses-in-flight`; default 1, or
+    /// 2 from 8 cores up.
     pub(crate) analyses_in_flight: usize,
     /// The longest a client may take to send a request head, from the
     /// connection's start or from the first byte of a later request; past
@@ -281,7 +283,10 @@ impl Config {
                 Duration::from_secs(1),
                 Duration::from_secs(3_600),
             )?,
-            analyses_in_flight: given.count(ANALYSES_IN_FLIGHT, 2)?,
+            analyses_in_flight: given.count(
+                ANALYSES_IN_FLIGHT,
+                ServiceConfig::default().analyses_in_flight,
+            )?,
             header_timeout: given.duration(
                 HEADER_TIMEOUT_MS,
                 millisecond,
@@ -328,7 +333,10 @@ mod tests {
         assert_eq!(config.clickhouse_timeout, Duration::from_secs(30));
         assert_eq!(config.inserts_in_flight, 2);
         assert_eq!(config.compact_interval, Duration::from_secs(3_600));
-        assert_eq!(config.analyses_in_flight, 2);
+        assert_eq!(
+            config.analyses_in_flight,
+            ServiceConfig::default().analyses_in_flight
+        );
         assert_eq!(config.header_timeout, Duration::from_secs(10));
         assert_eq!(config.idle_timeout, Duration::from_secs(60));
         assert_eq!(config.max_connections, 1_024);

@@ -15,7 +15,8 @@
 //!    with the square of `n` and more.
 //!
 //! Data: seeded (`bench::seeded_vector`); 20,000 x 64 for the analyses,
-//! a 4-d dataset for the writes.
+//! a 4-d dataset for the writes. `-- --in-flight N` sets the server's
+//! `MUTANT_ANALYSES_IN_FLIGHT` (else its default).
 //!
 //! ```text
 //! scripts/clickhouse.sh start
@@ -36,7 +37,7 @@ use mutant_core::kernels::{
     select,
 };
 use mutant_tests::ServerProcess;
-use mutant_tests::bench::{Figure, Ratio, Report, seeded_vector};
+use mutant_tests::bench::{Figure, Ratio, Report, argument, seeded_vector};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -188,6 +189,14 @@ fn report_pair(
         ("healthz", under_load.0, idle.0),
         ("small_write", under_load.1, idle.1),
     ] {
+        report.note(
+            &format!("{what}_p50_ms_{name}"),
+            percentile(loaded.clone(), 0.5),
+        );
+        report.note(
+            &format!("{what}_p50_ms_idle_{name}"),
+            percentile(baseline.clone(), 0.5),
+        );
         let baseline_key = format!("{what}_{quantile}_ms_idle_{name}");
         let baseline_value = percentile(baseline, fraction);
         report.baseline(&baseline_key, baseline_value, "ms");
@@ -210,7 +219,14 @@ fn report_pair(
 }
 
 async fn under_analyses(report: &mut Report) {
-    let server = ServerProcess::start("hardening_bench_admission").await;
+    let in_flight = argument("--in-flight");
+    let env: Vec<(&str, &str)> = in_flight
+        .as_deref()
+        .map(|count| ("MUTANT_ANALYSES_IN_FLIGHT", count))
+        .into_iter()
+        .collect();
+    let server = ServerProcess::start_with("hardening_bench_admission", &env).await;
+    let in_flight = in_flight.unwrap_or_else(|| "the default".to_owned());
     let client = Client::new(&server.url).unwrap();
     let address = server.url.trim_start_matches("http://").to_owned();
     fill_heavy(&client).await;
@@ -229,7 +245,7 @@ async fn under_analyses(report: &mut Report) {
     let still_busy = unfinished(&client, &ids).await;
     report.note("analyses_unfinished_after_window", still_busy);
     report.comment(&format!(
-        "{N_ANALYSES} heavy analyses on {HEAVY_ROWS} x {HEAVY_DIMENSION}, MUTANT_ANALYSES_IN_FLIGHT 2; {still_busy} still queued or running when sampling stopped after {:.1} s",
+        "{N_ANALYSES} heavy analyses on {HEAVY_ROWS} x {HEAVY_DIMENSION}, MUTANT_ANALYSES_IN_FLIGHT {in_flight}; {still_busy} still queued or running when sampling stopped after {:.1} s",
         started.elapsed().as_secs_f64()
     ));
     report_pair(

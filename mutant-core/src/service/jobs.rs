@@ -177,6 +177,12 @@ impl Service {
         let Some(_slot) = self.wait_for_slot(&mut job, &local, ticket).await else {
             return;
         };
+        // Cancelled or failed through another server since the last
+        // heartbeat: writing `running` now would undo that.
+        if let Some(state) = self.final_state_elsewhere(&mut job, &local).await {
+            local.set_state(state);
+            return;
+        }
         local.set_state(JobState::Running);
         job.state = JobState::Running;
         job.started_at_ms = Some(now_ms());
@@ -246,7 +252,10 @@ impl Service {
         local: &LocalJob,
         mut ticket: Ticket,
     ) -> Option<Slot> {
-        let heartbeat = self.inner.config.analysis_heartbeat;
+        // Waiting costs nothing but the lease: heartbeat a few times per
+        // lease, not every heartbeat, so a long queue does not load the store.
+        let config = &self.inner.config;
+        let heartbeat = config.analysis_heartbeat.max(config.analysis_lease / 4);
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -60,7 +60,10 @@ pub struct ServiceConfig {
     /// address, say); a random per-process id is added. Default empty.
     pub server_name: String,
     /// How many analyses this server computes at once; the others wait
-    /// `queued`, in the order they were started. Default 2.
+    /// `queued`, in the order they were started. Every analysis already
+    /// uses `kernel_threads` threads, so a second one at once mostly adds
+    /// contention: default 1, or 2 from 8 cores up (so a short analysis
+    /// need not wait behind a long one).
     pub analyses_in_flight: usize,
 }
 
@@ -72,7 +75,10 @@ impl Default for ServiceConfig {
             analysis_heartbeat: Duration::from_secs(1),
             analysis_lease: Duration::from_secs(10),
             server_name: String::new(),
-            analyses_in_flight: 2,
+            analyses_in_flight: match std::thread::available_parallelism().map_or(1, usize::from) {
+                cores if cores >= 8 => 2,
+                _ => 1,
+            },
         }
     }
 }
