@@ -333,7 +333,9 @@ impl Service {
         if local.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        let output = super::run_blocking(move || {
+        // Shaping the rows with their snapshots is the analysis's work too:
+        // on its low-priority thread.
+        let output = run_analysis(move || {
             let target_snapshots = RecordSnapshots::new(&target, target_fields);
             match &reference {
                 Some(reference) if reference_snapshot_wanted => target_snapshots.attach(
