@@ -16,7 +16,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,6 +43,9 @@ pub(crate) struct ConnectionState {
     in_flight: AtomicUsize,
     /// When the last answer finished (the connection's start before any).
     idle_since: Mutex<Option<Instant>>,
+    /// The task waiting to read while a request was in flight, with no
+    /// deadline set: woken when the request ends, so the deadline is set.
+    reader: Mutex<Option<Waker>>,
 }
 
 impl ConnectionState {
@@ -50,6 +53,7 @@ impl ConnectionState {
         Arc::new(ConnectionState {
             in_flight: AtomicUsize::new(0),
             idle_since: Mutex::new(None),
+            reader: Mutex::new(None),
         })
     }
 
@@ -84,6 +88,15 @@ impl Drop for InFlight {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let reader = self
+            .state
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(reader) = reader {
+            reader.wake();
+        }
     }
 }
 
@@ -153,7 +166,18 @@ impl AsyncRead for GuardedStream {
                 Poll::Ready(result)
             }
             Poll::Pending => match this.deadline() {
-                None => Poll::Pending,
+                None => {
+                    *this
+                        .state
+                        .reader
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(context.waker().clone());
+                    // The request may have ended since the look at it.
+                    if this.state.in_flight.load(Ordering::SeqCst) == 0 {
+                        context.waker().wake_by_ref();
+                    }
+                    Poll::Pending
+                }
                 Some(deadline) => {
                     this.timer.as_mut().reset(deadline);
                     match this.timer.as_mut().poll(context) {
