@@ -42,6 +42,8 @@ RUN groupadd --system --gid 10001 mutant \
 COPY --from=builder /out/mutant-server /usr/local/bin/mutant-server
 USER mutant:mutant
 # The default (127.0.0.1:7311) would be unreachable from outside the container.
+# Beyond loopback, set MUTANT_API_TOKEN too (docker run -e, or the compose
+# file): without it the server has no authentication and says so at start.
 ENV MUTANT_LISTEN=0.0.0.0:7311
 EXPOSE 7311
 # No curl in the slim image: bash's /dev/tcp sends GET /healthz. The port is

@@ -129,6 +129,8 @@ pub struct ServerProcess {
     pub url: String,
     /// The ClickHouse database it owns.
     pub database: String,
+    /// Where its log goes.
+    log_path: std::path::PathBuf,
 }
 
 impl ServerProcess {
@@ -142,6 +144,23 @@ impl ServerProcess {
         let database = format!("mutant_e2e_{test_name}");
         drop_database(&clickhouse_url(), &database).await;
         ServerProcess::spawn(database, extra_env).await
+    }
+
+    /// Like [`ServerProcess::start_with`], listening on every interface
+    /// (`0.0.0.0`) instead of loopback; clients still use loopback.
+    pub async fn start_on_every_interface(
+        test_name: &str,
+        extra_env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let database = format!("mutant_e2e_{test_name}");
+        drop_database(&clickhouse_url(), &database).await;
+        ServerProcess::spawn_program(&server_binary(), "0.0.0.0", database, extra_env).await
+    }
+
+    /// What the server has logged so far (at `MUTANT_TEST_SERVER_LOG`'s
+    /// level, `warn` by default).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// Another server on the same ClickHouse database as `other`, as when
@@ -161,15 +180,16 @@ impl ServerProcess {
     /// The server program at `binary` (another build, say) on `database`,
     /// which keeps what it holds: for benchmarks that reuse their data.
     pub async fn start_program(binary: &std::path::Path, database: &str) -> ServerProcess {
-        ServerProcess::spawn_program(binary, database.to_owned(), &[]).await
+        ServerProcess::spawn_program(binary, "127.0.0.1", database.to_owned(), &[]).await
     }
 
     async fn spawn(database: String, extra_env: &[(&str, &str)]) -> ServerProcess {
-        ServerProcess::spawn_program(&server_binary(), database, extra_env).await
+        ServerProcess::spawn_program(&server_binary(), "127.0.0.1", database, extra_env).await
     }
 
     async fn spawn_program(
         binary: &std::path::Path,
+        host: &str,
         database: String,
         extra_env: &[(&str, &str)],
     ) -> ServerProcess {
@@ -177,9 +197,10 @@ impl ServerProcess {
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port")
             .port();
+        let log_path = std::env::temp_dir().join(format!("{database}.{}.log", std::process::id()));
         let mut command = std::process::Command::new(binary);
         command
-            .env("MUTANT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("MUTANT_LISTEN", format!("{host}:{port}"))
             .env("MUTANT_CLICKHOUSE_URL", clickhouse_url())
             .env("MUTANT_DATABASE", &database)
             .env(
@@ -189,7 +210,7 @@ impl ServerProcess {
             .stdout(std::process::Stdio::null())
             // Not the test's own stderr: a server outliving an aborted test
             // process must not hold the test runner's output pipe open.
-            .stderr(server_log(&database));
+            .stderr(server_log(&log_path));
         for (name, value) in extra_env {
             command.env(name, value);
         }
@@ -198,6 +219,7 @@ impl ServerProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
             database,
+            log_path,
         };
         server.wait_until_ready().await;
         server
@@ -247,9 +269,8 @@ impl Drop for ServerProcess {
 /// Where a test server's log goes: a file in the temporary directory, named
 /// after its database. `MUTANT_TEST_SERVER_LOG` sets its level (`RUST_LOG`
 /// syntax, default `warn`).
-fn server_log(database: &str) -> std::process::Stdio {
-    let path = std::env::temp_dir().join(format!("{database}.{}.log", std::process::id()));
-    match std::fs::File::create(&path) {
+fn server_log(path: &std::path::Path) -> std::process::Stdio {
+    match std::fs::File::create(path) {
         Ok(file) => std::process::Stdio::from(file),
         Err(_) => std::process::Stdio::null(),
     }

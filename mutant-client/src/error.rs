@@ -349,6 +349,7 @@ impl Error {
             | ErrorCode::DuplicateRecordId
             | ErrorCode::EmptyBatch
             | ErrorCode::BatchTooLarge
+            | ErrorCode::KnnTooLarge
             | ErrorCode::InvalidMetadata
             | ErrorCode::InvalidFilter
             | ErrorCode::InvalidParameter

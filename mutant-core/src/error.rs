@@ -159,6 +159,25 @@ pub enum Error {
         "the query is {len} bytes, over ClickHouse's limit of {max}; use fewer or shorter values in the filter"
     )]
     QueryTooLarge { len: usize, max: usize },
+    /// A kNN request asking for more neighbours in all than one answer may hold.
+    #[error(
+        "{n_queries} queries x k {k} asks for {asked} neighbours; the limit is {max} per request; send fewer queries per request or a smaller k"
+    )]
+    KnnTooLarge {
+        n_queries: usize,
+        k: usize,
+        asked: usize,
+        max: usize,
+    },
+    /// A dataset's metadata over its size limit.
+    #[error(
+        "the metadata of dataset {dataset:?} would be {len} bytes as JSON; the limit is {max} bytes; keep large documents elsewhere and store a reference"
+    )]
+    DatasetMetadataTooLong {
+        dataset: String,
+        len: usize,
+        max: usize,
+    },
 }
 
 impl Error {
@@ -192,6 +211,8 @@ impl Error {
             Error::StoreUnavailable { .. } => ErrorCode::StoreUnavailable,
             Error::Store { .. } => ErrorCode::StoreError,
             Error::QueryTooLarge { .. } => ErrorCode::QueryTooLarge,
+            Error::KnnTooLarge { .. } => ErrorCode::KnnTooLarge,
+            Error::DatasetMetadataTooLong { .. } => ErrorCode::FieldTooLong,
             Error::Internal { .. } => ErrorCode::Internal,
             Error::UnknownAnalysis { .. } => ErrorCode::UnknownAnalysis,
             Error::AnalysisNotFinished { .. } => ErrorCode::AnalysisNotFinished,

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use mutant_core::service::ServiceConfig;
 use mutant_core::store::GroupCommitConfig;
 
 /// Everything the server is configured with.
@@ -60,6 +61,25 @@ pub(crate) struct Config {
     /// `MUTANT_COMPACT_INTERVAL_S` / `--compact-interval-s`, in seconds;
     /// default 1 hour.
     pub(crate) compact_interval: Duration,
+    /// How many analyses this server computes at once; the others wait
+    /// `queued`, in the order they were started.
+    /// `MUTANT_ANALYSES_IN_FLIGHT` / `--analyses-in-flight`; default 1, or
+    /// 2 from 8 cores up.
+    pub(crate) analyses_in_flight: usize,
+    /// The longest a client may take to send a request head, from the
+    /// connection's start or from the first byte of a later request; past
+    /// it the server closes the connection. `MUTANT_HEADER_TIMEOUT_MS` /
+    /// `--header-timeout-ms`, in milliseconds; default 10 s.
+    pub(crate) header_timeout: Duration,
+    /// The longest a kept-alive connection may wait for its next request
+    /// after an answer before the server closes it.
+    /// `MUTANT_IDLE_TIMEOUT_MS` / `--idle-timeout-ms`, in milliseconds;
+    /// default 60 s.
+    pub(crate) idle_timeout: Duration,
+    /// The most connections served at once; further clients wait in the
+    /// listen backlog until one closes. `MUTANT_MAX_CONNECTIONS` /
+    /// `--max-connections`; default 1024.
+    pub(crate) max_connections: usize,
 }
 
 /// A bad configuration: which setting, and what to change.
@@ -117,9 +137,13 @@ const CLICKHOUSE_TIMEOUT_MS: Setting =
     setting("MUTANT_CLICKHOUSE_TIMEOUT_MS", "--clickhouse-timeout-ms");
 const INSERTS_IN_FLIGHT: Setting = setting("MUTANT_INSERTS_IN_FLIGHT", "--inserts-in-flight");
 const COMPACT_INTERVAL_S: Setting = setting("MUTANT_COMPACT_INTERVAL_S", "--compact-interval-s");
+const ANALYSES_IN_FLIGHT: Setting = setting("MUTANT_ANALYSES_IN_FLIGHT", "--analyses-in-flight");
+const HEADER_TIMEOUT_MS: Setting = setting("MUTANT_HEADER_TIMEOUT_MS", "--header-timeout-ms");
+const IDLE_TIMEOUT_MS: Setting = setting("MUTANT_IDLE_TIMEOUT_MS", "--idle-timeout-ms");
+const MAX_CONNECTIONS: Setting = setting("MUTANT_MAX_CONNECTIONS", "--max-connections");
 
 /// Every setting, in the order `--help` lists them.
-const SETTINGS: [Setting; 15] = [
+const SETTINGS: [Setting; 19] = [
     LISTEN,
     CLICKHOUSE_URL,
     CLICKHOUSE_USER,
@@ -135,6 +159,10 @@ const SETTINGS: [Setting; 15] = [
     CLICKHOUSE_TIMEOUT_MS,
     INSERTS_IN_FLIGHT,
     COMPACT_INTERVAL_S,
+    ANALYSES_IN_FLIGHT,
+    HEADER_TIMEOUT_MS,
+    IDLE_TIMEOUT_MS,
+    MAX_CONNECTIONS,
 ];
 
 /// The raw values given, by setting: from the environment, then the flags.
@@ -267,6 +295,17 @@ impl Config {
                 Duration::from_secs(1),
                 Duration::from_secs(3_600),
             )?,
+            analyses_in_flight: given.count(
+                ANALYSES_IN_FLIGHT,
+                ServiceConfig::default().analyses_in_flight,
+            )?,
+            header_timeout: given.duration(
+                HEADER_TIMEOUT_MS,
+                millisecond,
+                Duration::from_secs(10),
+            )?,
+            idle_timeout: given.duration(IDLE_TIMEOUT_MS, millisecond, Duration::from_secs(60))?,
+            max_connections: given.count(MAX_CONNECTIONS, 1_024)?,
         })
     }
 }
@@ -322,6 +361,14 @@ fn mem_total_bytes(meminfo: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+impl Config {
+    /// Whether the server listens beyond loopback with no token: anyone who
+    /// can reach the address can read, write and delete every dataset.
+    pub(crate) fn exposed_without_token(&self) -> bool {
+        !self.listen.ip().is_loopback() && self.api_token.is_none()
+    }
+}
+
 fn usage() -> String {
     let mut text = String::from("usage: mutant-server [--flag value]...\n");
     for setting in SETTINGS {
@@ -349,12 +396,44 @@ mod tests {
         assert_eq!(config.clickhouse_timeout, Duration::from_secs(30));
         assert_eq!(config.inserts_in_flight, 2);
         assert_eq!(config.compact_interval, Duration::from_secs(3_600));
+        assert_eq!(
+            config.analyses_in_flight,
+            ServiceConfig::default().analyses_in_flight
+        );
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.max_connections, 1_024);
         let from_env = Config::load(
             |name| (name == "MUTANT_ANALYSIS_HEARTBEAT_MS").then(|| "250".to_owned()),
             &[],
         )
         .unwrap();
         assert_eq!(from_env.analysis_heartbeat, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn listening_beyond_loopback_without_a_token_is_exposed() {
+        assert!(!load(&[]).unwrap().exposed_without_token());
+        assert!(
+            load(&["--listen", "0.0.0.0:7311"])
+                .unwrap()
+                .exposed_without_token()
+        );
+        assert!(
+            load(&["--listen", "[::]:7311"])
+                .unwrap()
+                .exposed_without_token()
+        );
+        assert!(
+            !load(&["--listen", "[::1]:7311"])
+                .unwrap()
+                .exposed_without_token()
+        );
+        assert!(
+            !load(&["--listen", "0.0.0.0:7311", "--api-token", "secret"])
+                .unwrap()
+                .exposed_without_token()
+        );
     }
 
     #[test]
@@ -379,6 +458,20 @@ mod tests {
             load(&["--clickhouse-timeout-ms", "0"]),
             Err(ConfigError::BadValue {
                 variable: "MUTANT_CLICKHOUSE_TIMEOUT_MS",
+                ..
+            })
+        ));
+        assert!(matches!(
+            load(&["--analyses-in-flight", "0"]),
+            Err(ConfigError::BadValue {
+                variable: "MUTANT_ANALYSES_IN_FLIGHT",
+                ..
+            })
+        ));
+        assert!(matches!(
+            load(&["--header-timeout-ms", "soon"]),
+            Err(ConfigError::BadValue {
+                variable: "MUTANT_HEADER_TIMEOUT_MS",
                 ..
             })
         ));

@@ -107,9 +107,10 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::DatasetExists | ErrorCode::AnalysisNotFinished | ErrorCode::Cancelled => {
             StatusCode::CONFLICT
         }
-        ErrorCode::PayloadTooLarge | ErrorCode::BatchTooLarge | ErrorCode::AnalysisTooLarge => {
-            StatusCode::PAYLOAD_TOO_LARGE
-        }
+        ErrorCode::PayloadTooLarge
+        | ErrorCode::BatchTooLarge
+        | ErrorCode::AnalysisTooLarge
+        | ErrorCode::KnnTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::DimensionMismatch
         | ErrorCode::NonFiniteValue

@@ -2,6 +2,7 @@
 //! HTTP/1.1 listener that drains in-flight requests on SIGTERM or SIGINT.
 
 mod config;
+mod connections;
 mod error;
 mod http;
 mod metrics;
@@ -19,9 +20,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use mutant_core::service::{Service, ServiceConfig};
 use mutant_core::store::{ClickHouseConfig, ClickHouseStore};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, ConfigError};
+use crate::connections::{AcceptBackoff, ConnectionState, GuardedStream, Timeouts, TrackedBody};
 use crate::metrics::Metrics;
 use crate::routes::{AppState, handle};
 
@@ -74,11 +77,19 @@ async fn serve(config: Config) -> Result<(), String> {
             analysis_heartbeat: config.analysis_heartbeat,
             analysis_lease: config.analysis_lease,
             server_name: server_name(&config),
+            analyses_in_flight: config.analyses_in_flight,
         },
     );
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
+    if config.exposed_without_token() {
+        tracing::warn!(
+            listen = %config.listen,
+            "EXPOSED WITHOUT A TOKEN: this server listens beyond loopback and MUTANT_API_TOKEN is not set, so anyone who can reach {} can read, change and delete every dataset; set MUTANT_API_TOKEN (or --api-token), or listen on 127.0.0.1",
+            config.listen
+        );
+    }
     tracing::info!(listen = %config.listen, clickhouse = %config.clickhouse_url, database = %config.database, "mutant-server ready");
     let state = Arc::new(AppState {
         service,
@@ -95,28 +106,63 @@ async fn serve(config: Config) -> Result<(), String> {
 
     let graceful = GracefulShutdown::new();
     let builder = hyper::server::conn::http1::Builder::new();
+    let timeouts = Timeouts {
+        header: state.config.header_timeout,
+        idle: state.config.idle_timeout,
+    };
+    let connection_slots = Arc::new(Semaphore::new(state.config.max_connections));
+    let mut backoff = AcceptBackoff::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        continue;
-                    }
-                };
-                let state = Arc::clone(&state);
-                let connection = builder.serve_connection(TokioIo::new(stream), service_fn(move |request| handle(Arc::clone(&state), request)));
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                });
-            }
+        // At the connection limit, the next clients wait in the listen
+        // backlog until a connection closes.
+        let slot = tokio::select! {
+            slot = Arc::clone(&connection_slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
             () = &mut shutdown => break,
-        }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => {
+                    backoff.succeeded();
+                    accepted
+                }
+                Err(error) => {
+                    // Out of file descriptors, say: pause, or the loop spins.
+                    let pause = backoff.failed();
+                    tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "accept failed; pausing");
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection_state = ConnectionState::new();
+        let io = TokioIo::new(GuardedStream::new(
+            stream,
+            Arc::clone(&connection_state),
+            timeouts,
+        ));
+        let state = Arc::clone(&state);
+        let service = service_fn(move |request| {
+            let in_flight = connection_state.request_started();
+            let state = Arc::clone(&state);
+            async move {
+                let answer = handle(state, request).await?;
+                Ok::<_, std::convert::Infallible>(
+                    answer.map(|body| TrackedBody::new(body, in_flight)),
+                )
+            }
+        });
+        let connection = graceful.watch(builder.serve_connection(io, service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(slot);
+        });
     }
     drop(listener);
     compaction.abort();

@@ -111,6 +111,15 @@ impl Metrics {
         for (status, count) in service.analyses().counts_by_status() {
             let _ = writeln!(text, "mutant_analyses{{status=\"{status}\"}} {count}");
         }
+        let (computing, waiting) = service.analyses().computing_and_waiting();
+        let _ = writeln!(
+            text,
+            "# HELP mutant_analyses_computing Analyses holding one of this server's MUTANT_ANALYSES_IN_FLIGHT slots.\n# TYPE mutant_analyses_computing gauge\nmutant_analyses_computing {computing}"
+        );
+        let _ = writeln!(
+            text,
+            "# HELP mutant_analyses_waiting Analyses queued on this server for a slot.\n# TYPE mutant_analyses_waiting gauge\nmutant_analyses_waiting {waiting}"
+        );
         text
     }
 }

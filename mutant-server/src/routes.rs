@@ -328,10 +328,20 @@ async fn knn(state: &AppState, request: Request<Incoming>, dataset: &str) -> Out
         BodyFormat::Json => KnnQuery::from_request(decode_json::<KnnRequest>(&body)?)?,
     };
     let response = state.service.knn(dataset, query).await?;
-    Ok(if frame_answer_wanted {
-        frame_answer(encode_knn_result(&response))
-    } else {
-        json_answer(StatusCode::OK, &response)
+    // Up to MAX_NEIGHBOURS neighbours: encoded on a blocking thread, not on
+    // the threads that serve every other request.
+    tokio::task::spawn_blocking(move || {
+        if frame_answer_wanted {
+            frame_answer(encode_knn_result(&response))
+        } else {
+            json_answer(StatusCode::OK, &response)
+        }
+    })
+    .await
+    .map_err(|error| {
+        ServerError::Core(mutant_core::Error::Internal {
+            message: format!("encoding a kNN answer failed: {error}"),
+        })
     })
 }
 

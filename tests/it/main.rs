@@ -16,6 +16,7 @@ mod e2e_sdk;
 mod e2e_support;
 mod e2e_views;
 mod faults;
+mod hardening;
 mod hostile;
 mod load;
 mod model_based;

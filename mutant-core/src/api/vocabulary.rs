@@ -118,6 +118,8 @@ vocabulary! {
         PayloadTooLarge => "payload_too_large",
         /// An upsert with too many records.
         BatchTooLarge => "batch_too_large",
+        /// A kNN request whose queries x k is over the per-request limit.
+        KnnTooLarge => "knn_too_large",
         /// A `Content-Type` the route does not take.
         UnsupportedMediaType => "unsupported_media_type",
         /// A vector of the wrong length.
@@ -199,7 +201,7 @@ mod tests {
                 serde_json::from_value(serde_json::json!(status.as_str())).unwrap();
             assert_eq!(read, *status);
         }
-        assert_eq!(ErrorCode::ALL.len(), 33);
+        assert_eq!(ErrorCode::ALL.len(), 34);
         let unknown = "teapot".parse::<ErrorCode>().unwrap_err();
         assert_eq!(unknown.to_string(), "unknown error code \"teapot\"");
         assert!(JobStatus::Stale.is_final() && !JobStatus::Running.is_final());

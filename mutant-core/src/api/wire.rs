@@ -565,7 +565,36 @@ pub struct AnalysisResults {
     pub summary: Option<Value>,
 }
 
-/// Builds the filter of a request that may carry ids, a filter, or both.
+/// The distinct ids of a request's `ids` list, in byte order (the order
+/// records come back in); refused over
+/// [`MAX_FILTER_VALUES`](crate::model::MAX_FILTER_VALUES), the bound every
+/// filter has.
+///
+/// ```
+/// # use mutant_core::api::wire::distinct_ids;
+/// let ids = ["b".to_owned(), "a".to_owned(), "b".to_owned()];
+/// assert_eq!(distinct_ids(&ids)?, vec!["a", "b"]);
+/// # Ok::<(), mutant_core::Error>(())
+/// ```
+pub fn distinct_ids(ids: &[String]) -> Result<Vec<&str>> {
+    let mut distinct: Vec<&str> = ids.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() > crate::model::MAX_FILTER_VALUES {
+        return Err(Error::InvalidParameter {
+            name: "ids",
+            reason: format!(
+                "{} distinct ids; the limit is {} per request, as for filters; split the list",
+                distinct.len(),
+                crate::model::MAX_FILTER_VALUES
+            ),
+        });
+    }
+    Ok(distinct)
+}
+
+/// Builds the filter of a request that may carry ids (each counted once),
+/// a filter, or both; together they stay within the filters' cost bound.
 ///
 /// ```
 /// # use mutant_core::api::wire::request_filter;
@@ -576,14 +605,16 @@ pub struct AnalysisResults {
 pub fn request_filter(ids: Option<&[String]>, filter: Option<&Value>) -> Result<Filter> {
     let mut parts = Vec::new();
     if let Some(ids) = ids {
-        parts.push(Filter::ids(ids.iter().cloned()));
+        parts.push(Filter::ids(distinct_ids(ids)?));
     }
     if let Some(filter) = filter {
         parts.push(Filter::from_json(filter)?);
     }
-    Ok(match parts.len() {
+    let filter = match parts.len() {
         0 => Filter::all(),
         1 => parts.remove(0),
         _ => Filter::And(parts),
-    })
+    };
+    filter.check_cost()?;
+    Ok(filter)
 }

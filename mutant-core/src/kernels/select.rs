@@ -1,11 +1,20 @@
 //! `select`: the next records to label, from quotas per score, deduplicated,
-//! topped up at random, optionally spread out by greedy k-center.
+//! topped up at random, optionally spread out by greedy k-center on the
+//! self-kNN graph.
+//!
+//! Every step is bounded by `n log n` in the rows it looks at: each quota
+//! walks its ranking once (a row passed over is never available again:
+//! rows only get taken), the random top-up shuffles once, and spreading
+//! keeps its candidates in a heap whose keys only fall, each fall caused by
+//! one edge of the neighbour graph. The cancel flag is read at every pick.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
 
 use super::duplicates::DuplicatePair;
+use super::neighbours::NeighbourLists;
+use super::progress::{Execution, Stage};
 use super::random::SplitMix64;
-use super::view::{DatasetView, Metric};
 use crate::{Error, Result};
 
 /// One score's claim on the selection.
@@ -18,15 +27,21 @@ pub struct ScoreQuota<'a> {
     pub weight: f32,
 }
 
-/// Greedy k-center spreading: each quota picks from its score's top
-/// `pool_factor x quota` candidates the one farthest from everything already
-/// selected, instead of simply the next in rank.
+/// Greedy k-center spreading on the self-kNN graph: each quota picks from
+/// its score's top `pool_factor x quota` candidates the one farthest from
+/// everything already selected, instead of simply the next in rank.
+///
+/// A candidate's distance to the selection is read off the graph: the
+/// distance to the nearest selected record among its own neighbours or
+/// among the records that list it as a neighbour. A candidate with no
+/// selected record in that neighbourhood is farther than any that has one,
+/// and such candidates go in rank order. Measuring exact distances to every
+/// selected record would cost `n` per candidate and pick (cubic in `n`);
+/// the graph costs `k` per pick.
 #[derive(Debug, Clone, Copy)]
 pub struct KCenter<'a> {
-    /// The vectors of the rows being selected from.
-    pub dataset: &'a DatasetView<'a>,
-    /// How distances are measured.
-    pub metric: Metric,
+    /// The self-kNN graph of the rows being selected from (self excluded).
+    pub graph: &'a NeighbourLists,
     /// How many candidates per selected record (at least 1; 1 disables spreading).
     pub pool_factor: usize,
 }
@@ -76,21 +91,61 @@ pub struct Selected {
 /// (largest remainders rounded up), filled in rank order, skipping rows that
 /// are already selected, not eligible, or near duplicates of a selected row;
 /// the rest is drawn uniformly at random (seeded) from what remains. Fewer
-/// than `n` rows come back only when fewer are eligible.
+/// than `n` rows come back only when fewer are eligible. Stops with
+/// [`Error::Cancelled`] at the pick after `execution`'s cancel flag is set.
 ///
 /// ```
-/// use mutant_core::kernels::{select, ScoreQuota, SelectOptions, SelectionReason};
+/// use mutant_core::kernels::{select, Execution, ScoreQuota, SelectOptions, SelectionReason};
 /// let uncertainty = [4u32, 2, 0, 1, 3];
 /// let novelty = [4u32, 3, 1, 0, 2];
 /// let quotas = [ScoreQuota { ranking: &uncertainty, weight: 1.0 }, ScoreQuota { ranking: &novelty, weight: 1.0 }];
 /// let options = SelectOptions { n: 3, quotas: &quotas, random_weight: 1.0, eligible: None, duplicates: &[], spread: None, seed: 1 };
-/// let selected = select(5, &options)?;
+/// let selected = select(5, &options, &Execution::new())?;
 /// assert_eq!(selected.len(), 3);
 /// assert_eq!((selected[0].row, selected[1].row), (4, 3)); // novelty's 4 was taken: its next is 3
 /// assert_eq!(selected[2].reason, SelectionReason::Random);
 /// # Ok::<(), mutant_core::Error>(())
 /// ```
-pub fn select(n_rows: usize, options: &SelectOptions<'_>) -> Result<Vec<Selected>> {
+pub fn select(
+    n_rows: usize,
+    options: &SelectOptions<'_>,
+    execution: &Execution<'_>,
+) -> Result<Vec<Selected>> {
+    let weights = checked_weights(n_rows, options)?;
+    let sizes = quota_sizes(options.n, &weights);
+    let mut picking = Picking::new(n_rows, options);
+    let spread = options
+        .spread
+        .filter(|spread| spread.pool_factor > 1)
+        .map(|spread| (spread, ReverseGraph::new(spread.graph)));
+    let stage = execution.stage(0.0, 1.0, options.n);
+    for (quota_idx, quota) in options.quotas.iter().enumerate() {
+        let reason = SelectionReason::Score(quota_idx);
+        match &spread {
+            Some((kcenter, reverse)) => picking.fill_spread(
+                quota.ranking,
+                sizes[quota_idx],
+                (kcenter, reverse),
+                reason,
+                &stage,
+            )?,
+            None => picking.fill_in_rank(quota.ranking, sizes[quota_idx], reason, &stage)?,
+        }
+    }
+    execution.check_cancelled()?;
+    let mut generator = SplitMix64::new(options.seed);
+    let mut remaining: Vec<u32> = (0..n_rows as u32)
+        .filter(|&row| picking.available(row))
+        .collect();
+    generator.shuffle(&mut remaining);
+    let n_random = options.n.saturating_sub(picking.selected.len());
+    picking.fill_in_rank(&remaining, n_random, SelectionReason::Random, &stage)?;
+    Ok(picking.selected)
+}
+
+/// The weights of the quotas and of the random share, once the options are
+/// known to fit `n_rows`.
+fn checked_weights(n_rows: usize, options: &SelectOptions<'_>) -> Result<Vec<f32>> {
     let weights: Vec<f32> = options
         .quotas
         .iter()
@@ -128,101 +183,225 @@ pub fn select(n_rows: usize, options: &SelectOptions<'_>) -> Result<Vec<Selected
         });
     }
     if let Some(spread) = &options.spread
-        && spread.dataset.n_rows() != n_rows
+        && spread.graph.n_queries() != n_rows
     {
         return Err(Error::InvalidParameter {
             name: "spread",
             reason: format!(
-                "the spread dataset has {} rows, expected {n_rows}",
-                spread.dataset.n_rows()
+                "the spread graph has {} rows, expected {n_rows}",
+                spread.graph.n_queries()
             ),
         });
     }
-    let sizes = quota_sizes(options.n, &weights);
-    let mut partners: HashMap<u32, Vec<u32>> = HashMap::new();
-    for pair in options.duplicates {
-        partners.entry(pair.row).or_default().push(pair.other_row);
-        partners.entry(pair.other_row).or_default().push(pair.row);
-    }
-    let mut taken = vec![false; n_rows];
-    let mut selected: Vec<Selected> = Vec::with_capacity(options.n);
-    let available = |row: u32, taken: &[bool]| {
-        let row_idx = row as usize;
-        !taken[row_idx]
-            && options.eligible.is_none_or(|mask| mask[row_idx])
-            && partners
-                .get(&row)
-                .is_none_or(|others| others.iter().all(|&other| !taken[other as usize]))
-    };
-    for (quota_idx, quota) in options.quotas.iter().enumerate() {
-        let size = sizes[quota_idx];
-        let pool_factor = options.spread.map_or(1, |spread| spread.pool_factor.max(1));
-        let mut chosen = 0;
-        while chosen < size {
-            // The next candidates in rank order (one, or a pool to spread over).
-            let pool: Vec<u32> = quota
-                .ranking
-                .iter()
-                .copied()
-                .filter(|&row| available(row, &taken))
-                .take(pool_factor * (size - chosen))
-                .collect();
-            let Some(&first) = pool.first() else {
-                break;
-            };
-            let row = match &options.spread {
-                Some(spread) if pool_factor > 1 && !selected.is_empty() => {
-                    farthest(spread, &pool, &selected)
-                }
-                _ => first,
-            };
-            taken[row as usize] = true;
-            selected.push(Selected {
-                row,
-                reason: SelectionReason::Score(quota_idx),
-            });
-            chosen += 1;
-        }
-    }
-    let mut generator = SplitMix64::new(options.seed);
-    let mut remaining: Vec<u32> = (0..n_rows as u32)
-        .filter(|&row| available(row, &taken))
-        .collect();
-    generator.shuffle(&mut remaining);
-    for row in remaining {
-        if selected.len() >= options.n {
-            break;
-        }
-        if available(row, &taken) {
-            taken[row as usize] = true;
-            selected.push(Selected {
-                row,
-                reason: SelectionReason::Random,
-            });
-        }
-    }
-    Ok(selected)
+    Ok(weights)
 }
 
-/// The pool candidate whose nearest selected row is farthest (greedy
-/// k-center); ties keep rank order.
-fn farthest(spread: &KCenter<'_>, pool: &[u32], selected: &[Selected]) -> u32 {
-    let mut best = (pool[0], f32::NEG_INFINITY);
-    for &candidate in pool {
-        let vector = spread.dataset.row(candidate as usize);
-        let nearest = selected
-            .iter()
-            .map(|chosen| {
-                spread
-                    .metric
-                    .distance(vector, spread.dataset.row(chosen.row as usize))
-            })
-            .fold(f32::INFINITY, f32::min);
-        if nearest > best.1 {
-            best = (candidate, nearest);
+/// The selection so far and what decides whether a row is still available.
+struct Picking<'a> {
+    taken: Vec<bool>,
+    selected: Vec<Selected>,
+    eligible: Option<&'a [bool]>,
+    partners: HashMap<u32, Vec<u32>>,
+}
+
+impl<'a> Picking<'a> {
+    fn new(n_rows: usize, options: &SelectOptions<'a>) -> Self {
+        let mut partners: HashMap<u32, Vec<u32>> = HashMap::new();
+        for pair in options.duplicates {
+            partners.entry(pair.row).or_default().push(pair.other_row);
+            partners.entry(pair.other_row).or_default().push(pair.row);
+        }
+        Picking {
+            taken: vec![false; n_rows],
+            selected: Vec::with_capacity(options.n.min(n_rows)),
+            eligible: options.eligible,
+            partners,
         }
     }
-    best.0
+
+    /// Not taken, eligible, and no near duplicate of it taken. Once false,
+    /// false for good: rows are only ever taken.
+    fn available(&self, row: u32) -> bool {
+        let row_idx = row as usize;
+        !self.taken[row_idx]
+            && self.eligible.is_none_or(|mask| mask[row_idx])
+            && self
+                .partners
+                .get(&row)
+                .is_none_or(|others| others.iter().all(|&other| !self.taken[other as usize]))
+    }
+
+    fn take(&mut self, row: u32, reason: SelectionReason, stage: &Stage<'_>) -> Result<()> {
+        self.taken[row as usize] = true;
+        self.selected.push(Selected { row, reason });
+        stage.advance(1)
+    }
+
+    /// Takes up to `size` available rows of `order`, in order, in one walk.
+    fn fill_in_rank(
+        &mut self,
+        order: &[u32],
+        size: usize,
+        reason: SelectionReason,
+        stage: &Stage<'_>,
+    ) -> Result<()> {
+        let mut chosen = 0;
+        for &row in order {
+            if chosen >= size {
+                break;
+            }
+            if self.available(row) {
+                self.take(row, reason, stage)?;
+                chosen += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes up to `size` rows from the top `pool_factor x size` available
+    /// rows of `ranking`, each time the one farthest from the selection (see
+    /// [`KCenter`]), ties in rank order.
+    fn fill_spread(
+        &mut self,
+        ranking: &[u32],
+        size: usize,
+        (kcenter, reverse): (&KCenter<'_>, &ReverseGraph),
+        reason: SelectionReason,
+        stage: &Stage<'_>,
+    ) -> Result<()> {
+        let pool: Vec<u32> = ranking
+            .iter()
+            .copied()
+            .filter(|&row| self.available(row))
+            .take(kcenter.pool_factor.saturating_mul(size))
+            .collect();
+        // Position in the pool by row, and each candidate's distance to the
+        // nearest selected row the graph knows of.
+        let position: HashMap<u32, usize> = pool
+            .iter()
+            .enumerate()
+            .map(|(pool_idx, &row)| (row, pool_idx))
+            .collect();
+        let mut reach = vec![f32::INFINITY; pool.len()];
+        for chosen in &self.selected {
+            for (neighbour, distance) in neighbourhood(kcenter.graph, reverse, chosen.row) {
+                if let Some(&pool_idx) = position.get(&neighbour) {
+                    reach[pool_idx] = reach[pool_idx].min(distance);
+                }
+            }
+        }
+        let mut heap: BinaryHeap<Candidate> = reach
+            .iter()
+            .enumerate()
+            .map(|(pool_idx, &distance)| Candidate { distance, pool_idx })
+            .collect();
+        let mut chosen = 0;
+        while chosen < size {
+            let Some(top) = heap.pop() else { break };
+            let row = pool[top.pool_idx];
+            // A stale entry (its candidate got nearer since), or a row a
+            // pick made unavailable.
+            if top.distance.total_cmp(&reach[top.pool_idx]).is_ne() || !self.available(row) {
+                continue;
+            }
+            self.take(row, reason, stage)?;
+            chosen += 1;
+            for (neighbour, distance) in neighbourhood(kcenter.graph, reverse, row) {
+                if let Some(&pool_idx) = position.get(&neighbour)
+                    && distance < reach[pool_idx]
+                {
+                    reach[pool_idx] = distance;
+                    heap.push(Candidate { distance, pool_idx });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A row's graph neighbourhood with distances: its own neighbours, then the
+/// rows that list it.
+fn neighbourhood<'g>(
+    graph: &'g NeighbourLists,
+    reverse: &'g ReverseGraph,
+    row: u32,
+) -> impl Iterator<Item = (u32, f32)> + 'g {
+    let row_idx = row as usize;
+    graph
+        .rows(row_idx)
+        .iter()
+        .copied()
+        .zip(graph.distances(row_idx).iter().copied())
+        .chain(reverse.of(row_idx).iter().copied())
+}
+
+/// For every row, the rows whose neighbour lists hold it, with the distance.
+struct ReverseGraph {
+    starts: Vec<usize>,
+    entries: Vec<(u32, f32)>,
+}
+
+impl ReverseGraph {
+    fn new(graph: &NeighbourLists) -> Self {
+        let n_rows = graph.n_queries();
+        let mut counts = vec![0usize; n_rows + 1];
+        for row_idx in 0..n_rows {
+            for &neighbour in graph.rows(row_idx) {
+                counts[neighbour as usize + 1] += 1;
+            }
+        }
+        for row_idx in 0..n_rows {
+            counts[row_idx + 1] += counts[row_idx];
+        }
+        let mut next = counts.clone();
+        let mut entries = vec![(0u32, 0.0f32); counts[n_rows]];
+        for row_idx in 0..n_rows {
+            for (&neighbour, &distance) in graph.rows(row_idx).iter().zip(graph.distances(row_idx))
+            {
+                let slot = &mut next[neighbour as usize];
+                entries[*slot] = (row_idx as u32, distance);
+                *slot += 1;
+            }
+        }
+        ReverseGraph {
+            starts: counts,
+            entries,
+        }
+    }
+
+    fn of(&self, row_idx: usize) -> &[(u32, f32)] {
+        &self.entries[self.starts[row_idx]..self.starts[row_idx + 1]]
+    }
+}
+
+/// A pool candidate and its distance to the selection when pushed; the
+/// heap's top is the farthest, the best ranked among equals.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    distance: f32,
+    pool_idx: usize,
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Candidate {}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.distance
+            .total_cmp(&other.distance)
+            .then(other.pool_idx.cmp(&self.pool_idx))
+    }
+}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// Splits `n` by `weights` with largest remainders; all zero weights give
@@ -258,6 +437,9 @@ fn quota_sizes(n: usize, weights: &[f32]) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::super::{DatasetView, KnnOptions, Metric, knn_graph};
     use super::*;
 
     fn options<'a>(n: usize, quotas: &'a [ScoreQuota<'a>]) -> SelectOptions<'a> {
@@ -272,11 +454,91 @@ mod tests {
         }
     }
 
+    fn run(n_rows: usize, options: &SelectOptions<'_>) -> Result<Vec<Selected>> {
+        select(n_rows, options, &Execution::new())
+    }
+
+    fn rows_of(selected: &[Selected]) -> Vec<u32> {
+        selected.iter().map(|chosen| chosen.row).collect()
+    }
+
+    /// The selection as first written: every pick rescans its ranking from
+    /// the top for the first available row.
+    fn rescanning_model(n_rows: usize, options: &SelectOptions<'_>) -> Vec<u32> {
+        let weights: Vec<f32> = options
+            .quotas
+            .iter()
+            .map(|quota| quota.weight)
+            .chain([options.random_weight])
+            .collect();
+        let sizes = quota_sizes(options.n, &weights);
+        let mut taken = vec![false; n_rows];
+        let available = |row: u32, taken: &[bool]| {
+            !taken[row as usize]
+                && options.eligible.is_none_or(|mask| mask[row as usize])
+                && options.duplicates.iter().all(|pair| {
+                    !((pair.row == row && taken[pair.other_row as usize])
+                        || (pair.other_row == row && taken[pair.row as usize]))
+                })
+        };
+        let mut picked = Vec::new();
+        for (quota, &size) in options.quotas.iter().zip(&sizes) {
+            for _ in 0..size {
+                let Some(&row) = quota.ranking.iter().find(|&&row| available(row, &taken)) else {
+                    break;
+                };
+                taken[row as usize] = true;
+                picked.push(row);
+            }
+        }
+        picked
+    }
+
     #[test]
     fn quota_sizes_add_up() {
         assert_eq!(quota_sizes(10, &[1.0, 1.0, 1.0]), vec![4, 3, 3]);
         assert_eq!(quota_sizes(5, &[0.0, 0.0]), vec![0, 5]);
         assert_eq!(quota_sizes(7, &[2.0, 1.0, 0.0]).iter().sum::<usize>(), 7);
+    }
+
+    #[test]
+    fn one_walk_per_ranking_picks_what_rescanning_picks() {
+        let mut generator = SplitMix64::new(17);
+        for round in 0..40 {
+            let n_rows = 30 + round * 7;
+            let mut first: Vec<u32> = (0..n_rows as u32).collect();
+            let mut second = first.clone();
+            generator.shuffle(&mut first);
+            generator.shuffle(&mut second);
+            let eligible: Vec<bool> = (0..n_rows).map(|row| (row * 7 + round) % 5 != 0).collect();
+            let duplicates: Vec<DuplicatePair> = (0..n_rows as u32 / 3)
+                .map(|index| DuplicatePair {
+                    row: first[index as usize],
+                    other_row: second[index as usize],
+                    distance: 0.0,
+                    score: 1.0,
+                    exact: true,
+                })
+                .filter(|pair| pair.row != pair.other_row)
+                .collect();
+            let quotas = [
+                ScoreQuota {
+                    ranking: &first,
+                    weight: 2.0,
+                },
+                ScoreQuota {
+                    ranking: &second,
+                    weight: 1.0,
+                },
+            ];
+            let options = SelectOptions {
+                eligible: Some(&eligible),
+                duplicates: &duplicates,
+                ..options(n_rows / 3, &quotas)
+            };
+            let picked = rows_of(&run(n_rows, &options).unwrap());
+            assert_eq!(picked, rescanning_model(n_rows, &options), "round {round}");
+        }
     }
 
     #[test]
@@ -294,7 +556,7 @@ mod tests {
             score: 1.0,
             exact: true,
         }];
-        let selected = select(
+        let selected = run(
             6,
             &SelectOptions {
                 eligible: Some(&eligible),
@@ -303,10 +565,9 @@ mod tests {
             },
         )
         .unwrap();
-        let rows: Vec<u32> = selected.iter().map(|chosen| chosen.row).collect();
-        assert_eq!(rows, vec![0, 3, 4]);
+        assert_eq!(rows_of(&selected), vec![0, 3, 4]);
         // More than is eligible: everything eligible, once.
-        let all = select(
+        let all = run(
             6,
             &SelectOptions {
                 eligible: Some(&eligible),
@@ -315,7 +576,7 @@ mod tests {
             },
         )
         .unwrap();
-        let mut rows: Vec<u32> = all.iter().map(|chosen| chosen.row).collect();
+        let mut rows = rows_of(&all);
         rows.sort();
         assert_eq!(rows, vec![0, 1, 3, 4, 5]);
     }
@@ -324,17 +585,18 @@ mod tests {
     fn k_center_spreads_the_quota() {
         let values = [0.0f32, 0.01, 0.02, 10.0, 10.01, 20.0];
         let dataset = DatasetView::new(&values, 1).unwrap();
+        let graph =
+            knn_graph(&dataset, Metric::L2, &KnnOptions::new(2), &Execution::new()).unwrap();
         let ranking = [0u32, 1, 2, 3, 4, 5];
         let quotas = [ScoreQuota {
             ranking: &ranking,
             weight: 1.0,
         }];
         let spread = KCenter {
-            dataset: &dataset,
-            metric: Metric::L2,
+            graph: &graph,
             pool_factor: 3,
         };
-        let selected = select(
+        let selected = run(
             6,
             &SelectOptions {
                 spread: Some(spread),
@@ -342,30 +604,36 @@ mod tests {
             },
         )
         .unwrap();
-        let rows: Vec<u32> = selected.iter().map(|chosen| chosen.row).collect();
-        assert_eq!(rows, vec![0, 5, 3]);
+        // One from each group, where rank order alone takes 0, 1 and 2.
+        assert_eq!(rows_of(&selected), vec![0, 3, 5]);
+    }
+
+    #[test]
+    fn a_set_cancel_flag_stops_the_picking() {
+        let ranking: Vec<u32> = (0..1_000).collect();
+        let quotas = [ScoreQuota {
+            ranking: &ranking,
+            weight: 1.0,
+        }];
+        let cancel = AtomicBool::new(true);
+        let cancelled = select(
+            1_000,
+            &options(500, &quotas),
+            &Execution::new().with_cancel_flag(&cancel),
+        );
+        assert!(matches!(cancelled, Err(Error::Cancelled)));
     }
 
     #[test]
     fn random_top_up_is_seeded() {
         let quotas: [ScoreQuota<'_>; 0] = [];
-        let first = select(
-            100,
-            &SelectOptions {
-                random_weight: 1.0,
-                ..options(10, &quotas)
-            },
-        )
-        .unwrap();
-        let second = select(
-            100,
-            &SelectOptions {
-                random_weight: 1.0,
-                ..options(10, &quotas)
-            },
-        )
-        .unwrap();
-        assert_eq!(first, second);
+        let random = SelectOptions {
+            random_weight: 1.0,
+            ..options(10, &quotas)
+        };
+        let first = run(100, &random).unwrap();
+        assert_eq!(first, run(100, &random).unwrap());
+        assert_eq!(first.len(), 10);
         assert!(
             first
                 .iter()
@@ -380,12 +648,12 @@ mod tests {
             ranking: &ranking,
             weight: 1.0,
         }];
-        assert!(select(3, &options(1, &quotas)).is_err());
+        assert!(run(3, &options(1, &quotas)).is_err());
         let ranking = [0u32];
         let quotas = [ScoreQuota {
             ranking: &ranking,
             weight: f32::NAN,
         }];
-        assert!(select(3, &options(1, &quotas)).is_err());
+        assert!(run(3, &options(1, &quotas)).is_err());
     }
 }

@@ -172,11 +172,39 @@ impl NewDataset {
         }
     }
 
-    /// Checks the name and the dimension.
+    /// Checks the name, the dimension and the metadata's size.
     pub fn validate(&self) -> Result<()> {
         validate_dataset_name(&self.name)?;
-        validate_dimension(self.dimension)
+        validate_dimension(self.dimension)?;
+        validate_dataset_metadata(&self.name, &self.metadata)
     }
+}
+
+/// The largest dataset metadata, in bytes of JSON: the catalogue is read
+/// whole by listings and name look-ups, so one dataset must not weigh on
+/// every other.
+pub const MAX_DATASET_METADATA_LEN: usize = 65_536;
+
+/// Refuses metadata over [`MAX_DATASET_METADATA_LEN`] bytes of JSON.
+///
+/// ```
+/// # use mutant_core::model::{validate_dataset_metadata, MAX_DATASET_METADATA_LEN};
+/// # use serde_json::json;
+/// let small = json!({"team": "vision"}).as_object().cloned().unwrap();
+/// assert!(validate_dataset_metadata("train", &small).is_ok());
+/// let large = json!({"notes": "x".repeat(MAX_DATASET_METADATA_LEN)}).as_object().cloned().unwrap();
+/// assert!(validate_dataset_metadata("train", &large).is_err());
+/// ```
+pub fn validate_dataset_metadata(dataset: &str, metadata: &Map<String, Value>) -> Result<()> {
+    let len = serde_json::to_vec(metadata).map_or(usize::MAX, |json| json.len());
+    if len > MAX_DATASET_METADATA_LEN {
+        return Err(Error::DatasetMetadataTooLong {
+            dataset: dataset.to_owned(),
+            len,
+            max: MAX_DATASET_METADATA_LEN,
+        });
+    }
+    Ok(())
 }
 
 /// How a dataset's metadata changes.

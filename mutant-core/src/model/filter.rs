@@ -150,8 +150,12 @@ impl Filter {
     /// # drop(filter);
     /// # Ok::<(), mutant_core::Error>(())
     /// ```
+    /// A filter over the cost bound ([`MAX_FILTER_VALUES`](super::MAX_FILTER_VALUES),
+    /// [`MAX_FILTER_CONDITIONS`](super::MAX_FILTER_CONDITIONS)) is refused.
     pub fn from_json(value: &Value) -> Result<Filter> {
-        parse_document(value, 0)
+        let filter = parse_document(value, 0)?;
+        filter.check_cost()?;
+        Ok(filter)
     }
 
     /// True when `record` satisfies the filter.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::dataset::Dataset;
-use super::filter::{Field, FilterValue};
+use super::filter::Field;
 use super::record::Record;
 
 /// Class names interned to dense codes, shared by labels and predictions so
@@ -227,19 +227,18 @@ impl LoadedDataset {
         self.predictions[row_idx].and_then(|code| self.classes.name(code))
     }
 
-    /// Row `row_idx`'s value of `field` as a [`Filter`](super::Filter) reads
-    /// it: `None` when the row has none, and for the fields not held in
-    /// memory (uri, metadata), which a filter that
+    /// Row `row_idx`'s text of `field` as a [`TextFilter`](super::TextFilter)
+    /// reads it, borrowed: `None` when the row has none, and for the fields
+    /// not held in memory (uri, metadata), which a filter that
     /// [reads only id, label and prediction](super::Filter::reads_only_id_label_prediction)
     /// never asks for.
-    pub fn filter_value(&self, row_idx: usize, field: &Field) -> Option<FilterValue> {
-        let text = match field {
+    pub fn filter_text(&self, row_idx: usize, field: &Field) -> Option<&str> {
+        match field {
             Field::Id => Some(self.ids[row_idx].as_str()),
             Field::Label => self.label(row_idx),
             Field::Prediction => self.prediction(row_idx),
             Field::Uri | Field::Metadata(_) => None,
-        };
-        text.map(|text| FilterValue::String(text.to_owned()))
+        }
     }
 
     /// Bytes held by the in-memory form, roughly: what a cache charges for it.

@@ -5,15 +5,18 @@
 mod analysis;
 mod dataset;
 mod filter;
+mod filter_cost;
 mod loaded;
 mod record;
 
 pub use analysis::{AnalysisJob, JobState};
 pub use dataset::{
-    Dataset, DatasetRef, DatasetUpdate, MAX_DATASET_NAME_LEN, MAX_DIMENSION, MetadataUpdate,
-    Metric, NewDataset, validate_dataset_name, validate_dimension,
+    Dataset, DatasetRef, DatasetUpdate, MAX_DATASET_METADATA_LEN, MAX_DATASET_NAME_LEN,
+    MAX_DIMENSION, MetadataUpdate, Metric, NewDataset, validate_dataset_metadata,
+    validate_dataset_name, validate_dimension,
 };
 pub use filter::{Condition, Field, Filter, FilterValue};
+pub use filter_cost::{MAX_FILTER_CONDITIONS, MAX_FILTER_VALUES, TextFilter};
 pub use loaded::{
     ClassVocabulary, DatasetChanges, LoadedDataset, RowIndex, WrittenContent, WrittenRow,
 };

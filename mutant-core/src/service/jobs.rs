@@ -8,15 +8,22 @@
 //! The running server never overwrites a final state that someone else wrote
 //! (a cancel of a queued job, a failure after a lost lease): it checks the
 //! latest version at every heartbeat and before its last write, and stops.
+//!
+//! A server computes at most `analyses_in_flight` jobs at once
+//! ([`Admission`]); the others stay `queued`, heartbeating, in the order
+//! they were started, and a cancel takes a queued job out of the line.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::Service;
+use super::admission::{Admission, Slot, Ticket};
+use super::analysis_thread::run_analysis;
 use super::budget::{self, AnalysisSize};
 use super::kernels_run::{AnalysisInput, AnalysisOutput, compute};
 use super::params::AnalysisParams;
@@ -35,6 +42,8 @@ struct LocalJob {
     state: Mutex<JobState>,
     progress: Arc<AtomicU32>,
     cancel: Arc<AtomicBool>,
+    /// Wakes the job while it waits in the queue, when it is cancelled here.
+    cancelled: Notify,
 }
 
 impl LocalJob {
@@ -53,13 +62,29 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The analyses this server runs or ran since it started.
-#[derive(Debug, Default)]
+/// The analyses this server runs or ran since it started, and the queue
+/// they wait in for a slot to compute.
+#[derive(Debug)]
 pub struct Analyses {
     jobs: Mutex<HashMap<Uuid, Arc<LocalJob>>>,
+    admission: Arc<Admission>,
 }
 
 impl Analyses {
+    /// No analyses yet; at most `in_flight` will compute at once.
+    pub fn new(in_flight: usize) -> Self {
+        Analyses {
+            jobs: Mutex::new(HashMap::new()),
+            admission: Admission::new(in_flight),
+        }
+    }
+
+    /// How many of this server's analyses compute now, and how many wait
+    /// for a slot.
+    pub fn computing_and_waiting(&self) -> (usize, usize) {
+        self.admission.counts()
+    }
+
     /// How many of this server's jobs are in each status (from memory, not
     /// from the store).
     pub fn counts_by_status(&self) -> Vec<(String, usize)> {
@@ -80,6 +105,7 @@ impl Analyses {
             state: Mutex::new(JobState::Queued),
             progress: Arc::new(AtomicU32::new(0)),
             cancel: Arc::new(AtomicBool::new(false)),
+            cancelled: Notify::new(),
         });
         lock(&self.jobs).insert(id, Arc::clone(&job));
         job
@@ -96,6 +122,7 @@ impl Analyses {
     pub(super) fn cancel_here(&self, id: Uuid) {
         if let Some(job) = self.running_here(id) {
             job.cancel.store(true, Ordering::Relaxed);
+            job.cancelled.notify_one();
         }
     }
 }
@@ -127,6 +154,8 @@ impl Service {
         reference: Option<Dataset>,
     ) {
         let local = self.analyses().register(job.id);
+        // In the queue now, so that jobs are admitted in the order they came.
+        let ticket = self.analyses().admission.enqueue(job.id);
         let service = self.clone();
         let input = JobInput {
             kind,
@@ -134,12 +163,27 @@ impl Service {
             target,
             reference,
         };
-        tokio::spawn(async move { service.drive(job, input, local).await });
+        tokio::spawn(async move { service.drive(job, input, local, ticket).await });
     }
 
-    /// Computes the job while heartbeating, then stores its results and its
-    /// final state.
-    async fn drive(&self, mut job: AnalysisJob, input: JobInput, local: Arc<LocalJob>) {
+    /// Waits for a slot, then computes the job while heartbeating, stores
+    /// its results and its final state.
+    async fn drive(
+        &self,
+        mut job: AnalysisJob,
+        input: JobInput,
+        local: Arc<LocalJob>,
+        ticket: Ticket,
+    ) {
+        let Some(_slot) = self.wait_for_slot(&mut job, &local, ticket).await else {
+            return;
+        };
+        // Cancelled or failed through another server since the last
+        // heartbeat: writing `running` now would undo that.
+        if let Some(state) = self.final_state_elsewhere(&mut job, &local).await {
+            local.set_state(state);
+            return;
+        }
         local.set_state(JobState::Running);
         job.state = JobState::Running;
         job.started_at_ms = Some(now_ms());
@@ -199,6 +243,47 @@ impl Service {
         local.set_state(state);
     }
 
+    /// Waits, `queued`, for the job's turn, heartbeating meanwhile so that
+    /// the lease does not fail a job that only waits. `None` when the job
+    /// ended while it waited: cancelled here or elsewhere, or failed by
+    /// another server; its queue place is then given up.
+    async fn wait_for_slot(
+        &self,
+        job: &mut AnalysisJob,
+        local: &LocalJob,
+        mut ticket: Ticket,
+    ) -> Option<Slot> {
+        // Waiting costs nothing but the lease: heartbeat a few times per
+        // lease, not every heartbeat, so a long queue does not load the store.
+        let config = &self.inner.config;
+        let heartbeat = config.analysis_heartbeat.max(config.analysis_lease / 4);
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if local.cancel.load(Ordering::Relaxed) {
+                job.state = JobState::Cancelled;
+                job.cancel_requested = true;
+                job.finished_at_ms = Some(now_ms());
+                job.heartbeat_at_ms = now_ms();
+                self.write_job(job).await;
+                local.set_state(JobState::Cancelled);
+                return None;
+            }
+            tokio::select! {
+                biased;
+                slot = ticket.admitted() => return Some(slot),
+                () = local.cancelled.notified() => {}
+                _ = ticker.tick() => {
+                    if let Some(state) = self.heartbeat(job, local).await {
+                        local.set_state(state);
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
     async fn compute_job(&self, input: JobInput, local: &LocalJob) -> Result<Computed> {
         if local.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
@@ -236,7 +321,7 @@ impl Service {
             progress: Arc::clone(&local.progress),
             cancel: Arc::clone(&local.cancel),
         };
-        let computing = super::run_blocking(move || compute(&kernel_input));
+        let computing = run_analysis(move || compute(&kernel_input));
         // Drift's rows are classes: no record to snapshot.
         let target_snapshot_wanted = input.kind != AnalysisKind::Drift;
         let fetching_target = async {
@@ -256,7 +341,14 @@ impl Service {
             tokio::join!(computing, fetching_target, fetching_reference);
         let (mut output, target_fields, reference_fields) =
             (output?, target_fields?, reference_fields?);
-        let output = super::run_blocking(move || {
+        // A cancel that came while the record fields were read: the rows
+        // are not worth shaping or storing.
+        if local.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        // Shaping the rows with their snapshots is the analysis's work too:
+        // on its low-priority thread.
+        let output = run_analysis(move || {
             let mut target_snapshots = RecordSnapshots::new(&target, target_fields);
             match &reference {
                 Some(reference) if reference_snapshot_wanted => target_snapshots.attach(

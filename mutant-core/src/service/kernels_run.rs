@@ -181,7 +181,6 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
             &target_view,
             &mut graphs,
             params,
-            metric,
             (&target.ids, &classes.vocabulary, &classes.target_labels),
             &execution,
         )?,

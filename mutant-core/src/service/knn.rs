@@ -8,7 +8,7 @@ use crate::api::wire::{
 };
 use crate::cache::SearchableDataset;
 use crate::kernels::{DatasetView, ExactIndex, Execution, KnnOptions};
-use crate::model::{Dataset, DatasetRef, Filter, LoadedDataset};
+use crate::model::{Dataset, DatasetRef, Filter, LoadedDataset, TextFilter};
 use crate::store::FetchQuery;
 use crate::{Error, Result};
 
@@ -16,6 +16,8 @@ use crate::{Error, Result};
 pub const MAX_K: usize = 10_000;
 /// The most queries one request may carry.
 pub const MAX_QUERIES: usize = 10_000;
+/// The most neighbours one request may ask for: queries x k.
+pub const MAX_NEIGHBOURS: usize = 1_000_000;
 
 impl Service {
     /// `POST /v1/datasets/{ds}/knn`: exact neighbours, nearest first.
@@ -47,15 +49,19 @@ impl Service {
         let k = request.k.min(loaded.n_records());
         let queries = request.into_values();
         let kernel_input = std::sync::Arc::clone(&loaded);
-        let neighbours = run_blocking(move || {
+        let in_memory = !include.uri && !include.metadata;
+        let row_include = include;
+        // The search and the answer's neighbours (ids copied, fields read)
+        // are built on a blocking thread: up to MAX_NEIGHBOURS of them.
+        let mut results = run_blocking(move || {
             let view = DatasetView::new(&kernel_input.vectors, kernel_input.dataset.dimension)?;
             let query_view = DatasetView::new(&queries, kernel_input.dataset.dimension)?;
-            let allowed: Option<Vec<bool>> = match memory_filter {
+            let allowed: Option<Vec<bool>> = match memory_filter.as_ref().and_then(TextFilter::new)
+            {
                 Some(filter) => Some(
                     (0..kernel_input.n_records())
                         .map(|row_idx| {
-                            filter
-                                .matches_fields(&|field| kernel_input.filter_value(row_idx, field))
+                            filter.matches(|field| kernel_input.filter_text(row_idx, field))
                         })
                         .collect(),
                 ),
@@ -65,36 +71,35 @@ impl Service {
             if let Some(allowed) = allowed.as_deref() {
                 options = options.with_filter(allowed);
             }
-            ExactIndex::with_terms(view, &terms)?.search(
+            let neighbours = ExactIndex::with_terms(view, &terms)?.search(
                 &query_view,
                 &options,
                 &Execution::new().with_threads(threads),
-            )
+            )?;
+            let include = row_include;
+            Ok((0..neighbours.n_queries())
+                .map(|query_idx| {
+                    neighbours
+                        .rows(query_idx)
+                        .iter()
+                        .zip(neighbours.distances(query_idx))
+                        .map(|(&row, &distance)| {
+                            let row = row as usize;
+                            Neighbour {
+                                id: kernel_input.ids[row].clone(),
+                                distance,
+                                fields: if in_memory {
+                                    loaded_fields(&kernel_input, row, &include)
+                                } else {
+                                    WireRecordFields::default()
+                                },
+                            }
+                        })
+                        .collect::<Vec<Neighbour>>()
+                })
+                .collect::<Vec<Vec<Neighbour>>>())
         })
         .await?;
-
-        let in_memory = !include.uri && !include.metadata;
-        let mut results: Vec<Vec<Neighbour>> = (0..neighbours.n_queries())
-            .map(|query_idx| {
-                neighbours
-                    .rows(query_idx)
-                    .iter()
-                    .zip(neighbours.distances(query_idx))
-                    .map(|(&row, &distance)| {
-                        let row = row as usize;
-                        Neighbour {
-                            id: loaded.ids[row].clone(),
-                            distance,
-                            fields: if in_memory {
-                                loaded_fields(&loaded, row, &include)
-                            } else {
-                                WireRecordFields::default()
-                            },
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
         if !in_memory {
             self.attach_fields(&dataset, &mut results, &include).await?;
         }
@@ -190,6 +195,15 @@ fn validate_shape(request: &KnnQuery) -> Result<()> {
                 "{} queries sent; send 1 to {MAX_QUERIES} per request",
                 request.n_queries()
             ),
+        });
+    }
+    let asked = request.n_queries() * request.k;
+    if asked > MAX_NEIGHBOURS {
+        return Err(Error::KnnTooLarge {
+            n_queries: request.n_queries(),
+            k: request.k,
+            asked,
+            max: MAX_NEIGHBOURS,
         });
     }
     Ok(())

@@ -2,7 +2,9 @@
 //! requests, works through the [`Store`], the [`DatasetCache`] and the
 //! kernels, and returns wire responses. The server only adds HTTP.
 
+mod admission;
 mod analysis;
+mod analysis_thread;
 mod budget;
 mod graphs;
 mod jobs;
@@ -10,6 +12,7 @@ mod kernels_run;
 mod knn;
 mod params;
 mod projection_run;
+mod records_page;
 mod rows;
 mod scoring;
 mod select_run;
@@ -24,19 +27,20 @@ use serde_json::{Map, Value};
 pub use self::analysis::ResultRows;
 pub use self::budget::estimate_analysis_bytes;
 pub use self::jobs::Analyses;
-pub use self::knn::{MAX_K, MAX_QUERIES};
+pub use self::knn::{MAX_K, MAX_NEIGHBOURS, MAX_QUERIES};
 pub use self::views::MAX_ANALYSES_LISTED;
 use self::write_targets::WriteTargets;
 pub use crate::api::kinds::{AnalysisKind, ReferenceUse};
 use crate::api::wire::{
     CountRequest, CountResponse, CreateDatasetRequest, DatasetInfo, DatasetList,
     DeleteRecordsRequest, DeleteRecordsResponse, GetRecordsRequest, IncludeSet,
-    PatchDatasetRequest, RecordsResponse, UpsertResponse, WireRecord, request_filter,
+    PatchDatasetRequest, RecordsResponse, UpsertResponse, WireRecord, distinct_ids, request_filter,
 };
 use crate::cache::DatasetCache;
 use crate::ingest::ValidBatch;
 use crate::model::{
-    Dataset, DatasetRef, DatasetUpdate, MetadataUpdate, Metric, NewDataset, Record,
+    Dataset, DatasetRef, DatasetUpdate, Filter, MetadataUpdate, Metric, NewDataset, Record,
+    validate_dataset_metadata,
 };
 use crate::store::{FetchQuery, Store};
 use crate::{Error, Result};
@@ -65,6 +69,12 @@ pub struct ServiceConfig {
     /// How this server names itself in the jobs it runs (its host and listen
     /// address, say); a random per-process id is added. Default empty.
     pub server_name: String,
+    /// How many analyses this server computes at once; the others wait
+    /// `queued`, in the order they were started. Every analysis already
+    /// uses `kernel_threads` threads, so a second one at once mostly adds
+    /// contention: default 1, or 2 from 8 cores up (so a short analysis
+    /// need not wait behind a long one).
+    pub analyses_in_flight: usize,
 }
 
 impl Default for ServiceConfig {
@@ -76,6 +86,10 @@ impl Default for ServiceConfig {
             analysis_heartbeat: Duration::from_secs(1),
             analysis_lease: Duration::from_secs(10),
             server_name: String::new(),
+            analyses_in_flight: match std::thread::available_parallelism().map_or(1, usize::from) {
+                cores if cores >= 8 => 2,
+                _ => 1,
+            },
         }
     }
 }
@@ -117,7 +131,7 @@ impl Service {
                 store,
                 cache,
                 write_targets: WriteTargets::default(),
-                analyses: Analyses::default(),
+                analyses: Analyses::new(config.analyses_in_flight),
                 config,
                 server_id,
             }),
@@ -196,6 +210,11 @@ impl Service {
         };
         update.validate()?;
         let resolved = self.store().resolve(&DatasetRef::parse(dataset)).await?;
+        if let Some(change) = &update.metadata {
+            let mut metadata = resolved.dataset.metadata.clone();
+            change.clone().apply(&mut metadata);
+            validate_dataset_metadata(&resolved.dataset.name, &metadata)?;
+        }
         let updated = self.store().update_dataset(&resolved, update).await?;
         Ok(DatasetInfo::from_dataset(&updated, None))
     }
@@ -238,9 +257,11 @@ impl Service {
         dataset: &str,
         request: GetRecordsRequest,
     ) -> Result<RecordsResponse> {
+        // Every request filter is checked against the cost bound, ids included.
+        let filter = request_filter(request.ids.as_deref(), request.filter.as_ref())?;
+        let distinct = request.ids.as_deref().map(distinct_ids).transpose()?;
         // Asking for ids without a limit asks for all of them (up to a page).
-        let default_limit = request
-            .ids
+        let default_limit = distinct
             .as_ref()
             .map_or(DEFAULT_PAGE, |ids| ids.len().clamp(1, MAX_PAGE));
         let limit = request.limit.unwrap_or(default_limit);
@@ -252,14 +273,29 @@ impl Service {
         }
         let include =
             IncludeSet::from_list(request.include.as_deref(), IncludeSet::all_but_vectors());
-        let query = FetchQuery {
-            filter: request_filter(request.ids.as_deref(), request.filter.as_ref())?,
-            limit,
-            offset: request.offset.unwrap_or(0),
-            with_vectors: include.vector,
+        let offset = request.offset.unwrap_or(0);
+        let found = self.resolve(dataset).await?;
+        let records = match &distinct {
+            Some(ids) => {
+                let page = records_page::IdsPage {
+                    ids,
+                    filter: request.filter.as_ref().map(Filter::from_json).transpose()?,
+                    limit,
+                    offset,
+                    with_vectors: include.vector,
+                };
+                self.fetch_ids_page(&found, page).await?
+            }
+            None => {
+                let query = FetchQuery {
+                    filter,
+                    limit,
+                    offset,
+                    with_vectors: include.vector,
+                };
+                self.store().fetch(&found, &query).await?
+            }
         };
-        let dataset = self.resolve(dataset).await?;
-        let records = self.store().fetch(&dataset, &query).await?;
         Ok(RecordsResponse {
             records: records
                 .into_iter()

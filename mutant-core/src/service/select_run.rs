@@ -13,9 +13,9 @@ use super::scoring::Scored;
 use crate::Result;
 use crate::api::kinds::AnalysisKind;
 use crate::kernels::{
-    AUTOMATIC_RATIO, Coverage, DatasetView, DuplicateThreshold, Execution, KCenter, Metric,
-    ScoreQuota, SelectOptions, SelectionReason, boundary_uncertainty, cover, near_duplicates,
-    select, uniqueness,
+    AUTOMATIC_RATIO, Coverage, DatasetView, DuplicateThreshold, Execution, KCenter, ScoreQuota,
+    SelectOptions, SelectionReason, boundary_uncertainty, cover, near_duplicates, select,
+    uniqueness,
 };
 use crate::model::ClassVocabulary;
 
@@ -98,7 +98,6 @@ pub(super) fn run_select<'a>(
     target: &'a DatasetView<'a>,
     graphs: &mut NeighbourGraphs<'a>,
     params: &AnalysisParams,
-    metric: Metric,
     names: (&[String], &ClassVocabulary, &[Option<u32>]),
     execution: &Execution<'_>,
 ) -> Result<(Vec<Value>, Value)> {
@@ -121,7 +120,6 @@ pub(super) fn run_select<'a>(
             target,
             graphs,
             params,
-            metric,
             (weights, *random_weight, *diversity),
             eligible.as_deref(),
             execution,
@@ -186,7 +184,6 @@ fn pick_by_quotas<'a>(
     target: &'a DatasetView<'a>,
     graphs: &mut NeighbourGraphs<'a>,
     params: &AnalysisParams,
-    metric: Metric,
     (weights, random_weight, diversity): (&[(AnalysisKind, f32)], f32, bool),
     eligible: Option<&[bool]>,
     execution: &Execution<'_>,
@@ -210,9 +207,10 @@ fn pick_by_quotas<'a>(
             weight: *weight,
         })
         .collect();
+    let own = graphs.target_self(self_k, execution)?;
     let duplicates = near_duplicates(
         target,
-        graphs.target_self(self_k, execution)?,
+        own,
         DuplicateThreshold::Automatic {
             ratio: AUTOMATIC_RATIO,
         },
@@ -224,22 +222,24 @@ fn pick_by_quotas<'a>(
         eligible,
         duplicates: &duplicates,
         spread: diversity.then_some(KCenter {
-            dataset: target,
-            metric,
+            graph: own,
             pool_factor: SPREAD_POOL_FACTOR,
         }),
         seed: params.select.seed,
     };
-    Ok(select(target.n_rows(), &options)?
-        .into_iter()
-        .map(|choice| {
-            let reason = match choice.reason {
-                SelectionReason::Score(quota) => weights[quota].0.as_str(),
-                SelectionReason::Random => "random",
-            };
-            (choice.row, reason)
-        })
-        .collect())
+    // The scores took the whole progress bar; the picks are its last step.
+    Ok(
+        select(target.n_rows(), &options, &execution.part(0.99, 1.0))?
+            .into_iter()
+            .map(|choice| {
+                let reason = match choice.reason {
+                    SelectionReason::Score(quota) => weights[quota].0.as_str(),
+                    SelectionReason::Random => "random",
+                };
+                (choice.row, reason)
+            })
+            .collect(),
+    )
 }
 
 /// Only `n`: weighted coverage of the target's self-kNN graph (which also

@@ -42,6 +42,7 @@ __all__ = [
     "DuplicateRecordIdError",
     "EmptyBatchError",
     "BatchTooLargeError",
+    "KnnTooLargeError",
     "InvalidMetadataError",
     "InvalidFilterError",
     "InvalidParameterError",
@@ -182,6 +183,12 @@ class BatchTooLargeError(InvalidInputError):
     """More than 100,000 records in one batch (code ``batch_too_large``)."""
 
 
+class KnnTooLargeError(InvalidInputError):
+    """A kNN request whose number of queries times ``k`` is over the
+    server's per-request limit (code ``knn_too_large``): send fewer queries
+    per call or a smaller ``k``."""
+
+
 class InvalidMetadataError(InvalidInputError):
     """Record metadata that is not a flat dict of str, number and bool
     values with simple keys (code ``invalid_metadata``)."""
@@ -320,6 +327,7 @@ _CLASS_OF_INPUT_CODE: Dict[str, Type[InvalidInputError]] = {
     "duplicate_record_id": DuplicateRecordIdError,
     "empty_batch": EmptyBatchError,
     "batch_too_large": BatchTooLargeError,
+    "knn_too_large": KnnTooLargeError,
     "invalid_metadata": InvalidMetadataError,
     "invalid_filter": InvalidFilterError,
     "invalid_parameter": InvalidParameterError,

@@ -22,13 +22,39 @@ pub(super) enum SqlArg {
 }
 
 impl SqlArg {
-    fn approximate_len(&self) -> usize {
+    /// The bytes the driver's `bind()` prints for the value: a string
+    /// quoted, with a backslash before each backslash, quote, backtick, tab
+    /// and newline; a number
+    /// as Rust's `Display` writes it, which never uses an exponent (`1e-300`
+    /// prints as 302 characters).
+    fn printed_len(&self) -> usize {
         match self {
-            // Escaping at most doubles a string, plus quotes.
-            SqlArg::Text(text) => text.len() * 2 + 2,
-            SqlArg::Float(_) | SqlArg::Unsigned(_) => 24,
+            SqlArg::Text(text) => {
+                let escaped = text
+                    .bytes()
+                    .filter(|byte| matches!(byte, b'\\' | b'\'' | b'`' | b'\t' | b'\n'))
+                    .count();
+                text.len() + escaped + 2
+            }
+            SqlArg::Float(value) => displayed_len(value),
+            SqlArg::Unsigned(value) => displayed_len(value),
         }
     }
+}
+
+/// The length of `value`'s `Display` text, without keeping the text.
+fn displayed_len(value: &impl std::fmt::Display) -> usize {
+    struct Counter(usize);
+    impl std::fmt::Write for Counter {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            self.0 += text.len();
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing into a counter cannot fail.
+    let _ = std::fmt::write(&mut counter, format_args!("{value}"));
+    counter.0
 }
 
 /// SQL text with placeholders and the values to bind, in order.
@@ -90,9 +116,10 @@ impl Sql {
         self
     }
 
-    /// An upper bound of the final statement's size once values are bound.
+    /// The final statement's size once values are bound (each `?` counted
+    /// as well, so a little over).
     pub(super) fn approximate_len(&self) -> usize {
-        self.text.len() + self.args.iter().map(SqlArg::approximate_len).sum::<usize>()
+        self.text.len() + self.args.iter().map(SqlArg::printed_len).sum::<usize>()
     }
 
     /// True when the bound statement may exceed 18.16's query size limit.
@@ -315,5 +342,37 @@ mod tests {
         assert!(!sql.text.contains("DROP"));
         assert!(!sql.text.contains("a\\'b"));
         assert_eq!(sql.args.len(), 4);
+    }
+
+    #[test]
+    fn the_size_estimate_counts_what_the_driver_prints() {
+        let client = Client::default();
+        let mut sql = Sql::new("SELECT ");
+        sql.float_arg(1e-300)
+            .push(", ")
+            .float_arg(-123.5)
+            .push(", ")
+            .unsigned_arg(u64::MAX)
+            .push(", ")
+            .text_arg("it's a\\ `tab`\there\n");
+        let estimated = sql.approximate_len();
+        let printed = sql
+            .clone()
+            .bind_into(&client)
+            .sql_display()
+            .to_string()
+            .len();
+        // The estimate counts each `?` too.
+        assert_eq!(estimated, printed + sql.args.len());
+        assert!(printed > 300, "1e-300 prints long: {printed}");
+    }
+
+    #[test]
+    fn tiny_numbers_make_a_filter_too_large_not_a_broken_query() {
+        let values: Vec<f64> = vec![1e-300; 1_000];
+        let filter = Filter::from_json(&json!({"metadata.x": {"$in": values}})).unwrap();
+        let sql = render_filter(&filter);
+        assert!(sql.approximate_len() > 300_000);
+        assert!(sql.too_large());
     }
 }
