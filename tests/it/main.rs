@@ -7,6 +7,7 @@
 
 mod analysis_jobs;
 mod clickhouse_store;
+mod cluster_faults;
 mod conformance;
 mod e2e_http;
 mod e2e_results;
