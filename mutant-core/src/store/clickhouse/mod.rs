@@ -119,11 +119,13 @@ pub(crate) enum StoreFailure {
 /// ClickHouse's error codes that say part of a cluster cannot be reached
 /// for now, so the request may succeed later: 209 `SOCKET_TIMEOUT`, 210
 /// `NETWORK_ERROR`, 242 `TABLE_IS_READ_ONLY` (a replica without ZooKeeper),
-/// 279 `ALL_CONNECTION_TRIES_FAILED` (every replica of a shard down), 286
-/// `UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE`, 289 `TOO_FEW_LIVE_REPLICAS` (fewer
-/// live replicas than the insert quorum), 319 `UNKNOWN_STATUS_OF_INSERT`
-/// (the quorum was not reached in time), 999 (ZooKeeper unreachable).
-const CLUSTER_UNAVAILABLE_CODES: [u32; 8] = [209, 210, 242, 279, 286, 289, 319, 999];
+/// 279 `ALL_CONNECTION_TRIES_FAILED` (every replica of a shard down), 285
+/// `TOO_FEW_LIVE_REPLICAS` (fewer live replicas than the insert quorum), 286
+/// `UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE`, 289 `REPLICA_IS_NOT_IN_QUORUM`
+/// (a replica behind the quorum, asked to read), 319
+/// `UNKNOWN_STATUS_OF_INSERT` (the quorum was not reached in time), 999
+/// (ZooKeeper unreachable).
+const CLUSTER_UNAVAILABLE_CODES: [u32; 9] = [209, 210, 242, 279, 285, 286, 289, 319, 999];
 
 /// The code of ClickHouse's error text (`Code: 286, e.displayText() = ...`
 /// on 18.16, `Code: 286. DB::Exception: ...` later), if it has one.
@@ -553,7 +555,7 @@ mod tests {
         ));
         assert!(busy.is_quorum_busy());
         let too_few = StoreFailure::from(clickhouse::error::Error::BadResponse(
-            "Code: 289, e.displayText() = DB::Exception: Number of alive replicas (1) is less than requested quorum (2)."
+            "Code: 285, e.displayText() = DB::Exception: Number of alive replicas (1) is less than requested quorum (2)."
                 .into(),
         ));
         assert!(matches!(too_few, StoreFailure::Unavailable(_)) && !too_few.is_quorum_busy());
