@@ -8,6 +8,7 @@
 mod analysis_jobs;
 mod clickhouse_store;
 mod cluster_faults;
+mod cluster_store;
 mod conformance;
 mod e2e_http;
 mod e2e_results;
