@@ -1,6 +1,7 @@
 //! Shared support for Mutant's integration tests: reaching the ClickHouse that
-//! `scripts/clickhouse.sh` starts, and one database per test; and the shared
-//! pieces of the benchmark programs (`bench`).
+//! `scripts/clickhouse.sh` starts (one node, and the cluster of
+//! `start-cluster`), and one database per test; and the shared pieces of the
+//! benchmark programs (`bench`).
 
 pub mod bench;
 pub mod quality;
@@ -76,6 +77,51 @@ pub async fn clickhouse_store_with(
     }
 }
 
+/// The name `scripts/clickhouse.sh start-cluster` gives its cluster.
+pub const CLUSTER: &str = "mutant";
+
+/// A node of the test cluster: `MUTANT_CLICKHOUSE_CLUSTER_URL`, which
+/// `scripts/test.sh` exports after `scripts/clickhouse.sh start-cluster`.
+/// Panics when it is not set: the cluster tests fail, they never skip.
+pub fn clickhouse_cluster_url() -> String {
+    std::env::var("MUTANT_CLICKHOUSE_CLUSTER_URL").unwrap_or_else(|_| {
+        panic!(
+            "MUTANT_CLICKHOUSE_CLUSTER_URL is not set: start the test cluster with \
+             `scripts/clickhouse.sh start-cluster` and export the URL it prints \
+             (scripts/test.sh does both)"
+        )
+    })
+}
+
+/// A store on a fresh database named after the test, spread over the test
+/// cluster ([`CLUSTER`] at [`clickhouse_cluster_url`]).
+pub async fn clickhouse_cluster_store(test_name: &str) -> ClickHouseStore {
+    let url = clickhouse_cluster_url();
+    let database = format!("mutant_test_{test_name}");
+    drop_database_on_cluster(&url, &database).await;
+    let config = ClickHouseConfig::new(&url)
+        .with_database(&database)
+        .with_cluster(CLUSTER);
+    match ClickHouseStore::connect(config).await {
+        Ok(store) => store,
+        Err(error) => panic!(
+            "cannot use the ClickHouse cluster {CLUSTER} at {url} ({error}); start it with \
+             `scripts/clickhouse.sh start-cluster` and export MUTANT_CLICKHOUSE_CLUSTER_URL \
+             to the URL it prints"
+        ),
+    }
+}
+
+/// Drops `database` on every node of the cluster [`CLUSTER`] that `url`
+/// belongs to, with its replicated tables' entries in ZooKeeper (a table
+/// created again under the same path would otherwise find them).
+pub async fn drop_database_on_cluster(url: &str, database: &str) {
+    let client = clickhouse::Client::default().with_url(url);
+    let statement = format!("DROP DATABASE IF EXISTS `{database}` ON CLUSTER {CLUSTER}");
+    // An unreachable cluster is reported by `connect` right after.
+    let _ = tokio::time::timeout(Duration::from_secs(60), client.query(&statement).execute()).await;
+}
+
 /// Drops `database` and everything in it, if it exists.
 pub async fn drop_database(url: &str, database: &str) {
     let client = clickhouse::Client::default().with_url(url);
@@ -125,6 +171,9 @@ pub async fn wait_for_mutations(store: &ClickHouseStore, database: &str) {
 /// database; killed when dropped.
 pub struct ServerProcess {
     child: std::process::Child,
+    /// The variables it was started with beyond the defaults, which a server
+    /// started beside it gets too (the same ClickHouse, the same cluster).
+    environment: Vec<(String, String)>,
     /// The base URL clients use, e.g. `http://127.0.0.1:40123`.
     pub url: String,
     /// The ClickHouse database it owns.
@@ -174,7 +223,38 @@ impl ServerProcess {
         other: &ServerProcess,
         extra_env: &[(&str, &str)],
     ) -> ServerProcess {
-        ServerProcess::spawn(other.database.clone(), extra_env).await
+        let mut environment: Vec<(&str, &str)> = other
+            .environment
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        environment.extend_from_slice(extra_env);
+        ServerProcess::spawn(other.database.clone(), &environment).await
+    }
+
+    /// Like [`ServerProcess::start_with`], on the test cluster
+    /// ([`clickhouse_cluster_url`], `MUTANT_CLICKHOUSE_CLUSTER` [`CLUSTER`]);
+    /// its database there is dropped on every node first.
+    pub async fn start_on_cluster(test_name: &str, extra_env: &[(&str, &str)]) -> ServerProcess {
+        let url = clickhouse_cluster_url();
+        ServerProcess::start_on_cluster_at(test_name, &url, extra_env).await
+    }
+
+    /// Like [`ServerProcess::start_on_cluster`], on the cluster whose node
+    /// `clickhouse_url` is (a test's own cluster).
+    pub async fn start_on_cluster_at(
+        test_name: &str,
+        clickhouse_url: &str,
+        extra_env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let database = format!("mutant_e2e_{test_name}");
+        drop_database_on_cluster(clickhouse_url, &database).await;
+        let mut env = vec![
+            ("MUTANT_CLICKHOUSE_URL", clickhouse_url),
+            ("MUTANT_CLICKHOUSE_CLUSTER", CLUSTER),
+        ];
+        env.extend_from_slice(extra_env);
+        ServerProcess::spawn(database, &env).await
     }
 
     /// The server program at `binary` (another build, say) on `database`,
@@ -217,6 +297,10 @@ impl ServerProcess {
         let child = command.spawn().expect("mutant-server starts");
         let server = ServerProcess {
             child,
+            environment: extra_env
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
             url: format!("http://127.0.0.1:{port}"),
             database,
             log_path,

@@ -23,6 +23,11 @@ pub(crate) struct Config {
     pub(crate) clickhouse_password: String,
     /// The database Mutant owns. `MUTANT_DATABASE` / `--database`; default `mutant`.
     pub(crate) database: String,
+    /// The ClickHouse cluster (a name in its `remote_servers`) to spread the
+    /// tables over: local tables `ON CLUSTER`, replicated where shards have
+    /// replicas, read and written through `Distributed` tables.
+    /// `MUTANT_CLICKHOUSE_CLUSTER` / `--clickhouse-cluster`; default none (one node).
+    pub(crate) clickhouse_cluster: Option<String>,
     /// Bytes of datasets kept in memory. `MUTANT_CACHE_BYTES` / `--cache-bytes`; default 4 GiB.
     pub(crate) cache_bytes: usize,
     /// When set, every request but `/healthz` needs `Authorization: Bearer <token>`.
@@ -125,6 +130,7 @@ const CLICKHOUSE_URL: Setting = setting("MUTANT_CLICKHOUSE_URL", "--clickhouse-u
 const CLICKHOUSE_USER: Setting = setting("MUTANT_CLICKHOUSE_USER", "--clickhouse-user");
 const CLICKHOUSE_PASSWORD: Setting = setting("MUTANT_CLICKHOUSE_PASSWORD", "--clickhouse-password");
 const DATABASE: Setting = setting("MUTANT_DATABASE", "--database");
+const CLICKHOUSE_CLUSTER: Setting = setting("MUTANT_CLICKHOUSE_CLUSTER", "--clickhouse-cluster");
 const CACHE_BYTES: Setting = setting("MUTANT_CACHE_BYTES", "--cache-bytes");
 const API_TOKEN: Setting = setting("MUTANT_API_TOKEN", "--api-token");
 const MAX_BODY_BYTES: Setting = setting("MUTANT_MAX_BODY_BYTES", "--max-body-bytes");
@@ -143,12 +149,13 @@ const IDLE_TIMEOUT_MS: Setting = setting("MUTANT_IDLE_TIMEOUT_MS", "--idle-timeo
 const MAX_CONNECTIONS: Setting = setting("MUTANT_MAX_CONNECTIONS", "--max-connections");
 
 /// Every setting, in the order `--help` lists them.
-const SETTINGS: [Setting; 19] = [
+const SETTINGS: [Setting; 20] = [
     LISTEN,
     CLICKHOUSE_URL,
     CLICKHOUSE_USER,
     CLICKHOUSE_PASSWORD,
     DATABASE,
+    CLICKHOUSE_CLUSTER,
     CACHE_BYTES,
     API_TOKEN,
     MAX_BODY_BYTES,
@@ -268,6 +275,7 @@ impl Config {
             clickhouse_user: given.text_or(CLICKHOUSE_USER, ""),
             clickhouse_password: given.text_or(CLICKHOUSE_PASSWORD, ""),
             database: given.text_or(DATABASE, "mutant"),
+            clickhouse_cluster: given.text(CLICKHOUSE_CLUSTER),
             cache_bytes: given.count(CACHE_BYTES, 4 << 30)?,
             api_token: given.text(API_TOKEN),
             max_body_bytes: given.count(MAX_BODY_BYTES, 256 << 20)?,

@@ -63,6 +63,7 @@ async fn serve(config: Config) -> Result<(), String> {
         .with_timeout(config.clickhouse_timeout);
     clickhouse.user = config.clickhouse_user.clone();
     clickhouse.password = config.clickhouse_password.clone();
+    clickhouse.cluster = config.clickhouse_cluster.clone();
     clickhouse.group_commit.max_inserts_in_flight = config.inserts_in_flight;
     let store = ClickHouseStore::connect(clickhouse)
         .await

@@ -1231,12 +1231,18 @@ pub(crate) async fn compaction_forgets_the_analyses_of_deleted_datasets(store: &
 }
 
 macro_rules! conformance_suite {
-    ($($case:ident),* $(,)?) => {
+    ($($case:ident),* $(,)?; not on a cluster: $($single_node_case:ident),* $(,)?) => {
         mod memory {
             $(
                 #[tokio::test]
                 async fn $case() {
                     super::$case(&mutant_core::store::MemoryStore::new()).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $single_node_case() {
+                    super::$single_node_case(&mutant_core::store::MemoryStore::new()).await;
                 }
             )*
         }
@@ -1245,6 +1251,24 @@ macro_rules! conformance_suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let store = mutant_tests::clickhouse_store(concat!("conformance_", stringify!($case))).await;
+                    super::$case(&store).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $single_node_case() {
+                    let store = mutant_tests::clickhouse_store(concat!("conformance_", stringify!($single_node_case))).await;
+                    super::$single_node_case(&store).await;
+                }
+            )*
+        }
+        /// The same suite on the test cluster (2 shards x 2 replicas,
+        /// `MUTANT_CLICKHOUSE_CLUSTER_URL`), issue 16.
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let store = mutant_tests::clickhouse_cluster_store(concat!("conformance_cluster_", stringify!($case))).await;
                     super::$case(&store).await;
                 }
             )*
@@ -1265,9 +1289,13 @@ conformance_suite!(
     analysis_results_filter_by_verdict_and_score,
     analyses_are_listed_newest_first,
     dataset_watermark_follows_writes,
-    compaction_forgets_the_analyses_of_deleted_datasets,
     changes_since_and_changes_of_chosen_ids,
     the_feed_stamp_follows_the_catalogue,
     a_deleted_dataset_stays_deleted_whatever_races_it,
-    concurrent_metadata_changes_both_land,
+    concurrent_metadata_changes_both_land;
+    // Compaction's mutations `ON CLUSTER` can wedge a replica's DDL queue on
+    // ClickHouse 18.16.1 (see ARCHITECTURE.md, "On a cluster"), and with it
+    // every later test's schema creation, so the suite's cluster run leaves
+    // this case out.
+    not on a cluster: compaction_forgets_the_analyses_of_deleted_datasets,
 );

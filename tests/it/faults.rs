@@ -18,22 +18,22 @@ use tokio::task::JoinHandle;
 use crate::e2e_support::run;
 use mutant_tests::{ServerProcess, clickhouse_url};
 
-const DIMENSION: usize = 8;
+pub(crate) const DIMENSION: usize = 8;
 
 /// The vector of record `index`: exact in f32 for every index used here.
-fn vector(index: usize) -> Vec<f32> {
+pub(crate) fn vector(index: usize) -> Vec<f32> {
     (0..DIMENSION)
         .map(|position| ((index * (position + 1)) % 10_007) as f32 - position as f32 * 0.5)
         .collect()
 }
 
-fn record(index: usize) -> Record {
+pub(crate) fn record(index: usize) -> Record {
     Record::new(format!("r{index}"), vector(index))
 }
 
 /// Retries that outlast a server restart or a ClickHouse restart (over a
 /// minute of waiting in all).
-fn patient() -> RetryPolicy {
+pub(crate) fn patient() -> RetryPolicy {
     RetryPolicy::default()
         .with_max_attempts(80)
         .with_backoff(Duration::from_millis(50), Duration::from_secs(1))
@@ -41,7 +41,12 @@ fn patient() -> RetryPolicy {
 
 /// Checks that every `stride`-th record of `0..n_records` reads back with its
 /// exact vector.
-async fn assert_sample_stored(client: &Client, dataset: &str, n_records: usize, stride: usize) {
+pub(crate) async fn assert_sample_stored(
+    client: &Client,
+    dataset: &str,
+    n_records: usize,
+    stride: usize,
+) {
     let ids: Vec<String> = (0..n_records)
         .step_by(stride)
         .map(|index| format!("r{index}"))
@@ -71,7 +76,12 @@ async fn assert_sample_stored(client: &Client, dataset: &str, n_records: usize, 
 }
 
 /// One HTTP/1.1 exchange on a fresh connection: the status and the body.
-async fn raw_request(base_url: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+pub(crate) async fn raw_request(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
     let address = base_url.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = TcpStream::connect(address).await.unwrap();
     let request = format!(
@@ -217,74 +227,80 @@ async fn forward(inbound: TcpStream, state: Arc<Mutex<ProxyState>>) {
 #[test]
 fn a_killed_server_loses_nothing_acknowledged() {
     run(|| async {
-        const N_RECORDS: usize = 200_000;
-        const KILL_AFTER: usize = 60_000;
         let doomed = ServerProcess::start("faults_server_kill").await;
-        let mut restarted = None;
-        // The client talks to one stable address, as behind a load balancer.
-        let proxy = Proxy::start(doomed.url.trim_start_matches("http://")).await;
-        let client = Client::new(&proxy.url()).unwrap().with_retry(patient());
-        client
-            .create_dataset(&NewDataset::new("stream", DIMENSION))
-            .await
-            .unwrap();
-
-        let started = Instant::now();
-        let mut writer = client
-            .batch_writer("stream", BatchWriterConfig::default())
-            .unwrap();
-        let mut n_unacknowledged_at_kill = 0;
-        for index in 0..N_RECORDS {
-            if index == KILL_AFTER {
-                n_unacknowledged_at_kill = writer.n_unacknowledged();
-                let killed = std::process::Command::new("kill")
-                    .args(["-9", &doomed.pid().to_string()])
-                    .status()
-                    .unwrap();
-                assert!(killed.success());
-                // Restarted on the same database; until it answers, the
-                // writer's batches in flight meet a dead address and retry.
-                let replacement = ServerProcess::start_beside(&doomed).await;
-                proxy.switch_to(replacement.url.trim_start_matches("http://"));
-                restarted = Some(replacement);
-            }
-            writer.write(record(index)).await.unwrap();
-        }
-        let summary = writer.finish().await.unwrap();
-        let elapsed = started.elapsed();
-        eprintln!(
-            "server kill: {N_RECORDS} records in {:.1} s, {n_unacknowledged_at_kill} in flight at the kill, {} batches",
-            elapsed.as_secs_f64(),
-            summary.n_batches
-        );
-        assert!(
-            n_unacknowledged_at_kill > 0,
-            "the kill must land with records in flight"
-        );
-        assert_eq!(summary.n_records_written, N_RECORDS as u64);
-        // Every acknowledged id exactly once: count is the number of distinct
-        // live ids, through the restarted server.
-        let restarted = restarted.expect("the server was restarted");
-        let direct = Client::new(&restarted.url).unwrap();
-        assert_eq!(direct.count("stream", None).await.unwrap(), N_RECORDS);
-        assert_sample_stored(&client, "stream", N_RECORDS, 97).await;
-        // The killed server's in-flight writes are among them.
-        let around_kill = (KILL_AFTER - 5_000..KILL_AFTER + 1_000)
-            .map(|index| format!("r{index}"))
-            .collect::<Vec<_>>();
-        let stored = client
-            .get_records(
-                "stream",
-                &GetRecordsRequest {
-                    ids: Some(around_kill.clone()),
-                    limit: Some(around_kill.len()),
-                    ..GetRecordsRequest::default()
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(stored.len(), around_kill.len());
+        a_killed_server_loses_nothing_acknowledged_on(doomed).await;
     });
+}
+
+/// Streams records through `doomed`, SIGKILLs it mid-stream, restarts it
+/// beside itself, and checks that every acknowledged record is stored once.
+pub(crate) async fn a_killed_server_loses_nothing_acknowledged_on(doomed: ServerProcess) {
+    const N_RECORDS: usize = 200_000;
+    const KILL_AFTER: usize = 60_000;
+    let mut restarted = None;
+    // The client talks to one stable address, as behind a load balancer.
+    let proxy = Proxy::start(doomed.url.trim_start_matches("http://")).await;
+    let client = Client::new(&proxy.url()).unwrap().with_retry(patient());
+    client
+        .create_dataset(&NewDataset::new("stream", DIMENSION))
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let mut writer = client
+        .batch_writer("stream", BatchWriterConfig::default())
+        .unwrap();
+    let mut n_unacknowledged_at_kill = 0;
+    for index in 0..N_RECORDS {
+        if index == KILL_AFTER {
+            n_unacknowledged_at_kill = writer.n_unacknowledged();
+            let killed = std::process::Command::new("kill")
+                .args(["-9", &doomed.pid().to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            // Restarted on the same database; until it answers, the
+            // writer's batches in flight meet a dead address and retry.
+            let replacement = ServerProcess::start_beside(&doomed).await;
+            proxy.switch_to(replacement.url.trim_start_matches("http://"));
+            restarted = Some(replacement);
+        }
+        writer.write(record(index)).await.unwrap();
+    }
+    let summary = writer.finish().await.unwrap();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "server kill: {N_RECORDS} records in {:.1} s, {n_unacknowledged_at_kill} in flight at the kill, {} batches",
+        elapsed.as_secs_f64(),
+        summary.n_batches
+    );
+    assert!(
+        n_unacknowledged_at_kill > 0,
+        "the kill must land with records in flight"
+    );
+    assert_eq!(summary.n_records_written, N_RECORDS as u64);
+    // Every acknowledged id exactly once: count is the number of distinct
+    // live ids, through the restarted server.
+    let restarted = restarted.expect("the server was restarted");
+    let direct = Client::new(&restarted.url).unwrap();
+    assert_eq!(direct.count("stream", None).await.unwrap(), N_RECORDS);
+    assert_sample_stored(&client, "stream", N_RECORDS, 97).await;
+    // The killed server's in-flight writes are among them.
+    let around_kill = (KILL_AFTER - 5_000..KILL_AFTER + 1_000)
+        .map(|index| format!("r{index}"))
+        .collect::<Vec<_>>();
+    let stored = client
+        .get_records(
+            "stream",
+            &GetRecordsRequest {
+                ids: Some(around_kill.clone()),
+                limit: Some(around_kill.len()),
+                ..GetRecordsRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), around_kill.len());
 }
 
 /// A ClickHouse of this test's own, on its own ports and data directory
@@ -346,24 +362,30 @@ impl PrivateClickHouse {
         tokio::task::spawn_blocking(move || Self::script(http_port, "stop"))
             .await
             .unwrap();
-        let process = PathBuf::from(format!("/proc/{pid}"));
-        let stop_began = Instant::now();
-        let mut killed = false;
-        for _ in 0..600 {
-            if !process.exists() {
-                return killed;
-            }
-            if !killed && stop_began.elapsed() >= grace {
-                let status = std::process::Command::new("kill")
-                    .args(["-9", &pid])
-                    .status()
-                    .unwrap();
-                killed = status.success();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("ClickHouse (pid {pid}) did not exit within 12 s of being stopped");
+        wait_for_exit(&pid, grace).await
     }
+}
+
+/// Waits until process `pid`, already sent SIGTERM, is gone, killing it
+/// after `grace`, as a supervisor would; returns whether it was killed.
+pub(crate) async fn wait_for_exit(pid: &str, grace: Duration) -> bool {
+    let process = PathBuf::from(format!("/proc/{pid}"));
+    let stop_began = Instant::now();
+    let mut killed = false;
+    for _ in 0..600 {
+        if !process.exists() {
+            return killed;
+        }
+        if !killed && stop_began.elapsed() >= grace {
+            let status = std::process::Command::new("kill")
+                .args(["-9", pid])
+                .status()
+                .unwrap();
+            killed = status.success();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("ClickHouse (pid {pid}) did not exit within 12 s of being stopped");
 }
 
 impl Drop for PrivateClickHouse {
@@ -376,115 +398,143 @@ impl Drop for PrivateClickHouse {
     }
 }
 
+/// A ClickHouse a test owns and may stop: one node, or a whole cluster.
+pub(crate) trait StoppableClickHouse {
+    /// Stops it (SIGTERM, SIGKILL after `grace`); returns once it is gone,
+    /// and whether it had to be killed.
+    async fn stop(&self, grace: Duration) -> bool;
+    /// Starts it again, on the same data.
+    async fn restart(&self);
+}
+
+impl StoppableClickHouse for PrivateClickHouse {
+    async fn stop(&self, grace: Duration) -> bool {
+        PrivateClickHouse::stop(self, grace).await
+    }
+
+    async fn restart(&self) {
+        PrivateClickHouse::restart(self).await;
+    }
+}
+
 #[test]
 fn clickhouse_stopping_mid_stream_gives_503_then_recovers() {
     run(|| async {
-        /// Records written after ClickHouse is back, before the stream ends.
-        const N_AFTER_RETURN: u64 = 5_000;
         let clickhouse = PrivateClickHouse::start(18_200).await;
         let server = ServerProcess::start_on("faults_clickhouse_stop", &clickhouse.url, &[]).await;
-        let client = Client::new(&server.url).unwrap().with_retry(patient());
-        client
-            .create_dataset(&NewDataset::new("stream", DIMENSION))
-            .await
-            .unwrap();
-
-        // A steady stream of about 10,000 records a second, until told to
-        // end: it surely spans the outage, however long ClickHouse takes to
-        // shut down.
-        let n_written = Arc::new(AtomicU64::new(0));
-        let end_stream = Arc::new(AtomicBool::new(false));
-        let mut writer = client
-            .batch_writer("stream", BatchWriterConfig::default())
-            .unwrap();
-        let progress = Arc::clone(&n_written);
-        let ending = Arc::clone(&end_stream);
-        let stream = tokio::spawn(async move {
-            let mut index = 0;
-            while !ending.load(Ordering::Acquire) && index < 1_000_000 {
-                writer.write(record(index)).await.unwrap();
-                index += 1;
-                progress.store(index as u64, Ordering::Release);
-                if index.is_multiple_of(500) {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-            (index, writer.finish().await)
-        });
-        let wait_for_writes = |target: u64| {
-            let n_written = Arc::clone(&n_written);
-            async move {
-                for _ in 0..6_000 {
-                    if n_written.load(Ordering::Acquire) >= target {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                panic!("the stream did not reach {target} writes within 60 s");
-            }
-        };
-        wait_for_writes(8_000).await;
-
-        let stopped_at = Instant::now();
-        let killed = clickhouse.stop(Duration::from_secs(1)).await;
-        let gone_after = stopped_at.elapsed();
-        let n_written_at_stop = n_written.load(Ordering::Acquire);
-        // A direct request, not retried: 503 `store_unavailable`, at once.
-        let (status, body) =
-            raw_request(&server.url, "POST", "/v1/datasets/stream/count", "{}").await;
-        let first_503_after = stopped_at.elapsed();
-        assert_eq!(status, 503, "{body}");
-        assert!(
-            body.contains("\"store_unavailable\"") && body.contains("unreachable"),
-            "{body}"
-        );
-        let impatient = Client::new(&server.url)
-            .unwrap()
-            .with_retry(RetryPolicy::none());
-        assert!(matches!(
-            impatient.count("stream", None).await,
-            Err(Error::Unavailable { ref code, .. }) if code == "store_unavailable"
-        ));
-
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert!(
-            !stream.is_finished(),
-            "the stream runs on through the outage"
-        );
-        let n_written_while_down = n_written.load(Ordering::Acquire) - n_written_at_stop;
-        let restarting_at = Instant::now();
-        clickhouse.restart().await;
-        let restart_took = restarting_at.elapsed();
-        let mut first_answer_after = None;
-        for _ in 0..300 {
-            if impatient.count("stream", None).await.is_ok() {
-                first_answer_after = Some(restarting_at.elapsed());
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let first_answer_after =
-            first_answer_after.expect("the server answers within 6 s of ClickHouse's return");
-        wait_for_writes(n_written.load(Ordering::Acquire) + N_AFTER_RETURN).await;
-        end_stream.store(true, Ordering::Release);
-        let (n_records, finished) = stream.await.unwrap();
-        let summary = finished.unwrap();
-        let finished_after = restarting_at.elapsed();
-        eprintln!(
-            "clickhouse stop: gone {:.2} s after the stop began (SIGTERM{}), first 503 {:.2} s after it; \
-             {n_written_at_stop} writes before the stop, {n_written_while_down} accepted while down (then backpressure); \
-             restart took {:.2} s, server answering {:.2} s and {n_records} records stored {:.2} s after the restart began",
-            gone_after.as_secs_f64(),
-            if killed { ", SIGKILL after 1 s" } else { "" },
-            first_503_after.as_secs_f64(),
-            restart_took.as_secs_f64(),
-            first_answer_after.as_secs_f64(),
-            finished_after.as_secs_f64(),
-        );
-        assert_eq!(summary.n_records_written, n_records as u64);
-        assert_eq!(client.count("stream", None).await.unwrap(), n_records);
-        assert_sample_stored(&client, "stream", n_records, 41).await;
+        clickhouse_stopping_mid_stream_gives_503_then_recovers_on(&clickhouse, &server).await;
     });
+}
+
+/// Streams records through `server`, stops `clickhouse` mid-stream, checks
+/// the 503s, starts it again, and checks that the stream finishes with every
+/// acknowledged record stored once.
+pub(crate) async fn clickhouse_stopping_mid_stream_gives_503_then_recovers_on(
+    clickhouse: &impl StoppableClickHouse,
+    server: &ServerProcess,
+) {
+    /// Records written after ClickHouse is back, before the stream ends.
+    const N_AFTER_RETURN: u64 = 5_000;
+    let client = Client::new(&server.url).unwrap().with_retry(patient());
+    client
+        .create_dataset(&NewDataset::new("stream", DIMENSION))
+        .await
+        .unwrap();
+
+    // A steady stream of about 10,000 records a second, until told to
+    // end: it surely spans the outage, however long ClickHouse takes to
+    // shut down.
+    let n_written = Arc::new(AtomicU64::new(0));
+    let end_stream = Arc::new(AtomicBool::new(false));
+    let mut writer = client
+        .batch_writer("stream", BatchWriterConfig::default())
+        .unwrap();
+    let progress = Arc::clone(&n_written);
+    let ending = Arc::clone(&end_stream);
+    let stream = tokio::spawn(async move {
+        let mut index = 0;
+        while !ending.load(Ordering::Acquire) && index < 1_000_000 {
+            writer.write(record(index)).await.unwrap();
+            index += 1;
+            progress.store(index as u64, Ordering::Release);
+            if index.is_multiple_of(500) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        (index, writer.finish().await)
+    });
+    let wait_for_writes = |target: u64| {
+        let n_written = Arc::clone(&n_written);
+        async move {
+            for _ in 0..6_000 {
+                if n_written.load(Ordering::Acquire) >= target {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the stream did not reach {target} writes within 60 s");
+        }
+    };
+    wait_for_writes(8_000).await;
+
+    let stopped_at = Instant::now();
+    let killed = clickhouse.stop(Duration::from_secs(1)).await;
+    let gone_after = stopped_at.elapsed();
+    let n_written_at_stop = n_written.load(Ordering::Acquire);
+    // A direct request, not retried: 503 `store_unavailable`, at once.
+    let (status, body) = raw_request(&server.url, "POST", "/v1/datasets/stream/count", "{}").await;
+    let first_503_after = stopped_at.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("\"store_unavailable\"") && body.contains("unreachable"),
+        "{body}"
+    );
+    let impatient = Client::new(&server.url)
+        .unwrap()
+        .with_retry(RetryPolicy::none());
+    assert!(matches!(
+        impatient.count("stream", None).await,
+        Err(Error::Unavailable { ref code, .. }) if code == "store_unavailable"
+    ));
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !stream.is_finished(),
+        "the stream runs on through the outage"
+    );
+    let n_written_while_down = n_written.load(Ordering::Acquire) - n_written_at_stop;
+    let restarting_at = Instant::now();
+    clickhouse.restart().await;
+    let restart_took = restarting_at.elapsed();
+    let mut first_answer_after = None;
+    for _ in 0..300 {
+        if impatient.count("stream", None).await.is_ok() {
+            first_answer_after = Some(restarting_at.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first_answer_after =
+        first_answer_after.expect("the server answers within 6 s of ClickHouse's return");
+    wait_for_writes(n_written.load(Ordering::Acquire) + N_AFTER_RETURN).await;
+    end_stream.store(true, Ordering::Release);
+    let (n_records, finished) = stream.await.unwrap();
+    let summary = finished.unwrap();
+    let finished_after = restarting_at.elapsed();
+    eprintln!(
+        "clickhouse stop: gone {:.2} s after the stop began (SIGTERM{}), first 503 {:.2} s after it; \
+         {n_written_at_stop} writes before the stop, {n_written_while_down} accepted while down (then backpressure); \
+         restart took {:.2} s, server answering {:.2} s and {n_records} records stored {:.2} s after the restart began",
+        gone_after.as_secs_f64(),
+        if killed { ", SIGKILL after 1 s" } else { "" },
+        first_503_after.as_secs_f64(),
+        restart_took.as_secs_f64(),
+        first_answer_after.as_secs_f64(),
+        finished_after.as_secs_f64(),
+    );
+    assert_eq!(summary.n_records_written, n_records as u64);
+    assert_eq!(client.count("stream", None).await.unwrap(), n_records);
+    assert_sample_stored(&client, "stream", n_records, 41).await;
 }
 
 #[test]

@@ -8,6 +8,8 @@
 mod analysis_jobs;
 mod by_ref;
 mod clickhouse_store;
+mod cluster_faults;
+mod cluster_store;
 mod conformance;
 mod e2e_budget;
 mod e2e_http;

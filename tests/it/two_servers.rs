@@ -1,6 +1,7 @@
-//! Two stateless servers on one ClickHouse: whatever is written, deleted or
-//! re-created through one is what the other answers on its very next
-//! request, kNN (served from its cache) included.
+//! Two stateless servers on one ClickHouse (a single node, and the test
+//! cluster): whatever is written, deleted or re-created through one is what
+//! the other answers on its very next request, kNN (served from its cache)
+//! included.
 
 use mutant_client::wire::{DeleteRecordsRequest, GetRecordsRequest, KnnRequest};
 use mutant_client::{Client, NewDataset, Record};
@@ -28,7 +29,20 @@ async fn nearest(client: &Client, dataset: &str, query: Vec<f32>) -> (String, f3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_through_one_server_are_read_through_the_other_at_once() {
-    let first = ServerProcess::start("two_servers").await;
+    writes_through_one_are_read_through_the_other(ServerProcess::start("two_servers").await).await;
+}
+
+/// The same on the test cluster, where the rows of one dataset are spread
+/// over two shards of two replicas (issue 16).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_writes_through_one_server_are_read_through_the_other_at_once() {
+    let first = ServerProcess::start_on_cluster("two_servers_cluster", &[]).await;
+    writes_through_one_are_read_through_the_other(first).await;
+}
+
+/// Starts a second server beside `first` and checks that what one writes
+/// the other answers at once.
+async fn writes_through_one_are_read_through_the_other(first: ServerProcess) {
     let second = ServerProcess::start_beside(&first).await;
     let writer = Client::new(&first.url).unwrap();
     let reader = Client::new(&second.url).unwrap();

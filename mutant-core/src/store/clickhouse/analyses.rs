@@ -4,7 +4,7 @@
 //!
 //! A job is read back as its highest version, with `cancel_requested` true if
 //! any version has it (the two values of the flag are different keys, see
-//! `schema::CREATE_ANALYSES`). Results are plain rows keyed by rank; a
+//! `schema::ANALYSES`). Results are plain rows keyed by rank; a
 //! repeated INSERT only repeats identical rows, and reads keep one per rank.
 
 use serde::{Deserialize, Serialize};
@@ -123,6 +123,11 @@ struct ResultRow {
 
 pub(super) async fn put(store: &ClickHouseStore, job: &AnalysisJob) -> Result<()> {
     let row = JobRow::from_job(job, store.clock.next());
+    super::retry_while_quorum_busy(store.timeout, || put_row(store, &row)).await
+}
+
+/// Writes one job row.
+async fn put_row(store: &ClickHouseStore, row: &JobRow) -> Result<()> {
     let mut insert = store
         .client
         .insert::<JobRow>("analyses")
@@ -132,7 +137,7 @@ pub(super) async fn put(store: &ClickHouseStore, job: &AnalysisJob) -> Result<()
         insert = insert.with_setting(name, value);
     }
     insert
-        .write(&row)
+        .write(row)
         .await
         .map_err(|error| store.error(error))?;
     insert.end().await.map_err(|error| store.error(error))
@@ -205,31 +210,44 @@ pub(super) async fn list(
 
 pub(super) async fn put_results(store: &ClickHouseStore, id: Uuid, rows: &[Value]) -> Result<()> {
     for (chunk_idx, chunk) in rows.chunks(RESULT_ROWS_PER_INSERT).enumerate() {
-        let mut insert = store
-            .client
-            .insert::<ResultRow>("analysis_results")
-            .await
-            .map_err(|error| store.error(error))?;
-        for (name, value) in &store.insert_settings {
-            insert = insert.with_setting(name, value);
-        }
-        for (row_idx, row) in chunk.iter().enumerate() {
-            let rank = (chunk_idx * RESULT_ROWS_PER_INSERT + row_idx) as u64;
-            let (flagged, score) = verdict_and_score(row);
-            insert
-                .write(&ResultRow {
-                    analysis: id,
-                    rank,
-                    row: row.to_string(),
-                    score,
-                    flagged: u8::from(flagged),
-                })
-                .await
-                .map_err(|error| store.error(error))?;
-        }
-        insert.end().await.map_err(|error| store.error(error))?;
+        super::retry_while_quorum_busy(store.timeout, || {
+            put_result_chunk(store, id, chunk_idx, chunk)
+        })
+        .await?;
     }
     Ok(())
+}
+
+/// Writes the `chunk_idx`-th chunk of an analysis's result rows.
+async fn put_result_chunk(
+    store: &ClickHouseStore,
+    id: Uuid,
+    chunk_idx: usize,
+    chunk: &[Value],
+) -> Result<()> {
+    let mut insert = store
+        .client
+        .insert::<ResultRow>("analysis_results")
+        .await
+        .map_err(|error| store.error(error))?;
+    for (name, value) in &store.insert_settings {
+        insert = insert.with_setting(name, value);
+    }
+    for (row_idx, row) in chunk.iter().enumerate() {
+        let rank = (chunk_idx * RESULT_ROWS_PER_INSERT + row_idx) as u64;
+        let (flagged, score) = verdict_and_score(row);
+        insert
+            .write(&ResultRow {
+                analysis: id,
+                rank,
+                row: row.to_string(),
+                score,
+                flagged: u8::from(flagged),
+            })
+            .await
+            .map_err(|error| store.error(error))?;
+    }
+    insert.end().await.map_err(|error| store.error(error))
 }
 
 /// `SELECT <columns> FROM analysis_results` for one analysis, with the

@@ -282,7 +282,12 @@ async fn resolve_entry(
     Ok((entry, rows))
 }
 
+/// Writes one catalogue row (again while a quorum INSERT holds the table).
 async fn write_row(store: &ClickHouseStore, row: &DatasetRow) -> Result<()> {
+    super::retry_while_quorum_busy(store.timeout, || write_row_once(store, row)).await
+}
+
+async fn write_row_once(store: &ClickHouseStore, row: &DatasetRow) -> Result<()> {
     let mut insert = store
         .client
         .insert::<DatasetRow>("datasets")

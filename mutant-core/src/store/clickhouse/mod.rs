@@ -63,6 +63,11 @@ pub struct ClickHouseConfig {
     /// fails with [`Error::StoreUnavailable`], as for an unreachable server.
     /// Default 30 s.
     pub timeout: Duration,
+    /// The cluster (a name in ClickHouse's `remote_servers`) to spread the
+    /// tables over: local tables `ON CLUSTER`, replicated when a shard has
+    /// replicas, and `Distributed` tables that every read and write goes
+    /// through (see ARCHITECTURE.md). `None` (the default): one node.
+    pub cluster: Option<String>,
 }
 
 impl ClickHouseConfig {
@@ -76,7 +81,14 @@ impl ClickHouseConfig {
             group_commit: GroupCommitConfig::default(),
             tombstone_grace: Duration::from_secs(600),
             timeout: Duration::from_secs(30),
+            cluster: None,
         }
+    }
+
+    /// Spreads the tables over `cluster` (see [`ClickHouseConfig::cluster`]).
+    pub fn with_cluster(mut self, cluster: impl Into<String>) -> Self {
+        self.cluster = Some(cluster.into());
+        self
     }
 
     /// Uses another database.
@@ -109,13 +121,40 @@ pub(crate) enum StoreFailure {
     Failed(String),
 }
 
+/// ClickHouse's error codes that say part of a cluster cannot be reached
+/// for now, so the request may succeed later: 209 `SOCKET_TIMEOUT`, 210
+/// `NETWORK_ERROR`, 242 `TABLE_IS_READ_ONLY` (a replica without ZooKeeper),
+/// 279 `ALL_CONNECTION_TRIES_FAILED` (every replica of a shard down), 285
+/// `TOO_FEW_LIVE_REPLICAS` (fewer live replicas than the insert quorum), 286
+/// `UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE`, 289 `REPLICA_IS_NOT_IN_QUORUM`
+/// (a replica behind the quorum, asked to read), 319
+/// `UNKNOWN_STATUS_OF_INSERT` (the quorum was not reached in time), 999
+/// (ZooKeeper unreachable).
+const CLUSTER_UNAVAILABLE_CODES: [u32; 9] = [209, 210, 242, 279, 285, 286, 289, 319, 999];
+
+/// The code of ClickHouse's error text (`Code: 286, e.displayText() = ...`
+/// on 18.16, `Code: 286. DB::Exception: ...` later), if it has one.
+fn error_code(text: &str) -> Option<u32> {
+    let after = &text[text.find("Code: ")? + "Code: ".len()..];
+    let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+    after[..digits].parse().ok()
+}
+
 impl From<clickhouse::error::Error> for StoreFailure {
     fn from(error: clickhouse::error::Error) -> Self {
         match error {
             clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => {
                 StoreFailure::Unavailable(error.to_string())
             }
-            other => StoreFailure::Failed(other.to_string()),
+            other => {
+                let text = other.to_string();
+                match error_code(&text) {
+                    Some(code) if CLUSTER_UNAVAILABLE_CODES.contains(&code) => {
+                        StoreFailure::Unavailable(text)
+                    }
+                    Some(_) | None => StoreFailure::Failed(text),
+                }
+            }
         }
     }
 }
@@ -145,6 +184,7 @@ pub struct ClickHouseStore {
     max_insert_bytes: usize,
     tombstone_grace: Duration,
     timeout: Duration,
+    layout: schema::Layout,
 }
 
 impl ClickHouseStore {
@@ -169,54 +209,18 @@ impl ClickHouseStore {
             .await
             .map_err(failure)?;
         let server_version = ServerVersion::parse(&version_text)?;
-        client
-            .query(&format!(
-                "CREATE DATABASE IF NOT EXISTS `{}`",
-                config.database
-            ))
-            .execute()
-            .await
-            .map_err(failure)?;
+        let layout = match &config.cluster {
+            Some(name) => schema::Layout::clustered(
+                &config.database,
+                schema::read_cluster(&client, name).await?,
+            ),
+            None => schema::Layout::single(&config.database),
+        };
+        for (name, value) in schema::cluster_settings(&layout, server_version, config.timeout) {
+            client = client.with_setting(name, value);
+        }
+        schema::create(&client, &layout).await.map_err(failure)?;
         let client = client.with_database(&config.database);
-        for statement in [
-            schema::CREATE_DATASETS,
-            schema::CREATE_DATASET_METADATA,
-            schema::CREATE_RECORDS,
-            schema::CREATE_ANALYSES,
-            schema::CREATE_ANALYSIS_RESULTS,
-            schema::CREATE_INSERTS_IN_FLIGHT,
-        ] {
-            client.query(statement).execute().await.map_err(failure)?;
-        }
-        for &(table, column, definition) in schema::ADDED_COLUMNS {
-            let has_column = || async {
-                client
-                    .query(
-                        "SELECT count() FROM system.columns \
-                         WHERE database = currentDatabase() AND table = ? AND name = ?",
-                    )
-                    .bind(table)
-                    .bind(column)
-                    .fetch_one::<u64>()
-                    .await
-                    .map(|count| count > 0)
-            };
-            if has_column().await.map_err(failure)? {
-                continue;
-            }
-            let added = client
-                .query(&format!(
-                    "ALTER TABLE {table} ADD COLUMN {column} {definition}"
-                ))
-                .execute()
-                .await;
-            // Another server starting at the same moment may have added it.
-            if let Err(error) = added
-                && !has_column().await.map_err(failure)?
-            {
-                return Err(failure(error));
-            }
-        }
         let mut insert_settings = Vec::new();
         if server_version.has_async_insert() {
             insert_settings.push(("async_insert".to_owned(), "0".to_owned()));
@@ -248,6 +252,7 @@ impl ClickHouseStore {
             max_insert_bytes: config.group_commit.max_bytes,
             tombstone_grace: config.tombstone_grace,
             timeout: config.timeout,
+            layout,
         })
     }
 
@@ -300,8 +305,72 @@ fn into_error(url: &str, failure: StoreFailure) -> Error {
     }
 }
 
-/// Sends one INSERT of pre-encoded `records` rows.
+/// An error ClickHouse gives when it refuses a quorum INSERT because the
+/// previous one into the same table and shard has not reached its quorum:
+/// 18.16 takes one quorum INSERT at a time per replicated table and shard
+/// (later releases too, with `insert_quorum_parallel = 0`, which Mutant sets
+/// there so that reads see every acknowledged write).
+trait QuorumRefusal {
+    fn is_quorum_busy(&self) -> bool;
+}
+
+/// ClickHouse's code 286, `UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE`.
+const QUORUM_BUSY_CODE: u32 = 286;
+
+impl QuorumRefusal for StoreFailure {
+    fn is_quorum_busy(&self) -> bool {
+        matches!(self, StoreFailure::Unavailable(reason) if error_code(reason) == Some(QUORUM_BUSY_CODE))
+    }
+}
+
+impl QuorumRefusal for Error {
+    fn is_quorum_busy(&self) -> bool {
+        matches!(self, Error::StoreUnavailable { reason, .. } if error_code(reason) == Some(QUORUM_BUSY_CODE))
+    }
+}
+
+/// Runs `insert` again, after a short random pause, while ClickHouse refuses
+/// it for a quorum INSERT still in progress, for up to `timeout`. Sending an
+/// INSERT again is harmless: rows are versioned (or, for analysis results,
+/// identical), and a replicated table drops a block it already holds, so a
+/// shard that took the first attempt is not written twice.
+async fn retry_while_quorum_busy<T, E: QuorumRefusal, Attempt: Future<Output = Result<T, E>>>(
+    timeout: Duration,
+    mut insert: impl FnMut() -> Attempt,
+) -> Result<T, E> {
+    let started = tokio::time::Instant::now();
+    let mut pause_ms = 5u64;
+    loop {
+        match insert().await {
+            Err(refusal)
+                if refusal.is_quorum_busy()
+                    && started.elapsed() + Duration::from_millis(pause_ms) < timeout =>
+            {
+                let jittered_ms =
+                    pause_ms / 2 + (Uuid::new_v4().as_u128() % u128::from(pause_ms)) as u64;
+                tokio::time::sleep(Duration::from_millis(jittered_ms)).await;
+                pause_ms = (pause_ms * 2).min(100);
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Sends one INSERT of pre-encoded `records` rows (again while a quorum
+/// INSERT holds the table, see [`retry_while_quorum_busy`]).
 async fn insert_rows(
+    client: &Client,
+    settings: &[(String, String)],
+    timeout: Duration,
+    chunks: Vec<Bytes>,
+) -> Result<(), StoreFailure> {
+    retry_while_quorum_busy(timeout, || {
+        insert_rows_once(client, settings, timeout, chunks.clone())
+    })
+    .await
+}
+
+async fn insert_rows_once(
     client: &Client,
     settings: &[(String, String)],
     timeout: Duration,
@@ -447,5 +516,40 @@ impl AnalysisStore for ClickHouseStore {
 impl Store for ClickHouseStore {
     async fn compact(&self) -> Result<()> {
         records::compact(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_read_from_both_error_formats() {
+        assert_eq!(
+            error_code(
+                "Code: 286, e.displayText() = DB::Exception: Another quorum insert has been already started."
+            ),
+            Some(286)
+        );
+        assert_eq!(error_code("Code: 2860. DB::Exception: x"), Some(2860));
+        assert_eq!(error_code("connection refused"), None);
+    }
+
+    #[test]
+    fn a_busy_quorum_and_missing_replicas_are_unavailability() {
+        let busy = StoreFailure::from(clickhouse::error::Error::BadResponse(
+            "Code: 286, e.displayText() = DB::Exception: Another quorum insert has been already started."
+                .into(),
+        ));
+        assert!(busy.is_quorum_busy());
+        let too_few = StoreFailure::from(clickhouse::error::Error::BadResponse(
+            "Code: 285, e.displayText() = DB::Exception: Number of alive replicas (1) is less than requested quorum (2)."
+                .into(),
+        ));
+        assert!(matches!(too_few, StoreFailure::Unavailable(_)) && !too_few.is_quorum_busy());
+        let syntax = StoreFailure::from(clickhouse::error::Error::BadResponse(
+            "Code: 62, e.displayText() = DB::Exception: Syntax error".into(),
+        ));
+        assert!(matches!(syntax, StoreFailure::Failed(_)));
     }
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::rowbinary::encode_record_row;
 use super::sql::{Sql, render_filter};
-use super::{ClickHouseStore, StoreFailure, catalogue, load};
+use super::{ClickHouseStore, StoreFailure, catalogue, load, schema};
 use crate::ingest::ValidBatch;
 use crate::model::{Dataset, Filter, Record, RecordMetadata, WrittenContent, WrittenRow};
 use crate::store::FetchQuery;
@@ -88,15 +88,22 @@ pub(super) async fn upsert(store: &ClickHouseStore, batch: ValidBatch) -> Result
 fn resolved_records(dataset_id: Uuid, with_vectors: bool, id_subset: Option<&[&str]>) -> Sql {
     // One argMax over a tuple: argMax over a Nullable column alone would skip
     // NULLs and resurrect an older label when the latest version has none.
+    // The tuple holds no Nullable: ClickHouse 18.16.1 crashes (SIGSEGV) when
+    // a shard sends back the state of an argMax over a tuple with a Nullable
+    // inside, as every query through a Distributed table does. The empty
+    // string stands for NULL, which is exact: ingest refuses empty labels,
+    // predictions and uris.
     let mut sql = Sql::new(
-        "SELECT id, tupleElement(latest, 1) AS r_deleted, tupleElement(latest, 2) AS r_label, \
-         tupleElement(latest, 3) AS r_prediction, tupleElement(latest, 4) AS r_uri, \
+        "SELECT id, tupleElement(latest, 1) AS r_deleted, \
+         nullIf(tupleElement(latest, 2), '') AS r_label, \
+         nullIf(tupleElement(latest, 3), '') AS r_prediction, \
+         nullIf(tupleElement(latest, 4), '') AS r_uri, \
          tupleElement(latest, 5) AS r_metadata, tupleElement(latest, 6) AS r_meta_keys, \
          tupleElement(latest, 7) AS r_meta_kinds, tupleElement(latest, 8) AS r_meta_strings, \
          tupleElement(latest, 9) AS r_meta_numbers, tupleElement(latest, 10) AS r_vector, \
          r_version FROM (\
-         SELECT id, argMax(tuple(deleted, label, prediction, uri, metadata, \
-         meta_keys, meta_kinds, meta_strings, meta_numbers, ",
+         SELECT id, argMax(tuple(deleted, ifNull(label, ''), ifNull(prediction, ''), \
+         ifNull(uri, ''), metadata, meta_keys, meta_kinds, meta_strings, meta_numbers, ",
     );
     sql.push(if with_vectors {
         "vector"
@@ -388,12 +395,18 @@ pub(super) async fn compact(store: &ClickHouseStore) -> Result<()> {
         let analyses = analyses_of(store, &chunk).await?;
         let analysis_refs: Vec<&str> = analyses.iter().map(String::as_str).collect();
         for analysis_chunk in id_chunks(&analysis_refs) {
-            delete_where_in(store, "analysis_results", "analysis", &analysis_chunk).await?;
-            delete_where_in(store, "analyses", "id", &analysis_chunk).await?;
+            delete_where_in(
+                store,
+                &schema::ANALYSIS_RESULTS,
+                "analysis",
+                &analysis_chunk,
+            )
+            .await?;
+            delete_where_in(store, &schema::ANALYSES, "id", &analysis_chunk).await?;
         }
-        delete_where_in(store, "records", "dataset", &chunk).await?;
-        delete_where_in(store, "dataset_metadata", "id", &chunk).await?;
-        delete_where_in(store, "datasets", "id", &chunk).await?;
+        delete_where_in(store, &schema::RECORDS, "dataset", &chunk).await?;
+        delete_where_in(store, &schema::DATASET_METADATA, "id", &chunk).await?;
+        delete_where_in(store, &schema::DATASETS, "id", &chunk).await?;
     }
     // A record whose latest version is an old tombstone goes entirely: all its
     // versions at once, so no older version can come back to life. Replaced
@@ -402,23 +415,32 @@ pub(super) async fn compact(store: &ClickHouseStore) -> Result<()> {
     // every part a mutation covers, matching rows or not.
     let grace_nanos = u64::try_from(store.tombstone_grace.as_nanos()).unwrap_or(u64::MAX);
     let cutoff = store.clock.next().saturating_sub(grace_nanos);
-    let expired = |prefix: &str| {
+    // The mutation's subquery reads the table it mutates: on a cluster, each
+    // shard's local table, which holds every version of its keys (the
+    // sharding key is the table's key).
+    let expired = |prefix: &str, table: &str| {
         let mut sql = Sql::new(prefix);
-        sql.push(
-            "(SELECT dataset, id FROM records GROUP BY dataset, id \
-             HAVING argMax(deleted, version) = 1 AND max(version) < ",
-        )
-        .unsigned_arg(cutoff)
-        .push(")");
+        sql.push("(SELECT dataset, id FROM ")
+            .push(table)
+            .push(
+                " GROUP BY dataset, id \
+                 HAVING argMax(deleted, version) = 1 AND max(version) < ",
+            )
+            .unsigned_arg(cutoff)
+            .push(")");
         sql
     };
-    let n_expired: u64 = expired("SELECT count() FROM ")
+    let n_expired: u64 = expired("SELECT count() FROM ", schema::RECORDS.name)
         .bind_into(&store.client)
         .fetch_one()
         .await
         .map_err(|error| store.error(error))?;
     if n_expired > 0 {
-        expired("ALTER TABLE records DELETE WHERE (dataset, id) IN ")
+        let mutation = format!(
+            "ALTER TABLE {} DELETE WHERE (dataset, id) IN ",
+            store.layout.alter_target(&schema::RECORDS)
+        );
+        expired(&mutation, &store.layout.local_table(&schema::RECORDS))
             .bind_into(&store.client)
             .execute()
             .await
@@ -445,14 +467,18 @@ async fn analyses_of(store: &ClickHouseStore, datasets: &[&str]) -> Result<Vec<S
         .map_err(|error| store.error(error))
 }
 
-/// `ALTER TABLE table DELETE WHERE column IN (uuids)`.
+/// `ALTER TABLE table DELETE WHERE column IN (uuids)`, on every shard of a
+/// cluster.
 async fn delete_where_in(
     store: &ClickHouseStore,
-    table: &str,
+    table: &schema::Table,
     column: &str,
     uuids: &[&str],
 ) -> Result<()> {
-    let mut sql = Sql::new(&format!("ALTER TABLE {table} DELETE WHERE {column} IN ("));
+    let mut sql = Sql::new(&format!(
+        "ALTER TABLE {} DELETE WHERE {column} IN (",
+        store.layout.alter_target(table)
+    ));
     sql.text_list(uuids, Some("toUUID")).push(")");
     sql.bind_into(&store.client)
         .execute()
