@@ -124,14 +124,16 @@ install_zookeeper_if_missing() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq zookeeper >/dev/null
 }
 
+# `stat`, not `ruok`: ZooKeeper answers `imok` while it still loads its
+# data, and a ClickHouse with replicated tables that starts then fails.
 zookeeper_ready() {
     local answer
-    answer="$( (exec 3<>"/dev/tcp/127.0.0.1/$zookeeper_port" && printf ruok >&3 && cat <&3) 2>/dev/null || true)"
-    [ "$answer" = "imok" ]
+    answer="$( (exec 3<>"/dev/tcp/127.0.0.1/$zookeeper_port" && printf stat >&3 && cat <&3) 2>/dev/null || true)"
+    [[ "$answer" == *"Mode: standalone"* ]]
 }
 
 # ZooKeeper as our own Java process, with the package's jars on the
-# classpath and our own zoo.cfg; `ruok` is its ready check.
+# classpath and our own zoo.cfg; `stat` is its ready check.
 start_zookeeper() {
     local zookeeper_dir="$cluster_dir/zookeeper"
     if zookeeper_ready; then
