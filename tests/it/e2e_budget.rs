@@ -85,7 +85,10 @@ async fn every_kind_is_refused_over_a_small_budget_and_accepted_under_it() {
     // 1 MiB: below what any kind needs for 3,000 records.
     let small =
         ServerProcess::start_with("budget_kinds", &[("MUTANT_ANALYSIS_BYTES", "1048576")]).await;
-    let roomy = ServerProcess::start_beside(&small).await;
+    // A budget well over every kind's estimate here (the second server
+    // would otherwise take the first one's environment).
+    let roomy =
+        ServerProcess::start_beside_with(&small, &[("MUTANT_ANALYSIS_BYTES", "2147483648")]).await;
     let refusing = Client::new(&small.url).unwrap();
     let accepting = Client::new(&roomy.url).unwrap();
     fill(&refusing, "target", 3_000, 8, 0.0).await;

@@ -412,7 +412,8 @@ pub(super) async fn update(
     Ok(updated)
 }
 
-/// Writes a metadata change as a row of its own (see [`MetadataChange`]).
+/// Writes a metadata change as a row of its own (see [`MetadataChange`]),
+/// again while a quorum INSERT holds the table.
 async fn write_metadata_change(
     store: &ClickHouseStore,
     dataset_id: Uuid,
@@ -428,6 +429,10 @@ async fn write_metadata_change(
         replace,
         change: serde_json::Value::Object(object.clone()).to_string(),
     };
+    super::retry_while_quorum_busy(store.timeout, || write_metadata_change_once(store, &row)).await
+}
+
+async fn write_metadata_change_once(store: &ClickHouseStore, row: &MetadataChange) -> Result<()> {
     let failed = |error: clickhouse::error::Error| store.error(error);
     let mut insert = store
         .client
@@ -437,7 +442,7 @@ async fn write_metadata_change(
     for (name, value) in &store.insert_settings {
         insert = insert.with_setting(name, value);
     }
-    insert.write(&row).await.map_err(failed)?;
+    insert.write(row).await.map_err(failed)?;
     insert.end().await.map_err(failed)
 }
 
