@@ -189,18 +189,16 @@ async fn run_committer(
         let Ok(permit) = permit else {
             return;
         };
-        let Group {
-            writes: mut group,
-            n_rows,
-            n_bytes,
-        } = group;
         // A writer that stopped waiting (its request timed out and was
         // answered 503) is withdrawn while its INSERT has not begun, so that
         // it cannot land later, over newer data written elsewhere.
+        let mut group = group.writes;
         group.retain(|write| !write.reply.is_closed());
         if group.is_empty() {
             continue;
         }
+        let n_rows: usize = group.iter().map(PendingWrite::n_rows).sum();
+        let n_bytes: usize = group.iter().map(|write| write.encoded_rows.len()).sum();
         for write in &mut group {
             write.stamp(clock.next());
         }
