@@ -6,7 +6,7 @@ use mutant_core::model::{
     AnalysisJob, DatasetRef, DatasetUpdate, Filter, JobState, MetadataUpdate, Metric, NewDataset,
     Record, WrittenContent, WrittenRow,
 };
-use mutant_core::store::{FetchQuery, ResultSelection, Store};
+use mutant_core::store::{FetchQuery, ResultSelection, Store, StoredRow};
 use serde_json::{Map, Value, json};
 
 use crate::by_ref;
@@ -744,8 +744,14 @@ pub(crate) async fn analyses_are_listed_newest_first(store: &dyn Store) {
     );
 }
 
-/// Analysis results (issue 6): pages by rank; writing them twice (a retried
-/// INSERT) changes nothing.
+/// Rows in their stored form.
+fn stored(rows: &[Value]) -> Vec<StoredRow> {
+    rows.iter().map(StoredRow::new).collect()
+}
+
+/// Analysis results (issue 6): pages by rank; rows stored a chunk at a time
+/// (issue 13) read as one list; writing them again (a retried INSERT)
+/// changes nothing.
 pub(crate) async fn analysis_results_are_paged_by_rank(store: &dyn Store) {
     let id = uuid::Uuid::new_v4();
     let rows: Vec<Value> = (0..2_500)
@@ -758,8 +764,16 @@ pub(crate) async fn analysis_results_are_paged_by_rank(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
-    store.put_analysis_results(id, &rows).await.unwrap();
-    store.put_analysis_results(id, &rows).await.unwrap();
+    for (first_rank, chunk) in [(0, &rows[..1_000]), (1_000, &rows[1_000..])] {
+        store
+            .put_analysis_results(id, first_rank, &stored(chunk))
+            .await
+            .unwrap();
+    }
+    store
+        .put_analysis_results(id, 0, &stored(&rows))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .analysis_results(id, &ResultSelection::page(0, 3))
@@ -796,7 +810,10 @@ pub(crate) async fn analysis_results_are_paged_by_rank(store: &dyn Store) {
             .is_empty()
     );
     let other = uuid::Uuid::new_v4();
-    store.put_analysis_results(other, &rows[..1]).await.unwrap();
+    store
+        .put_analysis_results(other, 0, &stored(&rows[..1]))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .analysis_results(other, &ResultSelection::page(0, 10))
@@ -821,8 +838,12 @@ pub(crate) async fn analysis_results_filter_by_verdict_and_score(store: &dyn Sto
             }
         })
         .collect();
-    store.put_analysis_results(id, &rows).await.unwrap();
-    store.put_analysis_results(id, &rows).await.unwrap();
+    for _ in 0..2 {
+        store
+            .put_analysis_results(id, 0, &stored(&rows))
+            .await
+            .unwrap();
+    }
     let selection = |offset, limit, flagged, min_score| ResultSelection {
         offset,
         limit,
@@ -1190,7 +1211,10 @@ pub(crate) async fn compaction_forgets_the_analyses_of_deleted_datasets(store: &
     let rows = [json!({"id": "r", "score": 0.5, "rank": 1})];
     for job in [&survivor, &of_target, &of_reference] {
         store.put_analysis(job).await.unwrap();
-        store.put_analysis_results(job.id, &rows).await.unwrap();
+        store
+            .put_analysis_results(job.id, 0, &stored(&rows))
+            .await
+            .unwrap();
     }
     by_ref::delete_dataset(store, &DatasetRef::parse("gone"))
         .await

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::params::AnalysisParams;
 use super::projection_run::{ProjectionMethod, ProjectionRequest};
-use super::rows::{RECORD_FIELDS_BYTES, row_bytes};
+use super::rows::{RECORD_FIELDS_BYTES, row_bytes, rows_in_flight_bytes};
 use crate::api::kinds::AnalysisKind;
 use crate::kernels::{
     LAYOUT_NEIGHBOURS, class_outlier_peak_bytes, drift_peak_bytes, knn_peak_bytes,
@@ -106,8 +106,10 @@ pub(crate) fn estimate(
         let k = (k as usize).min(n_reference).max(1);
         knn_peak_bytes(n_target, n_reference, dimension, k, threads, false)
     };
-    // The rows of a per-record kind, with the records' fields read beside.
-    let per_record_rows = |neighbours: u64| target * (row_bytes(neighbours) + RECORD_FIELDS_BYTES);
+    // The rows of a per-record kind in flight, with the records' fields
+    // read beside.
+    let per_record_rows =
+        |neighbours: u64| rows_in_flight_bytes(target, neighbours) + target * RECORD_FIELDS_BYTES;
     let scored = |neighbours: u64| target * (SCORE_BYTES + EVIDENCE_BYTES * neighbours);
     let (bytes, advice) = match kind {
         AnalysisKind::BoundaryUncertainty => {
@@ -146,7 +148,7 @@ pub(crate) fn estimate(
             // checked again once the pairs are known (`pairs_within`).
             let pairs = target * (k + 1) * PAIR_BYTES + 16 * (target + reference);
             (
-                graphs + pairs + target * (row_bytes(0) + 2 * RECORD_FIELDS_BYTES),
+                graphs + pairs + rows_in_flight_bytes(target, 0) + 2 * target * RECORD_FIELDS_BYTES,
                 "lower k, set a smaller threshold, or compare smaller datasets (filtered copies), or raise MUTANT_ANALYSIS_BYTES",
             )
         }
@@ -250,7 +252,7 @@ pub fn estimate_analysis_bytes(
 /// there are cannot be known beforehand.
 pub(crate) fn pairs_within(n_pairs: usize, budget_bytes: usize) -> Result<()> {
     Estimate {
-        bytes: n_pairs as u64 * (row_bytes(0) + 2 * RECORD_FIELDS_BYTES + PAIR_BYTES),
+        bytes: n_pairs as u64 * PAIR_BYTES + rows_in_flight_bytes(n_pairs as u64, 0),
         advice: "set a smaller threshold (or ratio), or compare smaller datasets (filtered copies), or raise MUTANT_ANALYSIS_BYTES",
     }
     .within(AnalysisKind::NearDuplicates, budget_bytes)
@@ -321,10 +323,19 @@ mod tests {
         let drift = AnalysisKind::Drift;
         assert!(at(drift, json!({"sample_size": 40_000}), 100_000) > at(drift, json!({}), 100_000));
         let mislabel = AnalysisKind::Mislabel;
-        assert!(
-            at(mislabel, json!({"k": 200}), 10_000) > 5 * at(mislabel, json!({"k": 20}), 10_000)
+        let (k_200, k_20) = (
+            at(mislabel, json!({"k": 200}), 10_000),
+            at(mislabel, json!({"k": 20}), 10_000),
         );
-        assert!(at(mislabel, json!({}), 100_000) > 5 * at(mislabel, json!({}), 10_000));
+        assert!(k_200 > 2 * k_20, "k 200: {k_200}, k 20: {k_20}");
+        let (large, small) = (
+            at(mislabel, json!({}), 100_000),
+            at(mislabel, json!({}), 10_000),
+        );
+        assert!(
+            large > 3 * small,
+            "100,000 records: {large}, 10,000: {small}"
+        );
         let select = AnalysisKind::Select;
         assert!(at(select, json!({"n": 50_000}), 100_000) > at(select, json!({"n": 10}), 100_000));
     }

@@ -27,10 +27,10 @@ use super::analysis_thread::run_analysis;
 use super::budget::{self, AnalysisSize};
 use super::kernels_run::{AnalysisInput, AnalysisOutput, compute};
 use super::params::AnalysisParams;
-use super::rows::RecordSnapshots;
+use super::rows::{MIN_CHUNK_ROWS, RecordSnapshots, ResultRows, Snapshots, next_chunk_rows};
 use crate::api::kinds::AnalysisKind;
 use crate::model::{AnalysisJob, Dataset, Filter, JobState, Record};
-use crate::store::{FetchQuery, now_ms};
+use crate::store::{FetchQuery, StoredRow, now_ms};
 use crate::{Error, Result};
 
 /// Attempts at a job's last write before giving up (the lease then fails it).
@@ -135,10 +135,12 @@ struct JobInput {
     reference: Option<Dataset>,
 }
 
-/// What a finished computation hands back: its rows and the data versions
-/// of the datasets it loaded.
+/// What a finished computation hands back: its rows (to be shaped as they
+/// are stored) with the snapshots of the records they are about, and the
+/// data versions of the datasets it loaded.
 struct Computed {
     output: AnalysisOutput,
+    snapshots: Snapshots,
     target_watermark: u64,
     reference_watermark: u64,
 }
@@ -212,11 +214,14 @@ impl Service {
         job.progress = local.progress();
         job.finished_at_ms = Some(now_ms());
         let state = match outcome {
-            Ok(computed) => match self.store_results(&job, &computed.output).await {
-                Ok(()) => {
+            Ok(computed) => match self
+                .store_results(job.id, computed.output.rows, computed.snapshots)
+                .await
+            {
+                Ok(n_results) => {
                     job.progress = 1.0;
-                    job.n_results = computed.output.rows.len() as u64;
-                    job.summary = computed.output.summary;
+                    job.n_results = n_results as u64;
+                    job.summary = Some(computed.output.summary);
                     job.target_watermark = computed.target_watermark;
                     job.reference_watermark = computed.reference_watermark;
                     JobState::Done
@@ -339,29 +344,27 @@ impl Service {
         };
         let (output, target_fields, reference_fields) =
             tokio::join!(computing, fetching_target, fetching_reference);
-        let (mut output, target_fields, reference_fields) =
+        let (output, target_fields, reference_fields) =
             (output?, target_fields?, reference_fields?);
         // A cancel that came while the record fields were read: the rows
         // are not worth shaping or storing.
         if local.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        // Shaping the rows with their snapshots is the analysis's work too:
-        // on its low-priority thread.
-        let output = run_analysis(move || {
-            let mut target_snapshots = RecordSnapshots::new(&target, target_fields);
-            match &reference {
-                Some(reference) if reference_snapshot_wanted => target_snapshots.attach(
-                    &mut output.rows,
-                    Some(&RecordSnapshots::new(reference, reference_fields)),
-                ),
-                _ => target_snapshots.attach(&mut output.rows, None),
-            }
-            Ok(output)
+        // Indexing the fields read is the analysis's work too: on its
+        // low-priority thread.
+        let snapshots = run_analysis(move || {
+            Ok(Snapshots {
+                target: RecordSnapshots::new(target, target_fields),
+                others: reference
+                    .filter(|_| reference_snapshot_wanted)
+                    .map(|reference| RecordSnapshots::new(reference, reference_fields)),
+            })
         })
         .await?;
         Ok(Computed {
             output,
+            snapshots,
             target_watermark,
             reference_watermark,
         })
@@ -418,10 +421,37 @@ impl Service {
         None
     }
 
-    async fn store_results(&self, job: &AnalysisJob, output: &AnalysisOutput) -> Result<()> {
-        self.store()
-            .put_analysis_results(job.id, &output.rows)
-            .await
+    /// Stores the rows of job `id` a chunk at a time: each chunk is shaped
+    /// on the analysis thread while the one before it is written, so only
+    /// two chunks of rows are ever held. Returns how many rows there were.
+    async fn store_results(
+        &self,
+        id: Uuid,
+        rows: ResultRows,
+        snapshots: Snapshots,
+    ) -> Result<usize> {
+        let n_rows = rows.len();
+        let chunk_after =
+            |start: usize, n_chunk_rows: usize| start..(start + n_chunk_rows).min(n_rows);
+        let mut shaped = shape_chunk(rows, snapshots, chunk_after(0, MIN_CHUNK_ROWS)).await?;
+        let mut first_rank = 0;
+        loop {
+            let (rows, snapshots, chunk) = shaped;
+            let next_rank = first_rank + chunk.len();
+            let n_chunk_rows = next_chunk_rows(&chunk);
+            let storing = self
+                .store()
+                .put_analysis_results(id, first_rank as u64, &chunk);
+            if next_rank >= n_rows {
+                storing.await?;
+                return Ok(n_rows);
+            }
+            let shaping = shape_chunk(rows, snapshots, chunk_after(next_rank, n_chunk_rows));
+            let (stored, next) = tokio::join!(storing, shaping);
+            stored?;
+            shaped = next?;
+            first_rank = next_rank;
+        }
     }
 
     /// Writes a version of the job; a failure is logged, and the lease takes
@@ -483,6 +513,20 @@ impl Service {
         }
         Ok(false)
     }
+}
+
+/// The rows at `ranks` shaped and attached to their snapshots, on the
+/// analysis thread; rows and snapshots come back for the next chunk.
+async fn shape_chunk(
+    mut rows: ResultRows,
+    snapshots: Snapshots,
+    ranks: std::ops::Range<usize>,
+) -> Result<(ResultRows, Snapshots, Vec<StoredRow>)> {
+    run_analysis(move || {
+        let chunk = rows.stored(ranks, &snapshots);
+        Ok((rows, snapshots, chunk))
+    })
+    .await
 }
 
 fn duration_ms(duration: Duration) -> u64 {

@@ -12,7 +12,7 @@ use super::budget::pairs_within;
 use super::graphs::NeighbourGraphs;
 use super::params::AnalysisParams;
 use super::projection_run::{ProjectionRequest, run_projection};
-use super::rows::{class_name, number, object, pair_rows, share};
+use super::rows::{ResultRows, ShapedRow, class_name, number, object, pair_rows, share};
 use super::scoring::{RowNames, Scored};
 use super::select_run::run_select;
 use crate::Result;
@@ -37,18 +37,18 @@ pub(super) struct AnalysisInput {
     pub(super) cancel: Arc<AtomicBool>,
 }
 
-/// Ranked rows and, for some kinds, a summary.
-#[derive(Debug, Default)]
+/// Ranked rows, shaped as they are stored, and the summary.
+#[derive(Debug)]
 pub(crate) struct AnalysisOutput {
-    pub(crate) rows: Vec<Value>,
-    pub(crate) summary: Option<Value>,
+    pub(crate) rows: ResultRows,
+    pub(crate) summary: Value,
 }
 
 /// One class vocabulary for target and reference: the reference's codes are
 /// kept, the target's are mapped onto them by name.
-struct SharedClasses {
-    vocabulary: ClassVocabulary,
-    target_labels: Vec<Option<u32>>,
+pub(super) struct SharedClasses {
+    pub(super) vocabulary: ClassVocabulary,
+    pub(super) target_labels: Vec<Option<u32>>,
     target_predictions: Vec<Option<u32>>,
 }
 
@@ -88,7 +88,7 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
         .with_cancel_flag(&input.cancel);
     let target = input.target.as_ref();
     let reference = input.reference.as_deref();
-    let classes = SharedClasses::new(target, reference);
+    let classes = Arc::new(SharedClasses::new(target, reference));
     let dimension = target.dataset.dimension;
     let target_view = DatasetView::new(&target.vectors, dimension)?
         .with_labels(&classes.target_labels)?
@@ -103,12 +103,10 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
     let metric = crate::kernels::Metric::from(target.dataset.metric);
     let params = &input.params;
     let mut graphs = NeighbourGraphs::new(&target_view, reference_view.as_ref(), metric);
-    let no_ids: &[String] = &[];
     let names = RowNames {
-        target_ids: &target.ids,
-        reference_ids: reference.map_or(no_ids, |reference| &reference.ids),
-        vocabulary: &classes.vocabulary,
-        target_labels: &classes.target_labels,
+        target: Arc::clone(&input.target),
+        reference: input.reference.clone(),
+        classes: Arc::clone(&classes),
     };
 
     let (rows, summary) = match input.kind {
@@ -119,11 +117,11 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
         | AnalysisKind::Novelty
         | AnalysisKind::Uniqueness => {
             Scored::compute(input.kind, &target_view, &mut graphs, params, &execution)?
-                .into_output(&names, params.threshold)
+                .into_output(names, params.threshold)
         }
         AnalysisKind::NearDuplicates => {
             let k = params.k_for(input.kind);
-            let (pairs, rows) = match (reference_view.as_ref(), reference) {
+            let (pairs, others, other_dataset) = match (reference_view.as_ref(), &input.reference) {
                 (Some(reference_view), Some(reference)) => {
                     let (across, own) = graphs.density_pair(k, &execution)?;
                     let pairs = near_duplicates_across(
@@ -134,23 +132,24 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
                         params.duplicates,
                     )?;
                     pairs_within(pairs.len(), input.budget_bytes)?;
-                    let rows = pair_rows(
-                        &pairs,
-                        &target.ids,
-                        &reference.ids,
-                        Some(&reference.dataset.name),
-                    );
-                    (pairs, rows)
+                    (
+                        pairs,
+                        Arc::clone(reference),
+                        Some(reference.dataset.name.clone()),
+                    )
                 }
                 _ => {
                     let graph = graphs.target_self(k, &execution)?;
                     let pairs = near_duplicates(&target_view, graph, params.duplicates)?;
                     pairs_within(pairs.len(), input.budget_bytes)?;
-                    let rows = pair_rows(&pairs, &target.ids, &target.ids, None);
-                    (pairs, rows)
+                    (pairs, Arc::clone(&input.target), None)
                 }
             };
-            (rows, duplicates_summary(&pairs, target.n_records()))
+            let summary = duplicates_summary(&pairs, target.n_records());
+            (
+                pair_rows(pairs, Arc::clone(&input.target), others, other_dataset),
+                summary,
+            )
         }
         AnalysisKind::Drift => {
             let reference_view = graphs.require_reference()?;
@@ -175,7 +174,13 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
                 method: params.projection_method,
                 seed: params.select.seed,
             };
-            run_projection(&target.ids, &target_view, &mut graphs, request, &execution)?
+            run_projection(
+                &input.target,
+                &target_view,
+                &mut graphs,
+                request,
+                &execution,
+            )?
         }
         AnalysisKind::Select => run_select(
             &target_view,
@@ -185,10 +190,7 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
             &execution,
         )?,
     };
-    Ok(AnalysisOutput {
-        rows,
-        summary: Some(summary),
-    })
+    Ok(AnalysisOutput { rows, summary })
 }
 
 /// A near-duplicate run's summary: its pairs, the records in them (the
@@ -270,7 +272,7 @@ fn drift_output(
     n_reference: usize,
     n_target: usize,
     significance: f32,
-) -> (Vec<Value>, Value) {
+) -> (ResultRows, Value) {
     let mut shares = report.class_shares.clone();
     shares.sort_by(|a, b| b.change.abs().total_cmp(&a.change.abs()));
     let significant = |reference_share: f32, target_share: f32| {
@@ -293,16 +295,20 @@ fn drift_output(
         .iter()
         .zip(&flagged)
         .enumerate()
-        .map(|(rank, (share, &flagged))| {
-            object([
-                ("class", classes.name(Some(share.class))),
-                ("reference_share", number(share.reference_share)),
-                ("target_share", number(share.target_share)),
-                ("change", number(share.change)),
-                ("score", number(share.change.abs())),
-                ("rank", json!(rank + 1)),
-                ("flagged", json!(flagged)),
-            ])
+        .map(|(rank, (share, &flagged))| ShapedRow {
+            fields: Map::from_iter(
+                [
+                    ("class", classes.name(Some(share.class))),
+                    ("reference_share", number(share.reference_share)),
+                    ("target_share", number(share.target_share)),
+                    ("change", number(share.change)),
+                    ("score", number(share.change.abs())),
+                    ("rank", json!(rank + 1)),
+                    ("flagged", json!(flagged)),
+                ]
+                .map(|(key, value)| (key.to_owned(), value)),
+            ),
+            ..ShapedRow::default()
         })
         .collect();
     let mut summary = Map::new();
@@ -324,5 +330,5 @@ fn drift_output(
         json!(report.n_reference_sampled),
     );
     summary.insert("n_target_sampled".into(), json!(report.n_target_sampled));
-    (rows, Value::Object(summary))
+    (ResultRows::shaped(rows), Value::Object(summary))
 }

@@ -2,13 +2,16 @@
 //! or by the neighbour-graph layout, chosen by the `method` parameter or, by
 //! default, by the dataset's size.
 
-use serde_json::{Value, json};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
 
 use super::graphs::NeighbourGraphs;
-use super::rows::{object, share};
+use super::rows::{ResultRows, ShapedRow, object, share};
 use crate::kernels::{
     DatasetView, Execution, LAYOUT_NEIGHBOURS, LayoutOptions, neighbour_layout, projection,
 };
+use crate::model::LoadedDataset;
 use crate::{Error, Result};
 
 /// Above this many records a projection without `method` is a layout.
@@ -71,12 +74,12 @@ pub(super) struct ProjectionRequest {
 /// layout reads the self-kNN graph through `graphs`, so a run that has one
 /// does not build it again.
 pub(super) fn run_projection<'a>(
-    ids: &[String],
+    target: &Arc<LoadedDataset>,
     dataset: &'a DatasetView<'a>,
     graphs: &mut NeighbourGraphs<'a>,
     request: ProjectionRequest,
     execution: &Execution<'_>,
-) -> Result<(Vec<Value>, Value)> {
+) -> Result<(ResultRows, Value)> {
     let method = request
         .method
         .unwrap_or_else(|| ProjectionMethod::default_for(dataset.n_rows()));
@@ -118,21 +121,18 @@ pub(super) fn run_projection<'a>(
         }
     };
     let n_components = request.dimensions;
-    let rows = ids
-        .iter()
-        .enumerate()
-        .map(|(row, id)| {
-            object([
-                ("id", json!(id)),
-                ("rank", json!(row + 1)),
-                ("flagged", json!(false)),
-                (
-                    "coordinates",
-                    json!(&coordinates[row * n_components..(row + 1) * n_components]),
-                ),
-            ])
-        })
-        .collect();
+    let target = Arc::clone(target);
+    let rows = ResultRows::lazy(target.ids.len(), move |row| {
+        let mut fields = Map::new();
+        fields.insert("id".into(), json!(target.ids[row]));
+        fields.insert("rank".into(), json!(row + 1));
+        fields.insert("flagged".into(), json!(false));
+        fields.insert(
+            "coordinates".into(),
+            json!(&coordinates[row * n_components..(row + 1) * n_components]),
+        );
+        ShapedRow::about(row, fields)
+    });
     Ok((rows, summary))
 }
 
@@ -140,6 +140,7 @@ pub(super) fn run_projection<'a>(
 mod tests {
     use super::*;
     use crate::kernels::Metric;
+    use crate::model::NewDataset;
 
     #[test]
     fn the_method_parameter_and_its_default() {
@@ -161,7 +162,10 @@ mod tests {
     fn both_methods_give_one_row_per_record() {
         let vectors: Vec<f32> = (0..60).map(|value| (value % 7) as f32).collect();
         let dataset = DatasetView::new(&vectors, 3).unwrap();
-        let ids: Vec<String> = (0..20).map(|row| format!("r{row}")).collect();
+        let target = NewDataset::new("projected", 3).into_dataset(uuid::Uuid::nil(), 0);
+        let mut loaded = LoadedDataset::empty(target);
+        loaded.ids = (0..20).map(|row| format!("r{row}")).collect();
+        let loaded = Arc::new(loaded);
         for method in [ProjectionMethod::Pca, ProjectionMethod::Layout] {
             let request = ProjectionRequest {
                 dimensions: 2,
@@ -170,7 +174,8 @@ mod tests {
             };
             let mut graphs = NeighbourGraphs::new(&dataset, None, Metric::L2);
             let (rows, summary) =
-                run_projection(&ids, &dataset, &mut graphs, request, &Execution::new()).unwrap();
+                run_projection(&loaded, &dataset, &mut graphs, request, &Execution::new()).unwrap();
+            let rows = rows.all();
             assert_eq!(rows.len(), 20);
             assert_eq!(rows[3]["id"], "r3");
             assert_eq!(rows[3]["flagged"], false);

@@ -7,12 +7,15 @@
 //! row and drops the snapshot.
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use crate::api::results::JoinedFields;
-use crate::kernels::{DuplicatePair, NeighbourEvidence, RecordScores};
-use crate::model::{ClassVocabulary, LoadedDataset, Record};
+use crate::kernels::{DuplicatePair, NeighbourEvidence};
+use crate::model::{ClassVocabulary, LoadedDataset, Record, RecordMetadata};
+use crate::store::StoredRow;
 
 /// The stored key of a row's record snapshot.
 const RECORD: &str = "_record";
@@ -36,8 +39,9 @@ const EVIDENCE_BYTES: u64 = 700;
 pub(super) const RECORD_FIELDS_BYTES: u64 = 420;
 
 /// The memory one result row takes as a JSON object, with `neighbours`
-/// evidence neighbours (none: no evidence): what the budget counts per
-/// row, since every row of an analysis is held at once until it is stored.
+/// evidence neighbours (none: no evidence): what the budget counts for rows
+/// shaped all at once (a few, as `select`'s picks), and for the one row
+/// being shaped of rows stored a chunk at a time.
 pub(super) fn row_bytes(neighbours: u64) -> u64 {
     let evidence = if neighbours > 0 {
         EVIDENCE_BYTES + neighbours * NEIGHBOUR_BYTES
@@ -102,121 +106,236 @@ pub(super) fn evidence(
     object([("neighbours", Value::Array(neighbours))])
 }
 
-/// Rows ranked by score (ties by the refinement), each with its verdict and
-/// the extra fields `extra` adds.
-pub(super) fn ranked(
-    ids: &[String],
-    scores: &RecordScores,
-    flagged: &[bool],
-    mut extra: impl FnMut(usize, &mut Map<String, Value>),
-) -> Vec<Value> {
-    scores
-        .ranking()
-        .into_iter()
-        .enumerate()
-        .map(|(rank, row)| {
-            let row = row as usize;
-            let mut fields = Map::new();
-            fields.insert("id".into(), json!(ids[row]));
-            fields.insert("score".into(), number(scores.scores[row]));
-            fields.insert("rank".into(), json!(rank + 1));
-            fields.insert("flagged".into(), json!(flagged[row]));
-            extra(row, &mut fields);
-            Value::Object(fields)
-        })
-        .collect()
+/// Rows are shaped and stored in chunks of about this many bytes of JSON
+/// text: the chunk being written and the one being shaped meanwhile are
+/// all the rows held at once.
+const CHUNK_BYTES: usize = 8 << 20;
+/// Bounds of the rows in a chunk: ClickHouse asks for at least 1,000 rows
+/// an INSERT; a chunk of small rows stays small too.
+pub(super) const MIN_CHUNK_ROWS: usize = 1_000;
+const MAX_CHUNK_ROWS: usize = 10_000;
+
+/// Rows in the chunk after `shaped`, sized by what its rows weighed.
+pub(super) fn next_chunk_rows(shaped: &[StoredRow]) -> usize {
+    let bytes: usize = shaped.iter().map(|row| row.json.len()).sum();
+    let row_bytes = (bytes / shaped.len().max(1)).max(1);
+    (CHUNK_BYTES / row_bytes).clamp(MIN_CHUNK_ROWS, MAX_CHUNK_ROWS)
+}
+
+/// Bytes of one stored row's JSON text before its evidence (ids, score,
+/// verdict, the record snapshots), and of one evidence neighbour in it,
+/// counting ids of up to about 60 bytes.
+const STORED_ROW_BYTES: u64 = 600;
+const STORED_NEIGHBOUR_BYTES: u64 = 160;
+
+/// The memory the rows of an analysis with `n_rows` rows of `neighbours`
+/// evidence neighbours take while they are stored: two chunks of stored
+/// text (the one being written and the one being shaped), whatever the
+/// number of rows.
+pub(super) fn rows_in_flight_bytes(n_rows: u64, neighbours: u64) -> u64 {
+    let text = STORED_ROW_BYTES + neighbours * STORED_NEIGHBOUR_BYTES;
+    let chunk = (MIN_CHUNK_ROWS as u64 * text).max(CHUNK_BYTES as u64 + text);
+    2 * (n_rows * text).min(chunk) + row_bytes(neighbours)
+}
+
+/// One result row as shaped, with the records it is about, whose snapshots
+/// are attached when it is stored.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ShapedRow {
+    pub(super) fields: Map<String, Value>,
+    /// The target row the row is about, if any.
+    pub(super) record: Option<usize>,
+    /// A pair's other record: a row of the dataset the pairs were found
+    /// in (the reference, across datasets; else the target).
+    pub(super) other: Option<usize>,
+}
+
+impl ShapedRow {
+    /// A row about the target's record `record`.
+    pub(super) fn about(record: usize, fields: Map<String, Value>) -> Self {
+        ShapedRow {
+            fields,
+            record: Some(record),
+            other: None,
+        }
+    }
+}
+
+/// An analysis's result rows in rank order, shaped a chunk at a time as
+/// they are stored, so that the rows of a large dataset are never held all
+/// at once.
+pub(crate) struct ResultRows {
+    len: usize,
+    shape: Box<dyn FnMut(usize) -> ShapedRow + Send>,
+}
+
+impl std::fmt::Debug for ResultRows {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ResultRows")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResultRows {
+    /// `len` rows, `shape(rank)` giving the row at `rank` (from 0) when it
+    /// is stored.
+    pub(super) fn lazy(len: usize, shape: impl FnMut(usize) -> ShapedRow + Send + 'static) -> Self {
+        ResultRows {
+            len,
+            shape: Box::new(shape),
+        }
+    }
+
+    /// Rows shaped already: for kinds whose rows are few (classes, picks).
+    pub(super) fn shaped(rows: Vec<ShapedRow>) -> Self {
+        ResultRows::lazy(rows.len(), move |rank| rows[rank].clone())
+    }
+
+    /// How many rows there are.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The rows at `ranks` as stored, their records' snapshots attached.
+    pub(super) fn stored(&mut self, ranks: Range<usize>, snapshots: &Snapshots) -> Vec<StoredRow> {
+        ranks
+            .map(|rank| {
+                let row = (self.shape)(rank);
+                StoredRow::new(&snapshots.attached(row))
+            })
+            .collect()
+    }
+
+    /// Every row, shaped, without snapshots (tests read rows this way).
+    #[cfg(test)]
+    pub(super) fn all(mut self) -> Vec<Value> {
+        (0..self.len)
+            .map(|rank| Value::Object((self.shape)(rank).fields))
+            .collect()
+    }
 }
 
 /// Rows of near-duplicate pairs, in the order given; every pair found is a
-/// verdict of "duplicate", so each is flagged.
+/// verdict of "duplicate", so each is flagged. `others` holds the other
+/// records of the pairs (the target itself within one dataset), named
+/// `other_dataset` when it is another dataset.
 pub(super) fn pair_rows(
-    pairs: &[DuplicatePair],
-    ids: &[String],
-    other_ids: &[String],
-    other_dataset: Option<&str>,
-) -> Vec<Value> {
-    pairs
-        .iter()
-        .enumerate()
-        .map(|(rank, pair)| {
-            let mut fields = Map::new();
-            fields.insert("id".into(), json!(ids[pair.row as usize]));
-            fields.insert("other_id".into(), json!(other_ids[pair.other_row as usize]));
-            if let Some(other_dataset) = other_dataset {
-                fields.insert("other_dataset".into(), json!(other_dataset));
-            }
-            fields.insert("distance".into(), number(pair.distance));
-            fields.insert("score".into(), number(pair.score));
-            fields.insert("rank".into(), json!(rank + 1));
-            fields.insert("exact".into(), json!(pair.exact));
-            fields.insert("flagged".into(), json!(true));
-            Value::Object(fields)
-        })
-        .collect()
+    pairs: Vec<DuplicatePair>,
+    target: Arc<LoadedDataset>,
+    others: Arc<LoadedDataset>,
+    other_dataset: Option<String>,
+) -> ResultRows {
+    ResultRows::lazy(pairs.len(), move |rank| {
+        let pair = &pairs[rank];
+        let mut fields = Map::new();
+        fields.insert("id".into(), json!(target.ids[pair.row as usize]));
+        fields.insert(
+            "other_id".into(),
+            json!(others.ids[pair.other_row as usize]),
+        );
+        if let Some(other_dataset) = &other_dataset {
+            fields.insert("other_dataset".into(), json!(other_dataset));
+        }
+        fields.insert("distance".into(), number(pair.distance));
+        fields.insert("score".into(), number(pair.score));
+        fields.insert("rank".into(), json!(rank + 1));
+        fields.insert("exact".into(), json!(pair.exact));
+        fields.insert("flagged".into(), json!(true));
+        ShapedRow {
+            fields,
+            record: Some(pair.row as usize),
+            other: Some(pair.other_row as usize),
+        }
+    })
 }
 
 /// The fields of a dataset's records as an analysis saw them: label and
 /// prediction from the loaded copy it computed on, uri and metadata read
-/// beside it.
-#[derive(Debug, Default)]
+/// beside it. Each snapshot is built when its row is stored.
+#[derive(Debug)]
 pub(super) struct RecordSnapshots {
-    by_id: HashMap<String, Value>,
+    loaded: Arc<LoadedDataset>,
+    /// The uri and metadata of the rows that have either.
+    read: HashMap<usize, (Option<String>, RecordMetadata)>,
 }
 
 impl RecordSnapshots {
     /// Snapshots of `loaded`'s records; `fetched` (records read without
     /// vectors) gives their uri and metadata.
-    pub(super) fn new(loaded: &LoadedDataset, fetched: Vec<Record>) -> Self {
-        let mut by_id: HashMap<String, Value> = HashMap::with_capacity(loaded.n_records());
-        for (row, id) in loaded.ids.iter().enumerate() {
-            let mut fields = Map::new();
-            for (name, code) in [
-                ("label", loaded.labels[row]),
-                ("prediction", loaded.predictions[row]),
-            ] {
-                if let Some(name_of_class) = code.and_then(|code| loaded.classes.name(code)) {
-                    fields.insert(name.into(), json!(name_of_class));
-                }
-            }
-            by_id.insert(id.clone(), Value::Object(fields));
-        }
-        for record in fetched {
-            if let Some(Value::Object(fields)) = by_id.get_mut(&record.id) {
-                if let Some(uri) = record.uri {
-                    fields.insert("uri".into(), json!(uri));
-                }
-                if !record.metadata.is_empty() {
-                    fields.insert("metadata".into(), Value::Object(record.metadata.to_json()));
+    pub(super) fn new(loaded: Arc<LoadedDataset>, fetched: Vec<Record>) -> Self {
+        let mut fetched = fetched
+            .into_iter()
+            .filter(|record| record.uri.is_some() || !record.metadata.is_empty())
+            .peekable();
+        let mut read = HashMap::new();
+        if fetched.peek().is_some() {
+            let row_of: HashMap<&str, usize> = loaded
+                .ids
+                .iter()
+                .enumerate()
+                .map(|(row, id)| (id.as_str(), row))
+                .collect();
+            for record in fetched {
+                if let Some(&row) = row_of.get(record.id.as_str()) {
+                    read.insert(row, (record.uri, record.metadata));
                 }
             }
         }
-        RecordSnapshots { by_id }
+        RecordSnapshots { loaded, read }
     }
 
-    /// Adds to each row about a record the snapshot of its record (`id`),
-    /// and of a pair's other record (`other_id`, in `others`, or in these
-    /// snapshots when `None`). A row about one record takes its snapshot
-    /// out of the index (each record has one such row) instead of copying
-    /// it, so the snapshots are held once.
-    pub(super) fn attach(&mut self, rows: &mut [Value], others: Option<&RecordSnapshots>) {
-        for row in rows {
-            let Value::Object(fields) = row else { continue };
-            let id = fields.get("id").and_then(Value::as_str);
-            let other_id = fields.get("other_id").and_then(Value::as_str);
-            let own = match other_id {
-                None => id.and_then(|id| self.by_id.remove(id)),
-                Some(_) => id.and_then(|id| self.by_id.get(id).cloned()),
-            };
-            let other = other_id
-                .and_then(|other_id| others.unwrap_or(&*self).by_id.get(other_id))
-                .cloned();
-            if let Some(own) = own {
-                fields.insert(RECORD.into(), own);
-            }
-            if let Some(other) = other {
-                fields.insert(OTHER_RECORD.into(), other);
+    /// The snapshot of the record at `row`.
+    fn of(&self, row: usize) -> Value {
+        let mut fields = Map::new();
+        let loaded = &self.loaded;
+        for (name, code) in [
+            ("label", loaded.labels.get(row).copied().flatten()),
+            ("prediction", loaded.predictions.get(row).copied().flatten()),
+        ] {
+            if let Some(name_of_class) = code.and_then(|code| loaded.classes.name(code)) {
+                fields.insert(name.into(), json!(name_of_class));
             }
         }
+        if let Some((uri, metadata)) = self.read.get(&row) {
+            if let Some(uri) = uri {
+                fields.insert("uri".into(), json!(uri));
+            }
+            if !metadata.is_empty() {
+                fields.insert("metadata".into(), Value::Object(metadata.to_json()));
+            }
+        }
+        Value::Object(fields)
+    }
+}
+
+/// The snapshots rows are stored with: of the target's records, and of the
+/// other records of pairs found across datasets.
+#[derive(Debug)]
+pub(super) struct Snapshots {
+    pub(super) target: RecordSnapshots,
+    /// The reference's, for pairs across datasets (`None`: pairs within the
+    /// target).
+    pub(super) others: Option<RecordSnapshots>,
+}
+
+impl Snapshots {
+    /// `row`'s fields with the snapshots of the records it is about.
+    fn attached(&self, row: ShapedRow) -> Value {
+        let ShapedRow {
+            mut fields,
+            record,
+            other,
+        } = row;
+        if let Some(record) = record {
+            fields.insert(RECORD.into(), self.target.of(record));
+        }
+        if let Some(other) = other {
+            let others = self.others.as_ref().unwrap_or(&self.target);
+            fields.insert(OTHER_RECORD.into(), others.of(other));
+        }
+        Value::Object(fields)
     }
 }
 
@@ -274,25 +393,43 @@ mod tests {
                 .with_uri("s3://a")
                 .with_metadata("team", "vision"),
         ];
-        let mut snapshots = RecordSnapshots::new(&loaded(), fetched);
-        let mut rows = vec![
-            json!({"id": "a", "other_id": "b", "rank": 2}),
-            json!({"id": "a", "score": 1.0, "rank": 1}),
-            json!({"class": "cat", "rank": 3}),
-        ];
-        snapshots.attach(&mut rows, None);
-        rows.swap(0, 1);
+        let loaded = Arc::new(loaded());
+        let snapshots = Snapshots {
+            target: RecordSnapshots::new(Arc::clone(&loaded), fetched),
+            others: None,
+        };
+        let object_of = |value: Value| match value {
+            Value::Object(fields) => fields,
+            _ => unreachable!("the rows below are objects"),
+        };
+        let mut rows = ResultRows::shaped(vec![
+            ShapedRow::about(0, object_of(json!({"id": "a", "score": 1.0, "rank": 1}))),
+            ShapedRow {
+                fields: object_of(json!({"id": "a", "other_id": "b", "rank": 2})),
+                record: Some(0),
+                other: Some(1),
+            },
+            ShapedRow {
+                fields: object_of(json!({"class": "cat", "rank": 3})),
+                ..ShapedRow::default()
+            },
+        ]);
+        let stored: Vec<Value> = rows
+            .stored(0..3, &snapshots)
+            .iter()
+            .map(|row| serde_json::from_str(&row.json).unwrap())
+            .collect();
 
-        let bare = for_reading(rows[0].clone(), JoinedFields::default());
+        let bare = for_reading(stored[0].clone(), JoinedFields::default());
         assert_eq!(bare, json!({"id": "a", "score": 1.0, "rank": 1}));
-        let joined = for_reading(rows[0].clone(), JoinedFields::all());
+        let joined = for_reading(stored[0].clone(), JoinedFields::all());
         assert_eq!(
             joined,
             json!({"id": "a", "score": 1.0, "rank": 1, "label": "cat", "prediction": null,
                    "uri": "s3://a", "metadata": {"team": "vision"}})
         );
         let pair = for_reading(
-            rows[1].clone(),
+            stored[1].clone(),
             JoinedFields {
                 prediction: true,
                 ..JoinedFields::default()
@@ -303,8 +440,35 @@ mod tests {
             json!({"id": "a", "other_id": "b", "rank": 2, "prediction": null, "other_prediction": "cat"})
         );
         assert_eq!(
-            for_reading(rows[2].clone(), JoinedFields::all()),
+            for_reading(stored[2].clone(), JoinedFields::all()),
             json!({"class": "cat", "rank": 3})
+        );
+    }
+
+    #[test]
+    fn rows_are_shaped_only_when_their_chunk_is_stored() {
+        let shaped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&shaped);
+        let mut rows = ResultRows::lazy(5, move |rank| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut fields = Map::new();
+            fields.insert("rank".into(), json!(rank + 1));
+            ShapedRow::about(rank % 2, fields)
+        });
+        let snapshots = Snapshots {
+            target: RecordSnapshots::new(Arc::new(loaded()), Vec::new()),
+            others: None,
+        };
+        assert_eq!(shaped.load(std::sync::atomic::Ordering::Relaxed), 0);
+        let chunk = rows.stored(2..4, &snapshots);
+        assert_eq!(shaped.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert_eq!(
+            chunk[0].json, r#"{"_record":{"label":"cat"},"rank":3}"#,
+            "rank 2 is about record 0, labelled cat"
+        );
+        assert_eq!(
+            chunk[1].json,
+            r#"{"_record":{"prediction":"cat"},"rank":4}"#
         );
     }
 }

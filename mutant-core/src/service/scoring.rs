@@ -3,11 +3,14 @@
 //! computes a kind's scores from the shared neighbour graphs, gives each
 //! record its verdict, and shapes its rows. `select` weighs the same scores.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::graphs::NeighbourGraphs;
+use super::kernels_run::SharedClasses;
 use super::params::AnalysisParams;
-use super::rows::{class_name, evidence, number, ranked, share};
+use super::rows::{ResultRows, ShapedRow, class_name, evidence, number, share};
 use crate::api::kinds::AnalysisKind;
 use crate::kernels::{
     ActivationScores, BoundaryScores, DatasetView, DensityScores, Execution, FAR_OUT_FENCE,
@@ -15,7 +18,7 @@ use crate::kernels::{
     boundary_uncertainty, class_outlier, mislabel, novelty, outlier_verdict, share_verdict,
     uniqueness,
 };
-use crate::model::ClassVocabulary;
+use crate::model::LoadedDataset;
 use crate::{Error, Result};
 
 /// What one per-record kernel produced.
@@ -33,13 +36,21 @@ pub(super) enum Scored {
     },
 }
 
-/// The ids and classes rows are written with.
-pub(super) struct RowNames<'a> {
-    pub(super) target_ids: &'a [String],
-    pub(super) reference_ids: &'a [String],
-    pub(super) vocabulary: &'a ClassVocabulary,
-    /// The target's labels in `vocabulary`'s codes.
-    pub(super) target_labels: &'a [Option<u32>],
+/// The ids and classes rows are written with, held until the last row is
+/// shaped.
+pub(super) struct RowNames {
+    pub(super) target: Arc<LoadedDataset>,
+    pub(super) reference: Option<Arc<LoadedDataset>>,
+    /// One vocabulary for both, and the target's labels in its codes.
+    pub(super) classes: Arc<SharedClasses>,
+}
+
+impl RowNames {
+    fn reference_ids(&self) -> &[String] {
+        self.reference
+            .as_deref()
+            .map_or(&[], |reference| &reference.ids)
+    }
 }
 
 impl Scored {
@@ -131,80 +142,87 @@ impl Scored {
         }
     }
 
-    /// Ranked rows with verdict and evidence, and the summary.
+    /// Ranked rows with verdict and evidence, shaped as they are stored,
+    /// and the summary.
     pub(super) fn into_output(
         self,
-        names: &RowNames<'_>,
+        names: RowNames,
         threshold: Option<f32>,
-    ) -> (Vec<Value>, Value) {
+    ) -> (ResultRows, Value) {
         let verdict = self.verdict(threshold);
         let summary = verdict_summary(&verdict);
-        let scores = self.scores();
-        let rows = match &self {
+        let ranking = self.scores().ranking();
+        let flagged = verdict.flagged;
+        let rows = ResultRows::lazy(ranking.len(), move |rank| {
+            let row = ranking[rank] as usize;
+            let mut fields = Map::new();
+            fields.insert("id".into(), json!(names.target.ids[row]));
+            fields.insert("score".into(), number(self.scores().scores[row]));
+            fields.insert("rank".into(), json!(rank + 1));
+            fields.insert("flagged".into(), json!(flagged[row]));
+            self.add_fields(row, &names, &mut fields);
+            ShapedRow::about(row, fields)
+        });
+        (rows, summary)
+    }
+
+    /// What the kind adds to the row of the target's record `row`.
+    fn add_fields(&self, row: usize, names: &RowNames, fields: &mut Map<String, Value>) {
+        let vocabulary = &names.classes.vocabulary;
+        match self {
             Scored::Boundary(result) => {
-                ranked(names.target_ids, scores, &verdict.flagged, |row, fields| {
-                    fields.insert(
-                        "evidence".into(),
-                        evidence(&result.evidence, row, names.reference_ids, names.vocabulary),
-                    );
-                })
+                fields.insert(
+                    "evidence".into(),
+                    evidence(&result.evidence, row, names.reference_ids(), vocabulary),
+                );
             }
             Scored::Activation(result) => {
-                ranked(names.target_ids, scores, &verdict.flagged, |row, fields| {
-                    fields.insert("norm".into(), number(result.norms[row]));
-                    fields.insert(
-                        "class".into(),
-                        class_name(names.vocabulary, result.compared_class[row]),
-                    );
-                })
+                fields.insert("norm".into(), number(result.norms[row]));
+                fields.insert(
+                    "class".into(),
+                    class_name(vocabulary, result.compared_class[row]),
+                );
             }
             Scored::Outlier(result) => {
-                ranked(names.target_ids, scores, &verdict.flagged, |row, fields| {
-                    fields.insert("percentile".into(), number(result.percentile[row]));
-                    fields.insert(
-                        "class".into(),
-                        class_name(names.vocabulary, result.compared_class[row]),
-                    );
-                })
+                fields.insert("percentile".into(), number(result.percentile[row]));
+                fields.insert(
+                    "class".into(),
+                    class_name(vocabulary, result.compared_class[row]),
+                );
             }
             Scored::Mislabel(result) => {
-                ranked(names.target_ids, scores, &verdict.flagged, |row, fields| {
-                    fields.insert(
-                        "label".into(),
-                        class_name(names.vocabulary, names.target_labels[row]),
-                    );
-                    fields.insert(
-                        "given_probability".into(),
-                        number(result.given_probability[row]),
-                    );
-                    fields.insert(
-                        "suggested_label".into(),
-                        class_name(names.vocabulary, result.suggested_label[row]),
-                    );
-                    fields.insert(
-                        "evidence".into(),
-                        evidence(&result.evidence, row, names.target_ids, names.vocabulary),
-                    );
-                })
+                fields.insert(
+                    "label".into(),
+                    class_name(vocabulary, names.classes.target_labels[row]),
+                );
+                fields.insert(
+                    "given_probability".into(),
+                    number(result.given_probability[row]),
+                );
+                fields.insert(
+                    "suggested_label".into(),
+                    class_name(vocabulary, result.suggested_label[row]),
+                );
+                fields.insert(
+                    "evidence".into(),
+                    evidence(&result.evidence, row, &names.target.ids, vocabulary),
+                );
             }
             Scored::Density {
                 scores: result,
                 null,
             } => {
                 let neighbour_ids = if null.is_some() {
-                    names.reference_ids
+                    names.reference_ids()
                 } else {
-                    names.target_ids
+                    &names.target.ids
                 };
-                ranked(names.target_ids, scores, &verdict.flagged, |row, fields| {
-                    fields.insert(
-                        "evidence".into(),
-                        evidence(&result.evidence, row, neighbour_ids, names.vocabulary),
-                    );
-                })
+                fields.insert(
+                    "evidence".into(),
+                    evidence(&result.evidence, row, neighbour_ids, vocabulary),
+                );
             }
-        };
-        (rows, summary)
+        }
     }
 }
 

@@ -4,11 +4,11 @@
 //! `n`, the picks cover the data, weighted by the model's uncertainty where
 //! a labeled reference and predictions give one (see [`Recipe`]).
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::graphs::NeighbourGraphs;
 use super::params::{AnalysisParams, SelectParams};
-use super::rows::{class_name, number, object, share};
+use super::rows::{ResultRows, ShapedRow, class_name, number, object, share};
 use super::scoring::Scored;
 use crate::Result;
 use crate::api::kinds::AnalysisKind;
@@ -100,7 +100,7 @@ pub(super) fn run_select<'a>(
     params: &AnalysisParams,
     names: (&[String], &ClassVocabulary, &[Option<u32>]),
     execution: &Execution<'_>,
-) -> Result<(Vec<Value>, Value)> {
+) -> Result<(ResultRows, Value)> {
     let (ids, vocabulary, target_labels) = names;
     let has_labeled_reference = graphs
         .require_reference()
@@ -138,14 +138,16 @@ pub(super) fn run_select<'a>(
         .iter()
         .enumerate()
         .map(|(rank, &(row, reason))| {
-            object([
+            let fields = [
                 ("id", json!(ids[row as usize])),
                 ("score", number(1.0 - rank as f32 / n_picked)),
                 ("rank", json!(rank + 1)),
                 ("flagged", json!(true)),
                 ("reason", json!(reason)),
                 ("label", class_name(vocabulary, target_labels[row as usize])),
-            ])
+            ]
+            .map(|(key, value)| (key.to_owned(), value));
+            ShapedRow::about(row as usize, Map::from_iter(fields))
         })
         .collect();
     let mut summary = object([
@@ -174,7 +176,7 @@ pub(super) fn run_select<'a>(
         fields.insert("random_weight".into(), number(*random_weight));
         fields.insert("diversity".into(), json!(diversity));
     }
-    Ok((rows, summary))
+    Ok((ResultRows::shaped(rows), summary))
 }
 
 /// Explicit weights: each score's ranking fills its quota, skipping

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     AnalysisStore, Catalogue, CatalogueStamp, ChangeFeed, FeedRead, FetchQuery, Records, Resolved,
-    ResultSelection, Store, VersionClock, now_ms, select_datasets,
+    ResultSelection, Store, StoredRow, VersionClock, now_ms, select_datasets,
 };
 use crate::ingest::ValidBatch;
 use crate::model::{
@@ -433,8 +433,36 @@ impl AnalysisStore for MemoryStore {
             .ok_or(Error::UnknownAnalysis { id })
     }
 
-    async fn put_analysis_results(&self, id: Uuid, rows: &[Value]) -> Result<()> {
-        self.state().analysis_results.insert(id, rows.to_vec());
+    async fn put_analysis_results(
+        &self,
+        id: Uuid,
+        first_rank: u64,
+        rows: &[StoredRow],
+    ) -> Result<()> {
+        let parsed = rows
+            .iter()
+            .map(|row| serde_json::from_str::<Value>(&row.json))
+            .collect::<std::result::Result<Vec<Value>, _>>()
+            .map_err(|error| Error::Store {
+                message: format!("analysis {id} was given a result row that is not JSON: {error}"),
+            })?;
+        let mut state = self.state();
+        let stored = state.analysis_results.entry(id).or_default();
+        let first = usize::try_from(first_rank).unwrap_or(usize::MAX);
+        if first > stored.len() {
+            return Err(Error::Internal {
+                message: format!(
+                    "analysis {id}'s result rows from rank {first_rank} came before those from rank {}; store them in rank order",
+                    stored.len()
+                ),
+            });
+        }
+        for (rank, row) in (first..).zip(parsed) {
+            match stored.get_mut(rank) {
+                Some(slot) => *slot = row,
+                None => stored.push(row),
+            }
+        }
         Ok(())
     }
 

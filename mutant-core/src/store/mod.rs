@@ -168,9 +168,16 @@ pub trait AnalysisStore: Send + Sync {
     /// newest first by creation, at most `limit`.
     async fn list_analyses(&self, target: Option<Uuid>, limit: usize) -> Result<Vec<AnalysisJob>>;
 
-    /// Stores a job's ranked result rows (JSON objects), row `i` at rank `i`.
-    /// Writing the same rows again is harmless: reads return one row per rank.
-    async fn put_analysis_results(&self, id: Uuid, rows: &[Value]) -> Result<()>;
+    /// Stores a chunk of a job's ranked result rows, row `i` at rank
+    /// `first_rank + i`. Chunks come in rank order, so a job's rows are
+    /// shaped and stored a chunk at a time, never held all at once. Writing
+    /// a chunk again is harmless: reads return one row per rank.
+    async fn put_analysis_results(
+        &self,
+        id: Uuid,
+        first_rank: u64,
+        rows: &[StoredRow],
+    ) -> Result<()>;
 
     /// The stored rows that `selection` keeps, in rank order, skipping its
     /// `offset` first matching rows and returning at most `limit`.
@@ -275,6 +282,37 @@ impl ResultSelection {
         let (flagged, score) = verdict_and_score(row);
         self.flagged.is_none_or(|wanted| wanted == flagged)
             && self.min_score.is_none_or(|minimum| score >= minimum)
+    }
+}
+
+/// One ranked result row as stores keep it: its JSON text, with the verdict
+/// and score that reads filter on.
+///
+/// ```
+/// use mutant_core::store::StoredRow;
+/// let row = StoredRow::new(&serde_json::json!({"id": "a", "score": 0.5, "flagged": true}));
+/// assert_eq!((row.flagged, row.score), (true, 0.5));
+/// assert_eq!(row.json, r#"{"flagged":true,"id":"a","score":0.5}"#);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    /// The row, a JSON object.
+    pub json: String,
+    /// The row's verdict (`flagged`, false when it has none).
+    pub flagged: bool,
+    /// The row's score (0 when it has none).
+    pub score: f64,
+}
+
+impl StoredRow {
+    /// The stored form of a row.
+    pub fn new(row: &Value) -> Self {
+        let (flagged, score) = verdict_and_score(row);
+        StoredRow {
+            json: row.to_string(),
+            flagged,
+            score,
+        }
     }
 }
 

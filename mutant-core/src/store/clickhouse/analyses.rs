@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::sql::Sql;
 use super::{ClickHouseStore, catalogue};
 use crate::model::{AnalysisJob, DatasetRef, JobState};
-use crate::store::{ResultSelection, verdict_and_score};
+use crate::store::{ResultSelection, StoredRow};
 use crate::{Error, Result};
 
 /// Result rows per INSERT: big enough for ClickHouse's taste (>= 1,000 rows),
@@ -208,22 +208,28 @@ pub(super) async fn list(
     Ok(jobs)
 }
 
-pub(super) async fn put_results(store: &ClickHouseStore, id: Uuid, rows: &[Value]) -> Result<()> {
+pub(super) async fn put_results(
+    store: &ClickHouseStore,
+    id: Uuid,
+    first_rank: u64,
+    rows: &[StoredRow],
+) -> Result<()> {
     for (chunk_idx, chunk) in rows.chunks(RESULT_ROWS_PER_INSERT).enumerate() {
+        let chunk_rank = first_rank + (chunk_idx * RESULT_ROWS_PER_INSERT) as u64;
         super::retry_while_quorum_busy(store.timeout, || {
-            put_result_chunk(store, id, chunk_idx, chunk)
+            put_result_chunk(store, id, chunk_rank, chunk)
         })
         .await?;
     }
     Ok(())
 }
 
-/// Writes the `chunk_idx`-th chunk of an analysis's result rows.
+/// Writes result rows from rank `first_rank` in one INSERT.
 async fn put_result_chunk(
     store: &ClickHouseStore,
     id: Uuid,
-    chunk_idx: usize,
-    chunk: &[Value],
+    first_rank: u64,
+    chunk: &[StoredRow],
 ) -> Result<()> {
     let mut insert = store
         .client
@@ -233,16 +239,14 @@ async fn put_result_chunk(
     for (name, value) in &store.insert_settings {
         insert = insert.with_setting(name, value);
     }
-    for (row_idx, row) in chunk.iter().enumerate() {
-        let rank = (chunk_idx * RESULT_ROWS_PER_INSERT + row_idx) as u64;
-        let (flagged, score) = verdict_and_score(row);
+    for (rank, row) in (first_rank..).zip(chunk) {
         insert
             .write(&ResultRow {
                 analysis: id,
                 rank,
-                row: row.to_string(),
-                score,
-                flagged: u8::from(flagged),
+                row: row.json.clone(),
+                score: row.score,
+                flagged: u8::from(row.flagged),
             })
             .await
             .map_err(|error| store.error(error))?;

@@ -30,7 +30,7 @@ use self::group_commit::GroupCommitter;
 pub use self::schema::ServerVersion;
 use super::{
     AnalysisStore, Catalogue, ChangeFeed, FeedRead, FetchQuery, Records, Resolved, ResultSelection,
-    Store, VersionClock,
+    Store, StoredRow, VersionClock,
 };
 use crate::ingest::ValidBatch;
 use crate::model::{
@@ -496,8 +496,13 @@ impl AnalysisStore for ClickHouseStore {
             .await
     }
 
-    async fn put_analysis_results(&self, id: Uuid, rows: &[Value]) -> Result<()> {
-        self.bounded(async { analyses::put_results(self, id, rows).await })
+    async fn put_analysis_results(
+        &self,
+        id: Uuid,
+        first_rank: u64,
+        rows: &[StoredRow],
+    ) -> Result<()> {
+        self.bounded(async { analyses::put_results(self, id, first_rank, rows).await })
             .await
     }
 
