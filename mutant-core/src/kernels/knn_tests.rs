@@ -122,17 +122,26 @@ proptest! {
         assert_matches_model(&lists, &brute_force(&dataset, dimension, &queries, metric, mask.as_deref(), false));
     }
 
+    /// Up to three blocks of the symmetric self-graph (512 rows each), so
+    /// that pairs within a block, across blocks and across tiles all count.
     #[test]
     fn self_graph_equals_brute_force(
-        (dimension, dataset, _n_rows) in matrix_strategy(600),
+        (dimension, dataset, n_rows) in matrix_strategy(1_300),
         k in 1usize..12,
         metric in metric_strategy(),
         threads in 1usize..4,
+        filter_seed in proptest::option::of(any::<u64>()),
     ) {
+        let mask: Option<Vec<bool>> = filter_seed.map(|seed| {
+            let mut generator = super::super::SplitMix64::new(seed);
+            (0..n_rows).map(|_| generator.below(3) != 0).collect()
+        });
         let view = DatasetView::new(&dataset, dimension).unwrap();
-        let graph = knn_graph(&view, metric, &KnnOptions::new(k), &Execution::new().with_threads(threads)).unwrap();
+        let mut options = KnnOptions::new(k);
+        if let Some(mask) = &mask { options = options.with_filter(mask); }
+        let graph = knn_graph(&view, metric, &options, &Execution::new().with_threads(threads)).unwrap();
         prop_assert!(graph.excludes_self());
-        assert_matches_model(&graph, &brute_force(&dataset, dimension, &dataset, metric, None, true));
+        assert_matches_model(&graph, &brute_force(&dataset, dimension, &dataset, metric, mask.as_deref(), true));
     }
 
     #[test]

@@ -57,6 +57,7 @@ mod scores;
 mod search;
 mod select;
 mod subspace;
+mod symmetric;
 mod topk;
 mod verdict;
 mod view;

@@ -14,6 +14,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 
 use super::neighbours::NeighbourLists;
 use super::progress::{Execution, parallel_map};
+use super::symmetric;
 use super::topk::CandidateLists;
 use super::view::{DatasetView, Metric};
 
@@ -168,6 +169,7 @@ pub(crate) fn row_terms(
 /// of every (query block, split) item, the final lists, and, for l2 data,
 /// the centred copies of the dataset and of external queries (counted
 /// whether or not the data sits far enough from the origin to need them).
+/// A self-kNN graph (`external_queries` false) is planned by `symmetric`.
 pub(crate) fn search_peak_bytes(
     n_queries: usize,
     n_rows: usize,
@@ -177,7 +179,10 @@ pub(crate) fn search_peak_bytes(
     external_queries: bool,
 ) -> u64 {
     let k = k.min(n_rows).max(1);
-    let capacity = (k + k.clamp(4, 32)) as u64;
+    if !external_queries {
+        return symmetric::peak_bytes(n_rows, dimension, k, threads);
+    }
+    let capacity = candidate_capacity(k) as u64;
     let n_query_blocks = n_queries.div_ceil(QUERY_BLOCK).max(1);
     let query_block = n_queries.div_ceil(n_query_blocks).max(1);
     let dataset_tile = (TILE_PRODUCTS / query_block).clamp(MIN_DATASET_TILE, MAX_DATASET_TILE);
@@ -193,13 +198,7 @@ pub(crate) fn search_peak_bytes(
         threads * (4 * (query_block * dataset_tile) as u64 + candidate_bytes * query_block as u64);
     let items = n_queries * n_splits * (candidate_bytes + 8);
     let lists = n_queries * (8 * k as u64 + 4) + candidate_bytes * n_splits;
-    let copies = 4 * (n_rows * dimension) as u64
-        + if external_queries {
-            4 * n_queries * dimension as u64
-        } else {
-            0
-        }
-        + 8 * n_rows as u64;
+    let copies = 4 * ((n_rows + n_queries as usize) * dimension) as u64 + 8 * n_rows as u64;
     workers + items + lists + copies
 }
 
@@ -209,14 +208,23 @@ struct WorkerBuffers {
     candidates: CandidateLists,
 }
 
+/// The candidates kept per query for `k` neighbours: a few spare ones
+/// absorb the rounding of the GEMM expansion before the exact re-measure
+/// decides the final order.
+pub(crate) fn candidate_capacity(k: usize) -> usize {
+    k + k.clamp(4, 32)
+}
+
 /// Runs the search and returns per-query lists of at most `k` neighbours.
+/// The dataset's own rows as queries (a self-kNN graph) take the symmetric
+/// path, which computes each pair's product once.
 pub(crate) fn run(plan: &SearchPlan<'_>, execution: &Execution<'_>) -> Result<NeighbourLists> {
+    if let QuerySource::DatasetRows = plan.queries {
+        return symmetric::self_graph(plan, execution);
+    }
     let n_rows = plan.dataset.n_rows();
     let dimension = plan.dataset.dimension();
-    let k = plan.k;
-    // A few spare candidates absorb the rounding of the GEMM expansion before
-    // the exact re-measure decides the final order.
-    let capacity = k + k.clamp(4, 32);
+    let capacity = candidate_capacity(plan.k);
 
     let n_query_blocks = plan.n_queries.div_ceil(QUERY_BLOCK).max(1);
     let query_block = plan.n_queries.div_ceil(n_query_blocks).max(1);
@@ -264,34 +272,75 @@ pub(crate) fn run(plan: &SearchPlan<'_>, execution: &Execution<'_>) -> Result<Ne
         },
     )?;
 
-    let mut lists = NeighbourLists::with_capacity(plan.n_queries, k, plan.metric, n_rows);
-    let mut merged: Vec<(f32, u32)> = Vec::with_capacity(capacity * n_splits);
-    for query_idx in 0..plan.n_queries {
+    measured_lists(plan, capacity, execution, |query_idx, merged| {
         let block_idx = query_idx / query_block;
-        let local_idx = query_idx - block_idx * query_block;
-        merged.clear();
         for split_idx in 0..n_splits {
             let candidates = &item_candidates[block_idx * n_splits + split_idx];
-            let (keys, rows) = candidates.get(local_idx);
+            let (keys, rows) = candidates.get(query_idx - block_idx * query_block);
             merged.extend(keys.iter().copied().zip(rows.iter().copied()));
         }
-        merged
-            .sort_unstable_by(|left, right| left.0.total_cmp(&right.0).then(left.1.cmp(&right.1)));
-        merged.truncate(capacity);
-        let query = query_vector(plan, query_idx, dimension);
-        for candidate in merged.iter_mut() {
-            candidate.0 = plan
-                .metric
-                .distance(query, plan.dataset.row(candidate.1 as usize));
+    })
+}
+
+/// Queries per item of [`measured_lists`].
+const MEASURE_BLOCK: usize = 512;
+
+/// The final lists: each query's candidates, gathered by `gather(query_idx,
+/// merged)` (appending `(key, row)` pairs to `merged`), cut to the
+/// `capacity` best by key, measured exactly and cut to the nearest `k`.
+/// Per-query work, so a block of queries an item, on every thread.
+pub(crate) fn measured_lists(
+    plan: &SearchPlan<'_>,
+    capacity: usize,
+    execution: &Execution<'_>,
+    gather: impl Fn(usize, &mut Vec<(f32, u32)>) + Sync,
+) -> Result<NeighbourLists> {
+    let (k, dimension) = (plan.k, plan.dataset.dimension());
+    let block_lists = parallel_map(
+        execution.threads(),
+        plan.n_queries.div_ceil(MEASURE_BLOCK),
+        || Vec::with_capacity(2 * capacity),
+        |merged: &mut Vec<(f32, u32)>, block_idx| {
+            execution.check_cancelled()?;
+            let queries =
+                block_idx * MEASURE_BLOCK..((block_idx + 1) * MEASURE_BLOCK).min(plan.n_queries);
+            let mut lengths = Vec::with_capacity(queries.len());
+            let mut nearest = Vec::with_capacity(queries.len() * k);
+            for query_idx in queries {
+                merged.clear();
+                gather(query_idx, merged);
+                merged.sort_unstable_by(|left, right| {
+                    left.0.total_cmp(&right.0).then(left.1.cmp(&right.1))
+                });
+                merged.truncate(capacity);
+                let query = query_vector(plan, query_idx, dimension);
+                for candidate in merged.iter_mut() {
+                    candidate.0 = plan
+                        .metric
+                        .distance(query, plan.dataset.row(candidate.1 as usize));
+                }
+                merged.sort_unstable_by(|left, right| {
+                    left.0.total_cmp(&right.0).then(left.1.cmp(&right.1))
+                });
+                let length = merged.len().min(k);
+                lengths.push(length);
+                nearest.extend(
+                    merged[..length]
+                        .iter()
+                        .map(|&(distance, row)| (row, distance)),
+                );
+            }
+            Ok((lengths, nearest))
+        },
+    )?;
+    let mut lists =
+        NeighbourLists::with_capacity(plan.n_queries, k, plan.metric, plan.dataset.n_rows());
+    for (lengths, nearest) in block_lists {
+        let mut start = 0;
+        for length in lengths {
+            lists.push_list(nearest[start..start + length].iter().copied());
+            start += length;
         }
-        merged
-            .sort_unstable_by(|left, right| left.0.total_cmp(&right.0).then(left.1.cmp(&right.1)));
-        lists.push_list(
-            merged
-                .iter()
-                .take(k)
-                .map(|&(distance, row)| (row, distance)),
-        );
     }
     Ok(lists)
 }
@@ -333,14 +382,9 @@ fn scan_tile(
     } else {
         &plan.row_terms[row_range.clone()]
     };
-    let self_row = |local_query: usize| match plan.queries {
-        QuerySource::DatasetRows => Some((query_range.start + local_query) as u32),
-        QuerySource::External(_) => None,
-    };
     let filter = plan.filter.map(|mask| &mask[row_range.clone()]);
     for local_query in 0..n_block_queries {
         let query_dots = &dots[local_query * n_tile_rows..(local_query + 1) * n_tile_rows];
-        let excluded_row = self_row(local_query);
         let candidates = &mut buffers.candidates;
         match plan.metric {
             Metric::L2 => scan_row(
@@ -348,7 +392,6 @@ fn scan_tile(
                 terms,
                 row_range.start,
                 local_query,
-                excluded_row,
                 filter,
                 candidates,
                 |dot, term| term - 2.0 * dot,
@@ -358,19 +401,13 @@ fn scan_tile(
                 terms,
                 row_range.start,
                 local_query,
-                excluded_row,
                 filter,
                 candidates,
                 |dot, term| -dot * term,
             ),
-            Metric::Dot => scan_dot_row(
-                query_dots,
-                row_range.start,
-                local_query,
-                excluded_row,
-                filter,
-                candidates,
-            ),
+            Metric::Dot => {
+                scan_dot_row(query_dots, row_range.start, local_query, filter, candidates)
+            }
         }
     }
 }
@@ -384,7 +421,6 @@ fn scan_row(
     terms: &[f32],
     first_row: usize,
     local_query: usize,
-    excluded_row: Option<u32>,
     filter: Option<&[bool]>,
     candidates: &mut CandidateLists,
     key_of: impl Fn(f32, f32) -> f32,
@@ -413,11 +449,8 @@ fn scan_row(
             for (lane, &key) in keys[..chunk_len].iter().enumerate() {
                 let local_row = chunk_start + lane;
                 if key < threshold && filter.is_none_or(|mask| mask[local_row]) {
-                    let row = (first_row + local_row) as u32;
-                    if excluded_row != Some(row) {
-                        candidates.offer(local_query, key, row);
-                        threshold = candidates.threshold(local_query);
-                    }
+                    candidates.offer(local_query, key, (first_row + local_row) as u32);
+                    threshold = candidates.threshold(local_query);
                 }
             }
         }
@@ -431,7 +464,6 @@ fn scan_dot_row(
     dots: &[f32],
     first_row: usize,
     local_query: usize,
-    excluded_row: Option<u32>,
     filter: Option<&[bool]>,
     candidates: &mut CandidateLists,
 ) {
@@ -442,7 +474,6 @@ fn scan_dot_row(
         dots,
         first_row,
         local_query,
-        excluded_row,
         filter,
         candidates,
         |dot, _| -dot,

@@ -57,21 +57,18 @@ impl CandidateLists {
         if length == self.capacity && !is_before(length - 1) {
             return;
         }
+        // Insertion: shift the larger entries up one slot while looking for
+        // the new one's place (a full list drops its last entry).
         let mut position = if length == self.capacity {
             length - 1
         } else {
             length
         };
-        while position > 0 && is_before(position - 1) {
+        while position > 0 && (key, row) < (keys[position - 1], rows[position - 1]) {
+            keys[position] = keys[position - 1];
+            rows[position] = rows[position - 1];
             position -= 1;
         }
-        let last = if length == self.capacity {
-            length - 1
-        } else {
-            length
-        };
-        keys.copy_within(position..last, position + 1);
-        rows.copy_within(position..last, position + 1);
         keys[position] = key;
         rows[position] = row;
         self.lengths[query_idx] = (length + 1).min(self.capacity);

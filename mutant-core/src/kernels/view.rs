@@ -51,52 +51,50 @@ impl Metric {
     pub fn distance(self, left: &[f32], right: &[f32]) -> f32 {
         match self {
             Metric::L2 => {
-                let sum: f64 = left
-                    .iter()
-                    .zip(right)
-                    .map(|(&a, &b)| {
-                        let difference = f64::from(a) - f64::from(b);
-                        difference * difference
-                    })
-                    .sum();
+                let sum = sum_over_pairs(left, right, |a, b| (a - b) * (a - b));
                 sum.sqrt() as f32
             }
-            Metric::Dot => {
-                let dot: f64 = left
-                    .iter()
-                    .zip(right)
-                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                    .sum();
-                (-dot) as f32
-            }
+            Metric::Dot => (-sum_over_pairs(left, right, |a, b| a * b)) as f32,
             Metric::Cosine => {
-                let left_norm = left
-                    .iter()
-                    .map(|&a| f64::from(a) * f64::from(a))
-                    .sum::<f64>()
-                    .sqrt();
-                let right_norm = right
-                    .iter()
-                    .map(|&b| f64::from(b) * f64::from(b))
-                    .sum::<f64>()
-                    .sqrt();
+                let left_norm = sum_over_pairs(left, left, |a, _| a * a).sqrt();
+                let right_norm = sum_over_pairs(right, right, |b, _| b * b).sqrt();
                 if left_norm == 0.0 || right_norm == 0.0 {
                     return 1.0;
                 }
                 // Half the squared distance between the unit vectors equals
                 // 1 - cos, without the cancellation of computing 1 - cos.
-                let squared: f64 = left
-                    .iter()
-                    .zip(right)
-                    .map(|(&a, &b)| {
-                        let difference = f64::from(a) / left_norm - f64::from(b) / right_norm;
-                        difference * difference
-                    })
-                    .sum();
+                let squared = sum_over_pairs(left, right, |a, b| {
+                    let difference = a / left_norm - b / right_norm;
+                    difference * difference
+                });
                 (squared / 2.0) as f32
             }
         }
     }
+}
+
+/// Lanes summed independently by [`sum_over_pairs`]: enough to fill the
+/// vector units, where one running sum would wait on every addition.
+const SUM_LANES: usize = 8;
+
+/// The sum of `term(a, b)` over the pairs of `left` and `right`, in `f64`,
+/// kept in [`SUM_LANES`] partial sums (a fixed order: the same inputs give
+/// the same bits on every machine).
+#[inline(always)]
+fn sum_over_pairs(left: &[f32], right: &[f32], term: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut lanes = [0.0f64; SUM_LANES];
+    let left_chunks = left.chunks_exact(SUM_LANES);
+    let right_chunks = right.chunks_exact(SUM_LANES);
+    let (left_rest, right_rest) = (left_chunks.remainder(), right_chunks.remainder());
+    for (left_chunk, right_chunk) in left_chunks.zip(right_chunks) {
+        for lane in 0..SUM_LANES {
+            lanes[lane] += term(f64::from(left_chunk[lane]), f64::from(right_chunk[lane]));
+        }
+    }
+    for (lane, (&a, &b)) in left_rest.iter().zip(right_rest).enumerate() {
+        lanes[lane] += term(f64::from(a), f64::from(b));
+    }
+    lanes.iter().sum()
 }
 
 /// A borrowed view of a dataset's in-memory form: one row-major `f32` matrix
