@@ -183,7 +183,9 @@ impl Worker<'_, '_> {
                 // checked without branches.
                 let any_below = lanes.len() < SCAN_CHUNK || {
                     let chunk = |values: &[f32]| -> [f32; SCAN_CHUNK] {
-                        values[lanes.clone()].try_into().unwrap_or([f32::NAN; SCAN_CHUNK])
+                        values[lanes.clone()]
+                            .try_into()
+                            .unwrap_or([f32::NAN; SCAN_CHUNK])
                     };
                     let (dots, terms) = (chunk(row_dots), chunk(tile_terms));
                     let lane_thresholds = chunk(thresholds);
