@@ -282,6 +282,28 @@ pub(crate) fn run(plan: &SearchPlan<'_>, execution: &Execution<'_>) -> Result<Ne
     })
 }
 
+/// The exact distances of a query's candidates `(key, row)`, written over
+/// their keys, as a pulp operation: compiled for the CPU's SIMD.
+struct Remeasure<'p, 'a, 'c> {
+    plan: &'p SearchPlan<'a>,
+    query: &'a [f32],
+    candidates: &'c mut [(f32, u32)],
+}
+
+impl pulp::WithSimd for Remeasure<'_, '_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for candidate in self.candidates.iter_mut() {
+            candidate.0 = self
+                .plan
+                .metric
+                .distance(self.query, self.plan.dataset.row(candidate.1 as usize));
+        }
+    }
+}
+
 /// Queries per item of [`measured_lists`].
 const MEASURE_BLOCK: usize = 512;
 
@@ -306,6 +328,7 @@ pub(crate) fn measured_lists(
                 block_idx * MEASURE_BLOCK..((block_idx + 1) * MEASURE_BLOCK).min(plan.n_queries);
             let mut lengths = Vec::with_capacity(queries.len());
             let mut nearest = Vec::with_capacity(queries.len() * k);
+            let arch = pulp::Arch::new();
             for query_idx in queries {
                 merged.clear();
                 gather(query_idx, merged);
@@ -313,12 +336,11 @@ pub(crate) fn measured_lists(
                     left.0.total_cmp(&right.0).then(left.1.cmp(&right.1))
                 });
                 merged.truncate(capacity);
-                let query = query_vector(plan, query_idx, dimension);
-                for candidate in merged.iter_mut() {
-                    candidate.0 = plan
-                        .metric
-                        .distance(query, plan.dataset.row(candidate.1 as usize));
-                }
+                arch.dispatch(Remeasure {
+                    plan,
+                    query: query_vector(plan, query_idx, dimension),
+                    candidates: merged,
+                });
                 merged.sort_unstable_by(|left, right| {
                     left.0.total_cmp(&right.0).then(left.1.cmp(&right.1))
                 });
@@ -383,30 +405,67 @@ fn scan_tile(
         &plan.row_terms[row_range.clone()]
     };
     let filter = plan.filter.map(|mask| &mask[row_range.clone()]);
-    for local_query in 0..n_block_queries {
-        let query_dots = &dots[local_query * n_tile_rows..(local_query + 1) * n_tile_rows];
-        let candidates = &mut buffers.candidates;
-        match plan.metric {
-            Metric::L2 => scan_row(
-                query_dots,
-                terms,
-                row_range.start,
-                local_query,
-                filter,
-                candidates,
-                |dot, term| term - 2.0 * dot,
-            ),
-            Metric::Cosine => scan_row(
-                query_dots,
-                terms,
-                row_range.start,
-                local_query,
-                filter,
-                candidates,
-                |dot, term| -dot * term,
-            ),
-            Metric::Dot => {
-                scan_dot_row(query_dots, row_range.start, local_query, filter, candidates)
+    // The scan compiled for the widest SIMD the CPU has (pulp's dispatch).
+    pulp::Arch::new().dispatch(TileScan {
+        dots,
+        n_tile_rows,
+        terms,
+        first_row: row_range.start,
+        filter,
+        metric: plan.metric,
+        candidates: &mut buffers.candidates,
+    });
+}
+
+/// The scan of one tile of dot products into the queries' candidate lists,
+/// as a pulp operation: its body is inlined into code compiled for the CPU's
+/// SIMD (AVX2 and FMA where it has them).
+struct TileScan<'t> {
+    /// Row-major, a row of the tile's dot products per query.
+    dots: &'t [f32],
+    n_tile_rows: usize,
+    terms: &'t [f32],
+    first_row: usize,
+    filter: Option<&'t [bool]>,
+    metric: Metric,
+    candidates: &'t mut CandidateLists,
+}
+
+impl pulp::WithSimd for TileScan<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let TileScan {
+            dots,
+            n_tile_rows,
+            terms,
+            first_row,
+            filter,
+            metric,
+            candidates,
+        } = self;
+        for (local_query, query_dots) in dots.chunks_exact(n_tile_rows).enumerate() {
+            match metric {
+                Metric::L2 => scan_row(
+                    query_dots,
+                    terms,
+                    first_row,
+                    local_query,
+                    filter,
+                    candidates,
+                    |dot, term| term - 2.0 * dot,
+                ),
+                Metric::Cosine => scan_row(
+                    query_dots,
+                    terms,
+                    first_row,
+                    local_query,
+                    filter,
+                    candidates,
+                    |dot, term| -dot * term,
+                ),
+                Metric::Dot => scan_dot_row(query_dots, first_row, local_query, filter, candidates),
             }
         }
     }

@@ -155,33 +155,59 @@ impl Worker<'_, '_> {
             1.0f32,
             Par::Seq,
         );
-        let term = |row: usize| plan.row_terms.get(row).copied().unwrap_or(0.0);
-        let allowed = |row: usize| plan.filter.is_none_or(|mask| mask[row]);
-        let lists = &mut self.lists;
-        let tile_terms = &mut self.tile_terms[..n_tile];
-        let thresholds = &mut self.thresholds[..n_tile];
+        // The scan compiled for the widest SIMD the CPU has (pulp's dispatch).
+        pulp::Arch::new().dispatch(TileScan {
+            worker: self,
+            block: block.clone(),
+            tile: tile.clone(),
+            key_of,
+        });
+    }
+}
+
+/// The scan of one tile of dot products, as a pulp operation: its body is
+/// inlined into code compiled for the CPU's SIMD (AVX2 and FMA where it has
+/// them).
+struct TileScan<'w, 'p, 'a, KeyOf> {
+    worker: &'w mut Worker<'p, 'a>,
+    block: Range<usize>,
+    tile: Range<usize>,
+    key_of: KeyOf,
+}
+
+impl<KeyOf: Fn(f32, f32) -> f32> pulp::WithSimd for TileScan<'_, '_, '_, KeyOf> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let n_tile = self.tile.len();
+        let term = |row: usize| self.worker.plan.row_terms.get(row).copied().unwrap_or(0.0);
+        let allowed = |row: usize| self.worker.plan.filter.is_none_or(|mask| mask[row]);
+        let lists = &mut self.worker.lists;
+        let tile_terms = &mut self.worker.tile_terms[..n_tile];
+        let thresholds = &mut self.worker.thresholds[..n_tile];
         for (lane, (tile_term, threshold)) in
             tile_terms.iter_mut().zip(thresholds.iter_mut()).enumerate()
         {
-            *tile_term = term(tile.start + lane);
-            *threshold = lists.threshold(tile.start + lane);
+            *tile_term = term(self.tile.start + lane);
+            *threshold = lists.threshold(self.tile.start + lane);
         }
-        for (local, row) in block.clone().enumerate() {
+        for (local, row) in self.block.clone().enumerate() {
             // Only the pairs with a later row: in a tile that overlaps the
             // block, the lanes up to `row` are skipped.
-            let first_lane = (row + 1).saturating_sub(tile.start);
+            let first_lane = (row + 1).saturating_sub(self.tile.start);
             if first_lane >= n_tile {
                 continue;
             }
-            let row_dots = &self.dots[local * n_tile..(local + 1) * n_tile];
+            let row_dots = &self.worker.dots[local * n_tile..(local + 1) * n_tile];
             let (row_term, row_allowed) = (term(row), allowed(row));
             let mut row_threshold = lists.threshold(row);
             let mut lane_start = first_lane;
             while lane_start < n_tile {
                 let lanes = lane_start..(lane_start + SCAN_CHUNK).min(n_tile);
-                // The fast path: a whole chunk whose keys beat no threshold,
-                // checked without branches.
-                let any_below = lanes.len() < SCAN_CHUNK || {
+                // Which lanes beat a threshold, as bit masks computed
+                // without branches; only those lanes are visited.
+                let (row_hits, column_hits) = if lanes.len() == SCAN_CHUNK {
                     let chunk = |values: &[f32]| -> [f32; SCAN_CHUNK] {
                         values[lanes.clone()]
                             .try_into()
@@ -189,24 +215,37 @@ impl Worker<'_, '_> {
                     };
                     let (dots, terms) = (chunk(row_dots), chunk(tile_terms));
                     let lane_thresholds = chunk(thresholds);
-                    let mut any_below = false;
+                    let (mut row_hits, mut column_hits) = (0u32, 0u32);
                     for lane in 0..SCAN_CHUNK {
-                        any_below |= (key_of(dots[lane], terms[lane]) < row_threshold)
-                            | (key_of(dots[lane], row_term) < lane_thresholds[lane]);
+                        row_hits |=
+                            u32::from((self.key_of)(dots[lane], terms[lane]) < row_threshold)
+                                << lane;
+                        column_hits |=
+                            u32::from((self.key_of)(dots[lane], row_term) < lane_thresholds[lane])
+                                << lane;
                     }
-                    any_below
+                    (row_hits, column_hits)
+                } else {
+                    let every_lane = (1u32 << lanes.len()) - 1;
+                    (every_lane, every_lane)
                 };
-                if any_below {
-                    for lane in lanes.clone() {
-                        let other = tile.start + lane;
-                        let dot = row_dots[lane];
-                        let key = key_of(dot, tile_terms[lane]);
-                        if key < row_threshold && allowed(other) {
-                            lists.offer(row, key, other as u32);
-                            row_threshold = lists.threshold(row);
-                        }
-                        let key = key_of(dot, row_term);
-                        if key < thresholds[lane] && row_allowed {
+                // A row offer tightens the row's threshold: later lanes
+                // are checked again against it.
+                for lane in lane_indices(row_hits) {
+                    let lane = lanes.start + lane;
+                    let key = (self.key_of)(row_dots[lane], tile_terms[lane]);
+                    let other = self.tile.start + lane;
+                    if key < row_threshold && allowed(other) {
+                        lists.offer(row, key, other as u32);
+                        row_threshold = lists.threshold(row);
+                    }
+                }
+                if row_allowed {
+                    for lane in lane_indices(column_hits) {
+                        let lane = lanes.start + lane;
+                        let key = (self.key_of)(row_dots[lane], row_term);
+                        if key < thresholds[lane] {
+                            let other = self.tile.start + lane;
                             lists.offer(other, key, row as u32);
                             thresholds[lane] = lists.threshold(other);
                         }
@@ -216,4 +255,16 @@ impl Worker<'_, '_> {
             }
         }
     }
+}
+
+/// The indices of the set bits of `mask`, lowest first.
+#[inline(always)]
+fn lane_indices(mut mask: u32) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let lane = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            lane
+        })
+    })
 }

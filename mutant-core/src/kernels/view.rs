@@ -48,6 +48,7 @@ impl Metric {
     /// assert_eq!(Metric::Dot.distance(&[1.0, 2.0], &[3.0, 4.0]), -11.0);
     /// assert!(Metric::Cosine.distance(&[1.0, 0.0], &[2.0, 0.0]).abs() < 1e-6);
     /// ```
+    #[inline(always)]
     pub fn distance(self, left: &[f32], right: &[f32]) -> f32 {
         match self {
             Metric::L2 => {
