@@ -135,7 +135,7 @@ struct Entry {
 /// would cost that request as much as a few warm queries.
 async fn build_index(loaded: &Arc<LoadedDataset>) -> Result<RowIndex> {
     let loaded = Arc::clone(loaded);
-    tokio::task::spawn_blocking(move || RowIndex::build(&loaded))
+    tokio::task::spawn_blocking(move || RowIndex::build(&loaded.ids))
         .await
         .map_err(|error| Error::Internal {
             message: format!("building the id index failed: {error}"),

@@ -15,7 +15,8 @@ use super::rowbinary::{RowReader, decode_f32s};
 use super::sql::Sql;
 use super::{ClickHouseStore, catalogue, in_flight};
 use crate::model::{
-    Dataset, DatasetChanges, LoadedDataset, Record, RecordMetadata, WrittenContent, WrittenRow,
+    Dataset, DatasetChanges, HashedKey, IdHasher, LoadedDataset, Record, RecordMetadata, RowIndex,
+    WrittenContent, WrittenRow,
 };
 use crate::store::{CatalogueStamp, FeedRead, now_ms};
 use crate::{Error, Result};
@@ -23,21 +24,29 @@ use crate::{Error, Result};
 /// Rows decoded so far, with what version resolution needs.
 struct Loader {
     loaded: LoadedDataset,
-    row_of: HashMap<String, usize>,
+    /// Id to row, holding no id of its own: a row's id is allocated once, in
+    /// `loaded.ids`.
+    row_of: RowIndex,
     versions: Vec<u64>,
     deleted: Vec<bool>,
     /// Bytes of the ids decoded so far.
     id_bytes: usize,
+    /// Class name hash to code, checked against the name: labels repeat,
+    /// and this skips the vocabulary's owned-key lookup and UTF-8 check.
+    class_codes: HashMap<u64, u32, HashedKey>,
+    class_hasher: IdHasher,
 }
 
 impl Loader {
     fn new(dataset: Dataset) -> Self {
         Loader {
             loaded: LoadedDataset::empty(dataset),
-            row_of: HashMap::new(),
+            row_of: RowIndex::default(),
             versions: Vec::new(),
             deleted: Vec::new(),
             id_bytes: 0,
+            class_codes: HashMap::with_hasher(HashedKey),
+            class_hasher: IdHasher::new(),
         }
     }
 
@@ -59,7 +68,7 @@ impl Loader {
             .reserve(n_rows.saturating_mul(dimension));
         self.loaded.labels.reserve(n_rows);
         self.loaded.predictions.reserve(n_rows);
-        self.row_of.reserve(n_rows);
+        self.row_of = RowIndex::with_capacity(n_rows);
         self.versions.reserve(n_rows);
         self.deleted.reserve(n_rows);
     }
@@ -75,6 +84,29 @@ impl Loader {
             }
         }
         Ok(consumed)
+    }
+
+    /// Completes the row that `pending` holds the start of with the first
+    /// bytes of `chunk`, copying only the bytes that row lacks (ClickHouse
+    /// 18.16 sends 4 KiB HTTP chunks, so most chunks split a row); returns
+    /// the rest of `chunk`, to decode in place.
+    fn complete_pending<'a>(&mut self, pending: &mut Vec<u8>, chunk: &'a [u8]) -> Result<&'a [u8]> {
+        let mut rest = chunk;
+        while !pending.is_empty() {
+            let mut reader = RowReader::new(pending);
+            if self.decode_row(&mut reader)?.is_some() {
+                let consumed = reader.position();
+                pending.drain(..consumed);
+                continue;
+            }
+            if rest.is_empty() {
+                break;
+            }
+            let step = reader.missing().clamp(1, rest.len());
+            pending.extend_from_slice(&rest[..step]);
+            rest = &rest[step..];
+        }
+        Ok(rest)
     }
 
     /// One row `id, version, deleted, vector, label, prediction`; `None`
@@ -108,9 +140,10 @@ impl Loader {
                 vector.len() / 4
             )));
         }
-        let row_idx = match self.row_of.get(id) {
-            Some(&row_idx) if self.versions[row_idx] >= version => return Ok(Some(())),
-            Some(&row_idx) => {
+        let new_row_idx = self.loaded.ids.len();
+        let row_idx = match self.row_of.get_or_insert(&self.loaded.ids, id, new_row_idx) {
+            Some(row_idx) if self.versions[row_idx] >= version => return Ok(Some(())),
+            Some(row_idx) => {
                 if !deleted {
                     decode_f32s(
                         vector,
@@ -120,8 +153,7 @@ impl Loader {
                 row_idx
             }
             None => {
-                let row_idx = self.loaded.ids.len();
-                self.row_of.insert(id.to_owned(), row_idx);
+                let row_idx = new_row_idx;
                 self.loaded.ids.push(id.to_owned());
                 self.id_bytes += id.len();
                 // The common case, a first sighting: decode straight onto the
@@ -131,11 +163,11 @@ impl Loader {
                         .vectors
                         .resize(self.loaded.vectors.len() + dimension, 0.0);
                 } else {
-                    self.loaded.vectors.extend(
-                        vector.chunks_exact(4).map(|bytes| {
-                            f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
-                        }),
-                    );
+                    // Fixed-size chunks: the compiler turns this into a vector copy.
+                    let (values, _) = vector.as_chunks::<4>();
+                    self.loaded
+                        .vectors
+                        .extend(values.iter().map(|bytes| f32::from_le_bytes(*bytes)));
                 }
                 self.loaded.labels.push(None);
                 self.loaded.predictions.push(None);
@@ -154,13 +186,20 @@ impl Loader {
     }
 
     fn intern(&mut self, class: Option<&[u8]>) -> Result<Option<u32>> {
-        class
-            .map(|bytes| {
-                let name =
-                    std::str::from_utf8(bytes).map_err(|_| corrupt("a class name is not UTF-8"))?;
-                Ok(self.loaded.classes.intern(name))
-            })
-            .transpose()
+        let Some(bytes) = class else {
+            return Ok(None);
+        };
+        let hash = self.class_hasher.hash(bytes);
+        if let Some(&code) = self.class_codes.get(&hash)
+            && self.loaded.classes.name(code).map(str::as_bytes) == Some(bytes)
+        {
+            return Ok(Some(code));
+        }
+        let name = std::str::from_utf8(bytes).map_err(|_| corrupt("a class name is not UTF-8"))?;
+        let code = self.loaded.classes.intern(name);
+        // A name whose hash another name holds keeps the slow path.
+        self.class_codes.entry(hash).or_insert(code);
+        Ok(Some(code))
     }
 
     /// Drops rows whose latest version is a tombstone, keeping order.
@@ -197,9 +236,6 @@ impl Loader {
         loaded
     }
 }
-
-/// How many bytes of a new chunk go to complete a split row per attempt.
-const PENDING_STEP_BYTES: usize = 4096;
 
 fn corrupt(what: &str) -> Error {
     Error::Store {
@@ -309,16 +345,7 @@ fn decode_batches(
             });
         }
         for chunk in batch {
-            let mut rest: &[u8] = &chunk;
-            // A row split across chunks: complete it in `pending` a little at a
-            // time, so that the chunk itself is decoded in place, never copied.
-            while !pending.is_empty() && !rest.is_empty() {
-                let step = rest.len().min(PENDING_STEP_BYTES);
-                pending.extend_from_slice(&rest[..step]);
-                rest = &rest[step..];
-                let consumed = loader.decode(&pending)?;
-                pending.drain(..consumed);
-            }
+            let rest = loader.complete_pending(&mut pending, &chunk)?;
             let consumed = loader.decode(rest)?;
             pending.extend_from_slice(&rest[consumed..]);
         }
