@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::records::id_chunks;
 use super::rowbinary::{RowReader, decode_f32s};
 use super::sql::Sql;
-use super::{ClickHouseStore, catalogue, in_flight};
+use super::{ClickHouseStore, StoreFailure, catalogue, in_flight};
 use crate::model::{
     Dataset, DatasetChanges, HashedKey, IdHasher, LoadedDataset, Record, RecordMetadata, RowIndex,
     WrittenContent, WrittenRow,
@@ -272,7 +272,7 @@ pub(super) async fn load(
         })
         .await?;
     let statement = load_statement(&dataset);
-    let mut cursor = store
+    let cursor = store
         .client
         .query(&statement)
         .fetch_bytes("RowBinary")
@@ -287,10 +287,41 @@ pub(super) async fn load(
     // in thread wake-ups than the decoding saves.
     let (batches, received) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(8);
     let decoder = tokio::task::spawn_blocking(move || decode_batches(loader, received, max_bytes));
+    // The reading runs as a task of its own, beside the driver's connection
+    // task, whichever thread awaits the load: hyper hands the body over one
+    // 4 KiB chunk at a time, and a reader on another thread (a `block_on`
+    // caller, say) costs a thread wake-up per chunk.
+    let mut reading = AbortOnDrop(tokio::spawn(read_batches(cursor, batches, store.timeout)));
+    let read = (&mut reading.0).await.map_err(|error| Error::Internal {
+        message: format!("the load reader failed: {error}"),
+    })?;
+    read.map_err(|failure| store.error(failure))?;
+    decoder.await.map_err(|error| Error::Internal {
+        message: format!("the load decoder failed: {error}"),
+    })?
+}
+
+/// Aborts a task when its handle is dropped: a load whose caller gave up
+/// stops reading.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the answer into batches of about [`DECODE_BATCH_BYTES`] for the
+/// decoder, until the answer ends or the decoder stops.
+async fn read_batches(
+    mut cursor: clickhouse::query::BytesCursor,
+    batches: tokio::sync::mpsc::Sender<Vec<bytes::Bytes>>,
+    timeout: std::time::Duration,
+) -> std::result::Result<(), StoreFailure> {
     // A large load may take long, a stalled one may not: the load fails when
     // no chunk arrives for the store's timeout. The timer is re-armed at most
     // four times per timeout, not once per chunk.
-    let stall = tokio::time::sleep(store.timeout);
+    let stall = tokio::time::sleep(timeout);
     tokio::pin!(stall);
     let mut armed_at = tokio::time::Instant::now();
     let mut batch: Vec<bytes::Bytes> = Vec::new();
@@ -298,20 +329,20 @@ pub(super) async fn load(
     loop {
         let next = tokio::select! {
             biased;
-            next = cursor.next() => next.map_err(|error| store.error(error))?,
-            () = &mut stall => return Err(store.error(super::timed_out(store.timeout))),
+            next = cursor.next() => next?,
+            () = &mut stall => return Err(super::timed_out(timeout)),
         };
         let Some(chunk) = next else { break };
-        if armed_at.elapsed() > store.timeout / 4 {
+        if armed_at.elapsed() > timeout / 4 {
             armed_at = tokio::time::Instant::now();
-            stall.as_mut().reset(armed_at + store.timeout);
+            stall.as_mut().reset(armed_at + timeout);
         }
         batch_bytes += chunk.len();
         batch.push(chunk);
         if batch_bytes >= DECODE_BATCH_BYTES {
             batch_bytes = 0;
             if batches.send(std::mem::take(&mut batch)).await.is_err() {
-                break;
+                return Ok(());
             }
         }
     }
@@ -319,10 +350,7 @@ pub(super) async fn load(
         // The decoder only stops early on an error, which its result reports.
         let _ = batches.send(batch).await;
     }
-    drop(batches);
-    decoder.await.map_err(|error| Error::Internal {
-        message: format!("the load decoder failed: {error}"),
-    })?
+    Ok(())
 }
 
 /// Bytes of response handed to the decoder at once.
