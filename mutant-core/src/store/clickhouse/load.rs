@@ -202,16 +202,19 @@ impl Loader {
         Ok(Some(code))
     }
 
-    /// Drops rows whose latest version is a tombstone, keeping order.
-    fn finish(self) -> LoadedDataset {
+    /// Drops rows whose latest version is a tombstone, keeping order; returns
+    /// the dataset with its id index (rebuilt when rows were dropped).
+    fn finish(self) -> (LoadedDataset, RowIndex) {
         let Loader {
             mut loaded,
+            row_of,
             deleted,
             ..
         } = self;
         if !deleted.iter().any(|&is_deleted| is_deleted) {
-            return loaded;
+            return (loaded, row_of);
         }
+        drop(row_of);
         let dimension = loaded.dataset.dimension;
         let mut kept = 0;
         for (row_idx, &is_deleted) in deleted.iter().enumerate() {
@@ -233,7 +236,8 @@ impl Loader {
         loaded.labels.truncate(kept);
         loaded.predictions.truncate(kept);
         loaded.vectors.truncate(kept * dimension);
-        loaded
+        let row_of = RowIndex::build(&loaded.ids);
+        (loaded, row_of)
     }
 }
 
@@ -251,14 +255,15 @@ pub(super) fn load_statement(dataset: &Dataset) -> String {
     )
 }
 
-/// Loads `dataset`, stopping with `DatasetTooLarge` as soon as the rows read
-/// take more than `max_bytes` (rows a later tombstone removes count until
-/// then: the load holds them).
+/// Loads `dataset` with its id index (the one version resolution built),
+/// stopping with `DatasetTooLarge` as soon as the rows read take more than
+/// `max_bytes` (rows a later tombstone removes count until then: the load
+/// holds them).
 pub(super) async fn load(
     store: &ClickHouseStore,
     dataset: Dataset,
     max_bytes: usize,
-) -> Result<LoadedDataset> {
+) -> Result<(LoadedDataset, RowIndex)> {
     // Sizing the buffers up front saves the copies and page faults of growing them.
     let n_rows: u64 = store
         .bounded(async {
@@ -362,7 +367,7 @@ fn decode_batches(
     mut loader: Loader,
     mut received: tokio::sync::mpsc::Receiver<Vec<bytes::Bytes>>,
     max_bytes: usize,
-) -> Result<LoadedDataset> {
+) -> Result<(LoadedDataset, RowIndex)> {
     let mut pending: Vec<u8> = Vec::new();
     while let Some(batch) = received.blocking_recv() {
         let size_bytes = loader.size_bytes();
@@ -550,4 +555,89 @@ pub(super) async fn rows_of(
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push_row(
+        buffer: &mut Vec<u8>,
+        id: &str,
+        version: u64,
+        vector: Option<[f32; 2]>,
+        label: Option<&str>,
+    ) {
+        buffer.push(id.len() as u8);
+        buffer.extend_from_slice(id.as_bytes());
+        buffer.extend_from_slice(&version.to_le_bytes());
+        buffer.push(u8::from(vector.is_none()));
+        let values = vector.map_or_else(Vec::new, |vector| vector.to_vec());
+        buffer.push(values.len() as u8);
+        for value in values {
+            buffer.extend_from_slice(&value.to_le_bytes());
+        }
+        for class in [label, None] {
+            match class {
+                Some(name) => {
+                    buffer.push(0);
+                    buffer.push(name.len() as u8);
+                    buffer.extend_from_slice(name.as_bytes());
+                }
+                None => buffer.push(1),
+            }
+        }
+    }
+
+    fn dataset() -> Dataset {
+        Dataset {
+            id: uuid::Uuid::nil(),
+            name: "d".into(),
+            dimension: 2,
+            metric: crate::model::Metric::L2,
+            metadata: Default::default(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    /// Latest version wins, superseded rows are ignored, tombstones delete,
+    /// and the index handed over matches the rows kept, however the answer
+    /// is cut into chunks.
+    #[test]
+    fn versions_resolve_and_the_index_matches_whatever_the_chunks() {
+        let mut answer = Vec::new();
+        push_row(&mut answer, "a", 1, Some([1.0, 1.0]), Some("cat"));
+        push_row(&mut answer, "b", 1, Some([2.0, 2.0]), Some("dog"));
+        push_row(&mut answer, "a", 3, Some([3.0, 3.0]), Some("dog"));
+        push_row(&mut answer, "c", 1, Some([4.0, 4.0]), None);
+        push_row(&mut answer, "b", 2, None, None);
+        push_row(&mut answer, "a", 2, Some([9.0, 9.0]), Some("cat"));
+        for chunk_len in 1..=answer.len() {
+            let (sender, receiver) = tokio::sync::mpsc::channel(answer.len());
+            for chunk in answer.chunks(chunk_len) {
+                sender
+                    .try_send(vec![bytes::Bytes::copy_from_slice(chunk)])
+                    .unwrap();
+            }
+            drop(sender);
+            let (loaded, index) =
+                decode_batches(Loader::new(dataset()), receiver, usize::MAX).unwrap();
+            assert_eq!(loaded.ids, ["a", "c"], "chunks of {chunk_len}");
+            assert_eq!(loaded.vectors, [3.0, 3.0, 4.0, 4.0]);
+            assert_eq!((loaded.label(0), loaded.label(1)), (Some("dog"), None));
+            assert_eq!(loaded.watermark, 3);
+            assert_eq!(index.get(&loaded.ids, "a"), Some(0));
+            assert_eq!(index.get(&loaded.ids, "c"), Some(1));
+            assert_eq!(index.get(&loaded.ids, "b"), None);
+        }
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        sender
+            .try_send(vec![bytes::Bytes::copy_from_slice(
+                &answer[..answer.len() - 1],
+            )])
+            .unwrap();
+        drop(sender);
+        assert!(decode_batches(Loader::new(dataset()), receiver, usize::MAX).is_err());
+    }
 }
