@@ -7,7 +7,7 @@
 //! keeps that same index for its refreshes.
 
 use std::collections::HashMap;
-use std::collections::hash_map::{Entry, RandomState};
+use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
 /// A seeded hash of byte strings (ids, class names), fast on the short
@@ -122,11 +122,18 @@ impl Hasher for HashedKeyHasher {
 #[derive(Debug, Clone)]
 pub struct RowIndex {
     hasher: IdHasher,
-    /// The row of the first id indexed with each hash.
-    by_hash: HashMap<u64, usize, HashedKey>,
-    /// Ids whose hash another id held when they were indexed: almost always
-    /// empty.
-    collided: HashMap<String, usize>,
+    /// Open addressing with linear probing, a power of two long and at most
+    /// half full. A slot packs a 32-bit tag of the id's hash (high half) and
+    /// the row + 1 (low half); 0 is empty. The tag's low bits are the slot
+    /// the id starts probing from, so growing and removing move slots
+    /// without hashing any id again. One slot is 8 bytes: a lookup costs one
+    /// cache line, where a map of hash to row (16-byte entries and a
+    /// separate control array) costs two.
+    slots: Vec<u64>,
+    /// Slots in use.
+    len: usize,
+    /// Rows past what a slot holds (`u32::MAX - 1`): none in practice.
+    far_rows: HashMap<String, usize>,
 }
 
 impl Default for RowIndex {
@@ -135,13 +142,22 @@ impl Default for RowIndex {
     }
 }
 
+/// Where a probe for an id ended.
+enum Probe {
+    /// The slot that holds it.
+    Found(usize),
+    /// The empty slot that would take it.
+    Vacant(usize),
+}
+
 impl RowIndex {
     /// An empty index with room for `n_rows` ids.
     pub fn with_capacity(n_rows: usize) -> Self {
         RowIndex {
             hasher: IdHasher::new(),
-            by_hash: HashMap::with_capacity_and_hasher(n_rows, HashedKey),
-            collided: HashMap::new(),
+            slots: vec![0; slots_for(n_rows)],
+            len: 0,
+            far_rows: HashMap::new(),
         }
     }
 
@@ -154,75 +170,161 @@ impl RowIndex {
         index
     }
 
+    fn tag(&self, id: &str) -> u32 {
+        let hash = self.hasher.hash(id.as_bytes());
+        (hash ^ (hash >> 32)) as u32
+    }
+
+    fn probe(&self, ids: &[String], id: &str, tag: u32) -> Probe {
+        let mask = self.slots.len() - 1;
+        let mut slot = tag as usize & mask;
+        loop {
+            let entry = self.slots[slot];
+            if entry == 0 {
+                return Probe::Vacant(slot);
+            }
+            if (entry >> 32) as u32 == tag && is_at(ids, slot_row(entry), id) {
+                return Probe::Found(slot);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
     /// The row of `id`.
     pub fn get(&self, ids: &[String], id: &str) -> Option<usize> {
-        let hash = self.hasher.hash(id.as_bytes());
-        match self.by_hash.get(&hash) {
-            Some(&row_idx) if is_at(ids, row_idx, id) => Some(row_idx),
-            _ if self.collided.is_empty() => None,
-            _ => self.collided.get(id).copied(),
+        match self.probe(ids, id, self.tag(id)) {
+            Probe::Found(slot) => Some(slot_row(self.slots[slot])),
+            Probe::Vacant(_) if self.far_rows.is_empty() => None,
+            Probe::Vacant(_) => self.far_rows.get(id).copied(),
         }
     }
 
     /// The row of `id` if it is indexed; else indexes it at `new_row_idx`
     /// (where the caller puts it in `ids`) and returns `None`.
     pub fn get_or_insert(&mut self, ids: &[String], id: &str, new_row_idx: usize) -> Option<usize> {
-        let hash = self.hasher.hash(id.as_bytes());
-        match self.by_hash.entry(hash) {
-            Entry::Occupied(entry) if is_at(ids, *entry.get(), id) => Some(*entry.get()),
-            Entry::Occupied(_) => match self.collided.entry(id.to_owned()) {
-                Entry::Occupied(entry) => Some(*entry.get()),
-                Entry::Vacant(entry) => {
-                    entry.insert(new_row_idx);
-                    None
-                }
-            },
-            Entry::Vacant(entry) => {
-                // The id that held this hash may have been removed while a
-                // colliding one stayed behind.
-                if let Some(&row_idx) = self.collided.get(id) {
-                    return Some(row_idx);
-                }
-                entry.insert(new_row_idx);
-                None
-            }
+        let tag = self.tag(id);
+        let mut slot = match self.probe(ids, id, tag) {
+            Probe::Found(slot) => return Some(slot_row(self.slots[slot])),
+            Probe::Vacant(slot) => slot,
+        };
+        if !self.far_rows.is_empty()
+            && let Some(&row_idx) = self.far_rows.get(id)
+        {
+            return Some(row_idx);
         }
+        let Some(entry) = pack(tag, new_row_idx) else {
+            self.far_rows.insert(id.to_owned(), new_row_idx);
+            return None;
+        };
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+            slot = self.vacant_from(tag);
+        }
+        self.slots[slot] = entry;
+        self.len += 1;
+        None
     }
 
     /// Forgets `id`; returns the row it had.
     pub fn remove(&mut self, ids: &[String], id: &str) -> Option<usize> {
-        let hash = self.hasher.hash(id.as_bytes());
-        match self.by_hash.entry(hash) {
-            Entry::Occupied(entry) if is_at(ids, *entry.get(), id) => Some(entry.remove()),
-            _ => self.collided.remove(id),
+        match self.probe(ids, id, self.tag(id)) {
+            Probe::Found(slot) => {
+                let row_idx = slot_row(self.slots[slot]);
+                self.clear(slot);
+                Some(row_idx)
+            }
+            Probe::Vacant(_) => self.far_rows.remove(id),
         }
     }
 
     /// Records that `id`, indexed at `from_row_idx` (where it still is in
     /// `ids`), moves to `to_row_idx`.
     pub fn relocate(&mut self, ids: &[String], id: &str, from_row_idx: usize, to_row_idx: usize) {
-        let hash = self.hasher.hash(id.as_bytes());
-        match self.by_hash.get_mut(&hash) {
-            Some(row_idx) if *row_idx == from_row_idx && is_at(ids, from_row_idx, id) => {
-                *row_idx = to_row_idx;
+        let tag = self.tag(id);
+        match self.probe(ids, id, tag) {
+            Probe::Found(slot) if slot_row(self.slots[slot]) == from_row_idx => {
+                match pack(tag, to_row_idx) {
+                    Some(entry) => self.slots[slot] = entry,
+                    None => {
+                        self.clear(slot);
+                        self.far_rows.insert(id.to_owned(), to_row_idx);
+                    }
+                }
             }
-            _ => {
-                if let Some(row_idx) = self.collided.get_mut(id) {
+            Probe::Found(_) | Probe::Vacant(_) => {
+                if let Some(row_idx) = self.far_rows.get_mut(id) {
                     *row_idx = to_row_idx;
                 }
             }
         }
     }
 
+    /// The first empty slot probing from `tag`'s.
+    fn vacant_from(&self, tag: u32) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut slot = tag as usize & mask;
+        while self.slots[slot] != 0 {
+            slot = (slot + 1) & mask;
+        }
+        slot
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::replace(&mut self.slots, vec![0; slots_for(self.len + 1) * 2]);
+        for entry in old.into_iter().filter(|&entry| entry != 0) {
+            let slot = self.vacant_from((entry >> 32) as u32);
+            self.slots[slot] = entry;
+        }
+    }
+
+    /// Empties `slot`, shifting back the entries after it that probed past
+    /// it, so that no probe stops early at the hole.
+    fn clear(&mut self, slot: usize) {
+        let mask = self.slots.len() - 1;
+        let mut hole = slot;
+        let mut next = (hole + 1) & mask;
+        loop {
+            let entry = self.slots[next];
+            if entry == 0 {
+                break;
+            }
+            let home = (entry >> 32) as usize & mask;
+            // The entry may fill the hole when the hole lies between its
+            // home slot and where it sits.
+            if next.wrapping_sub(home) & mask >= next.wrapping_sub(hole) & mask {
+                self.slots[hole] = entry;
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.slots[hole] = 0;
+        self.len -= 1;
+    }
+
     /// Bytes it holds, roughly.
     pub fn size_bytes(&self) -> usize {
-        let collided: usize = self
-            .collided
+        let far_rows: usize = self
+            .far_rows
             .keys()
             .map(|id| id.len() + size_of::<String>() + size_of::<usize>() + 1)
             .sum();
-        self.by_hash.capacity() * (size_of::<u64>() + size_of::<usize>() + 1) + collided
+        self.slots.len() * size_of::<u64>() + far_rows
     }
+}
+
+/// Slots for `n_rows` ids at most half full: a power of two, at least 8.
+fn slots_for(n_rows: usize) -> usize {
+    n_rows.saturating_mul(2).next_power_of_two().max(8)
+}
+
+/// A slot of `tag` and `row_idx`, when the row fits in one.
+fn pack(tag: u32, row_idx: usize) -> Option<u64> {
+    let stored = u32::try_from(row_idx.checked_add(1)?).ok()?;
+    Some((u64::from(tag) << 32) | u64::from(stored))
+}
+
+fn slot_row(entry: u64) -> usize {
+    (entry as u32 as usize) - 1
 }
 
 fn is_at(ids: &[String], row_idx: usize, id: &str) -> bool {
@@ -233,8 +335,8 @@ fn is_at(ids: &[String], row_idx: usize, id: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// An index whose hash sends every id to one slot: every path through
-    /// `collided` is taken.
+    /// An index whose hash sends every id to one slot: every probe walks the
+    /// chain, and removal shifts it back.
     fn colliding(n_rows: usize) -> RowIndex {
         let mut index = RowIndex::with_capacity(n_rows);
         index.hasher.collide_all = true;
@@ -267,6 +369,64 @@ mod tests {
             held.push("id-0".into());
             assert_eq!(index.get_or_insert(&held, "id-0", 4), None);
             assert_eq!(index.get(&held, "id-0"), Some(4));
+        }
+    }
+
+    /// Random inserts, removals and relocations, as `apply_changes_indexed`
+    /// makes them, against a `HashMap`, with a hash that sends ids to few
+    /// slots (long chains that wrap around) and with the real one.
+    #[test]
+    fn the_index_matches_a_map_through_random_changes() {
+        for few_slots in [true, false] {
+            let mut random = 0x2545_f491_4f6c_dd1du64;
+            let mut next = move |below: u64| {
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                random % below
+            };
+            let mut index = RowIndex::with_capacity(0);
+            if few_slots {
+                index.hasher.collide_all = true;
+            }
+            let mut ids: Vec<String> = Vec::new();
+            let mut model: HashMap<String, usize> = HashMap::new();
+            for _ in 0..3_000 {
+                let id = format!("id-{}", next(400));
+                if next(3) == 0 {
+                    // Delete, moving the last row into the hole.
+                    if let Some(row_idx) = index.remove(&ids, &id) {
+                        assert_eq!(model.remove(&id), Some(row_idx));
+                        let last = ids.len() - 1;
+                        if row_idx != last {
+                            let moved = ids[last].clone();
+                            index.relocate(&ids, &moved, last, row_idx);
+                            model.insert(moved, row_idx);
+                        }
+                        ids.swap_remove(row_idx);
+                    } else {
+                        assert!(!model.contains_key(&id));
+                    }
+                } else {
+                    let new_row_idx = ids.len();
+                    match index.get_or_insert(&ids, &id, new_row_idx) {
+                        Some(row_idx) => assert_eq!(model.get(&id), Some(&row_idx)),
+                        None => {
+                            assert!(model.insert(id.clone(), new_row_idx).is_none());
+                            ids.push(id);
+                        }
+                    }
+                }
+                if few_slots {
+                    for (id, &row_idx) in &model {
+                        assert_eq!(index.get(&ids, id), Some(row_idx));
+                    }
+                }
+            }
+            for (row_idx, id) in ids.iter().enumerate() {
+                assert_eq!(index.get(&ids, id), Some(row_idx));
+            }
+            assert_eq!(index.len, model.len());
         }
     }
 
