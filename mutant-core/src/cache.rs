@@ -131,11 +131,12 @@ struct Entry {
 }
 
 /// Builds a freshly loaded dataset's id index on a blocking thread, as part
-/// of the load: built on the first refresh that finds changes instead, it
-/// would cost that request as much as a few warm queries.
+/// of the load, when the store did not hand over the one it built: built on
+/// the first refresh that finds changes instead, it would cost that request
+/// as much as a few warm queries.
 async fn build_index(loaded: &Arc<LoadedDataset>) -> Result<RowIndex> {
     let loaded = Arc::clone(loaded);
-    tokio::task::spawn_blocking(move || RowIndex::build(&loaded))
+    tokio::task::spawn_blocking(move || RowIndex::build(&loaded.ids))
         .await
         .map_err(|error| Error::Internal {
             message: format!("building the id index failed: {error}"),
@@ -423,8 +424,15 @@ impl DatasetCache {
             None => {
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
                 let checked_at = now_nanos();
-                let loaded = Arc::new(self.store.load_within(dataset, self.max_bytes).await?);
-                let index = build_index(&loaded).await?;
+                let (loaded, index) = self
+                    .store
+                    .load_indexed_within(dataset, self.max_bytes)
+                    .await?;
+                let loaded = Arc::new(loaded);
+                let index = match index {
+                    Some(index) => index,
+                    None => build_index(&loaded).await?,
+                };
                 let mut cached = Cached {
                     read_to: loaded.watermark,
                     recently_read: HashMap::new(),

@@ -447,7 +447,7 @@ proptest! {
             deleted_ids: (0..n_deletes).map(|_| format!("r{}", generator.below(id_space))).collect(),
             watermark: 1,
         };
-        let mut index = crate::model::RowIndex::build(&loaded);
+        let mut index = crate::model::RowIndex::build(&loaded.ids);
         let rewritten = loaded.apply_changes_indexed(&changes, &mut index);
         prop_assume!(loaded.n_records() > 0);
         let view = DatasetView::new(&loaded.vectors, dimension).unwrap();

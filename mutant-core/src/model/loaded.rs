@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use super::dataset::Dataset;
 use super::filter::Field;
 use super::record::Record;
+use super::row_index::RowIndex;
 
 /// Class names interned to dense codes, shared by labels and predictions so
 /// that a label code and a prediction code compare directly.
@@ -77,33 +78,6 @@ pub struct LoadedDataset {
     /// The highest write version reflected here; pass it to
     /// `ChangeFeed::changes_since` to read what changed since.
     pub watermark: u64,
-}
-
-/// Record id to row, for applying changes to a [`LoadedDataset`] without
-/// rebuilding the map every time.
-#[derive(Debug, Clone, Default)]
-pub struct RowIndex(HashMap<String, usize>);
-
-impl RowIndex {
-    /// The index of `loaded` as it is now.
-    pub fn build(loaded: &LoadedDataset) -> Self {
-        RowIndex(
-            loaded
-                .ids
-                .iter()
-                .enumerate()
-                .map(|(row_idx, id)| (id.clone(), row_idx))
-                .collect(),
-        )
-    }
-
-    /// Bytes it holds, roughly.
-    pub fn size_bytes(&self) -> usize {
-        self.0
-            .keys()
-            .map(|id| id.len() + size_of::<String>() + size_of::<usize>() + 8)
-            .sum()
-    }
 }
 
 /// One row written to a dataset (an upsert or a delete), as
@@ -273,7 +247,7 @@ impl LoadedDataset {
     /// deleted ones, and advances the watermark. Applying the same changes
     /// twice is harmless.
     pub fn apply_changes(&mut self, changes: &DatasetChanges) {
-        let mut index = RowIndex::build(self);
+        let mut index = RowIndex::build(&self.ids);
         self.apply_changes_indexed(changes, &mut index);
     }
 
@@ -286,8 +260,8 @@ impl LoadedDataset {
         let name = |code: Option<u32>| code.and_then(|code| self.classes.name(code));
         changes
             .upserts
-            .retain(|record| match index.0.get(&record.id) {
-                Some(&row_idx) => {
+            .retain(|record| match index.get(&self.ids, &record.id) {
+                Some(row_idx) => {
                     self.vectors[row_idx * dimension..(row_idx + 1) * dimension]
                         != record.vector[..]
                         || name(self.labels[row_idx]) != record.label.as_deref()
@@ -295,7 +269,9 @@ impl LoadedDataset {
                 }
                 None => true,
             });
-        changes.deleted_ids.retain(|id| index.0.contains_key(id));
+        changes
+            .deleted_ids
+            .retain(|id| index.get(&self.ids, id).is_some());
     }
 
     /// [`apply_changes`](Self::apply_changes) with an index the caller keeps
@@ -309,12 +285,11 @@ impl LoadedDataset {
         changes: &DatasetChanges,
         index: &mut RowIndex,
     ) -> Vec<usize> {
-        let row_of = &mut index.0;
         let dimension = self.dataset.dimension;
         let mut rewritten = Vec::with_capacity(changes.upserts.len() + changes.deleted_ids.len());
         for record in &changes.upserts {
-            match row_of.get(&record.id) {
-                Some(&row_idx) => {
+            match index.get_or_insert(&self.ids, &record.id, self.ids.len()) {
+                Some(row_idx) => {
                     self.vectors[row_idx * dimension..(row_idx + 1) * dimension]
                         .copy_from_slice(&record.vector);
                     self.labels[row_idx] = record
@@ -328,18 +303,16 @@ impl LoadedDataset {
                     rewritten.push(row_idx);
                 }
                 None => {
-                    row_of.insert(record.id.clone(), self.ids.len());
                     rewritten.push(self.ids.len());
                     self.push(record);
                 }
             }
         }
         for id in &changes.deleted_ids {
-            if let Some(row_idx) = row_of.remove(id) {
+            if let Some(row_idx) = index.remove(&self.ids, id) {
                 let last = self.ids.len() - 1;
                 if row_idx != last {
-                    let moved_id = self.ids[last].clone();
-                    row_of.insert(moved_id, row_idx);
+                    index.relocate(&self.ids, &self.ids[last], last, row_idx);
                     self.vectors.copy_within(
                         last * dimension..(last + 1) * dimension,
                         row_idx * dimension,
@@ -394,7 +367,7 @@ mod tests {
         };
         loaded.apply_changes(&changes);
         let mut again = changes.clone();
-        loaded.retain_effective(&mut again, &RowIndex::build(&loaded));
+        loaded.retain_effective(&mut again, &RowIndex::build(&loaded.ids));
         assert_eq!(
             (again.upserts.len(), again.deleted_ids.len()),
             (0, 0),
@@ -408,7 +381,7 @@ mod tests {
             ],
             ..DatasetChanges::default()
         };
-        loaded.retain_effective(&mut relabelled, &RowIndex::build(&loaded));
+        loaded.retain_effective(&mut relabelled, &RowIndex::build(&loaded.ids));
         assert_eq!(relabelled.upserts.len(), 1, "a new label is a change");
         loaded.apply_changes(&changes);
         let mut rows: Vec<(String, Vec<f32>, Option<&str>)> = (0..loaded.n_records())

@@ -8,6 +8,7 @@ mod filter;
 mod filter_cost;
 mod loaded;
 mod record;
+mod row_index;
 
 pub use analysis::{AnalysisJob, JobState};
 pub use dataset::{
@@ -17,7 +18,7 @@ pub use dataset::{
 };
 pub use filter::{Condition, Field, Filter, FilterValue};
 pub use filter_cost::{MAX_FILTER_CONDITIONS, MAX_FILTER_VALUES, TextFilter};
-pub use loaded::{
-    ClassVocabulary, DatasetChanges, LoadedDataset, RowIndex, WrittenContent, WrittenRow,
-};
+pub use loaded::{ClassVocabulary, DatasetChanges, LoadedDataset, WrittenContent, WrittenRow};
 pub use record::{MetadataValue, Record, RecordMetadata};
+pub use row_index::RowIndex;
+pub(crate) use row_index::{HashedKey, IdHasher};

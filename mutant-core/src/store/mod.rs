@@ -22,7 +22,7 @@ use crate::Result;
 use crate::ingest::ValidBatch;
 use crate::model::{
     AnalysisJob, Dataset, DatasetChanges, DatasetRef, DatasetUpdate, Filter, LoadedDataset,
-    NewDataset, Record, WrittenRow,
+    NewDataset, Record, RowIndex, WrittenRow,
 };
 
 #[cfg(feature = "clickhouse")]
@@ -115,6 +115,18 @@ pub trait Records: Send + Sync {
     /// as soon as what it has read is over the bound, so a dataset larger
     /// than memory is refused instead of exhausting it.
     async fn load_within(&self, dataset: &Dataset, max_bytes: usize) -> Result<LoadedDataset>;
+
+    /// [`load_within`](Records::load_within), with the loaded dataset's
+    /// [`RowIndex`] when the store built one as it loaded (the ClickHouse
+    /// store resolves versions by id), so that the cache need not build
+    /// another; `None` when it did not.
+    async fn load_indexed_within(
+        &self,
+        dataset: &Dataset,
+        max_bytes: usize,
+    ) -> Result<(LoadedDataset, Option<RowIndex>)> {
+        Ok((self.load_within(dataset, max_bytes).await?, None))
+    }
 }
 
 /// What changed in a dataset since a version: how a cached copy stays fresh

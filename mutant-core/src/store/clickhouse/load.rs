@@ -13,9 +13,10 @@ use serde::Deserialize;
 use super::records::id_chunks;
 use super::rowbinary::{RowReader, decode_f32s};
 use super::sql::Sql;
-use super::{ClickHouseStore, catalogue, in_flight};
+use super::{ClickHouseStore, StoreFailure, catalogue, in_flight};
 use crate::model::{
-    Dataset, DatasetChanges, LoadedDataset, Record, RecordMetadata, WrittenContent, WrittenRow,
+    Dataset, DatasetChanges, HashedKey, IdHasher, LoadedDataset, Record, RecordMetadata, RowIndex,
+    WrittenContent, WrittenRow,
 };
 use crate::store::{CatalogueStamp, FeedRead, now_ms};
 use crate::{Error, Result};
@@ -23,21 +24,29 @@ use crate::{Error, Result};
 /// Rows decoded so far, with what version resolution needs.
 struct Loader {
     loaded: LoadedDataset,
-    row_of: HashMap<String, usize>,
+    /// Id to row, holding no id of its own: a row's id is allocated once, in
+    /// `loaded.ids`.
+    row_of: RowIndex,
     versions: Vec<u64>,
     deleted: Vec<bool>,
     /// Bytes of the ids decoded so far.
     id_bytes: usize,
+    /// Class name hash to code, checked against the name: labels repeat,
+    /// and this skips the vocabulary's owned-key lookup and UTF-8 check.
+    class_codes: HashMap<u64, u32, HashedKey>,
+    class_hasher: IdHasher,
 }
 
 impl Loader {
     fn new(dataset: Dataset) -> Self {
         Loader {
             loaded: LoadedDataset::empty(dataset),
-            row_of: HashMap::new(),
+            row_of: RowIndex::default(),
             versions: Vec::new(),
             deleted: Vec::new(),
             id_bytes: 0,
+            class_codes: HashMap::with_hasher(HashedKey),
+            class_hasher: IdHasher::new(),
         }
     }
 
@@ -59,7 +68,7 @@ impl Loader {
             .reserve(n_rows.saturating_mul(dimension));
         self.loaded.labels.reserve(n_rows);
         self.loaded.predictions.reserve(n_rows);
-        self.row_of.reserve(n_rows);
+        self.row_of = RowIndex::with_capacity(n_rows);
         self.versions.reserve(n_rows);
         self.deleted.reserve(n_rows);
     }
@@ -75,6 +84,29 @@ impl Loader {
             }
         }
         Ok(consumed)
+    }
+
+    /// Completes the row that `pending` holds the start of with the first
+    /// bytes of `chunk`, copying only the bytes that row lacks (ClickHouse
+    /// 18.16 sends 4 KiB HTTP chunks, so most chunks split a row); returns
+    /// the rest of `chunk`, to decode in place.
+    fn complete_pending<'a>(&mut self, pending: &mut Vec<u8>, chunk: &'a [u8]) -> Result<&'a [u8]> {
+        let mut rest = chunk;
+        while !pending.is_empty() {
+            let mut reader = RowReader::new(pending);
+            if self.decode_row(&mut reader)?.is_some() {
+                let consumed = reader.position();
+                pending.drain(..consumed);
+                continue;
+            }
+            if rest.is_empty() {
+                break;
+            }
+            let step = reader.missing().clamp(1, rest.len());
+            pending.extend_from_slice(&rest[..step]);
+            rest = &rest[step..];
+        }
+        Ok(rest)
     }
 
     /// One row `id, version, deleted, vector, label, prediction`; `None`
@@ -108,9 +140,10 @@ impl Loader {
                 vector.len() / 4
             )));
         }
-        let row_idx = match self.row_of.get(id) {
-            Some(&row_idx) if self.versions[row_idx] >= version => return Ok(Some(())),
-            Some(&row_idx) => {
+        let new_row_idx = self.loaded.ids.len();
+        let row_idx = match self.row_of.get_or_insert(&self.loaded.ids, id, new_row_idx) {
+            Some(row_idx) if self.versions[row_idx] >= version => return Ok(Some(())),
+            Some(row_idx) => {
                 if !deleted {
                     decode_f32s(
                         vector,
@@ -120,8 +153,7 @@ impl Loader {
                 row_idx
             }
             None => {
-                let row_idx = self.loaded.ids.len();
-                self.row_of.insert(id.to_owned(), row_idx);
+                let row_idx = new_row_idx;
                 self.loaded.ids.push(id.to_owned());
                 self.id_bytes += id.len();
                 // The common case, a first sighting: decode straight onto the
@@ -131,11 +163,11 @@ impl Loader {
                         .vectors
                         .resize(self.loaded.vectors.len() + dimension, 0.0);
                 } else {
-                    self.loaded.vectors.extend(
-                        vector.chunks_exact(4).map(|bytes| {
-                            f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
-                        }),
-                    );
+                    // Fixed-size chunks: the compiler turns this into a vector copy.
+                    let (values, _) = vector.as_chunks::<4>();
+                    self.loaded
+                        .vectors
+                        .extend(values.iter().map(|bytes| f32::from_le_bytes(*bytes)));
                 }
                 self.loaded.labels.push(None);
                 self.loaded.predictions.push(None);
@@ -154,25 +186,35 @@ impl Loader {
     }
 
     fn intern(&mut self, class: Option<&[u8]>) -> Result<Option<u32>> {
-        class
-            .map(|bytes| {
-                let name =
-                    std::str::from_utf8(bytes).map_err(|_| corrupt("a class name is not UTF-8"))?;
-                Ok(self.loaded.classes.intern(name))
-            })
-            .transpose()
+        let Some(bytes) = class else {
+            return Ok(None);
+        };
+        let hash = self.class_hasher.hash(bytes);
+        if let Some(&code) = self.class_codes.get(&hash)
+            && self.loaded.classes.name(code).map(str::as_bytes) == Some(bytes)
+        {
+            return Ok(Some(code));
+        }
+        let name = std::str::from_utf8(bytes).map_err(|_| corrupt("a class name is not UTF-8"))?;
+        let code = self.loaded.classes.intern(name);
+        // A name whose hash another name holds keeps the slow path.
+        self.class_codes.entry(hash).or_insert(code);
+        Ok(Some(code))
     }
 
-    /// Drops rows whose latest version is a tombstone, keeping order.
-    fn finish(self) -> LoadedDataset {
+    /// Drops rows whose latest version is a tombstone, keeping order; returns
+    /// the dataset with its id index (rebuilt when rows were dropped).
+    fn finish(self) -> (LoadedDataset, RowIndex) {
         let Loader {
             mut loaded,
+            row_of,
             deleted,
             ..
         } = self;
         if !deleted.iter().any(|&is_deleted| is_deleted) {
-            return loaded;
+            return (loaded, row_of);
         }
+        drop(row_of);
         let dimension = loaded.dataset.dimension;
         let mut kept = 0;
         for (row_idx, &is_deleted) in deleted.iter().enumerate() {
@@ -194,12 +236,10 @@ impl Loader {
         loaded.labels.truncate(kept);
         loaded.predictions.truncate(kept);
         loaded.vectors.truncate(kept * dimension);
-        loaded
+        let row_of = RowIndex::build(&loaded.ids);
+        (loaded, row_of)
     }
 }
-
-/// How many bytes of a new chunk go to complete a split row per attempt.
-const PENDING_STEP_BYTES: usize = 4096;
 
 fn corrupt(what: &str) -> Error {
     Error::Store {
@@ -215,14 +255,15 @@ pub(super) fn load_statement(dataset: &Dataset) -> String {
     )
 }
 
-/// Loads `dataset`, stopping with `DatasetTooLarge` as soon as the rows read
-/// take more than `max_bytes` (rows a later tombstone removes count until
-/// then: the load holds them).
+/// Loads `dataset` with its id index (the one version resolution built),
+/// stopping with `DatasetTooLarge` as soon as the rows read take more than
+/// `max_bytes` (rows a later tombstone removes count until then: the load
+/// holds them).
 pub(super) async fn load(
     store: &ClickHouseStore,
     dataset: Dataset,
     max_bytes: usize,
-) -> Result<LoadedDataset> {
+) -> Result<(LoadedDataset, RowIndex)> {
     // Sizing the buffers up front saves the copies and page faults of growing them.
     let n_rows: u64 = store
         .bounded(async {
@@ -236,7 +277,7 @@ pub(super) async fn load(
         })
         .await?;
     let statement = load_statement(&dataset);
-    let mut cursor = store
+    let cursor = store
         .client
         .query(&statement)
         .fetch_bytes("RowBinary")
@@ -251,10 +292,41 @@ pub(super) async fn load(
     // in thread wake-ups than the decoding saves.
     let (batches, received) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(8);
     let decoder = tokio::task::spawn_blocking(move || decode_batches(loader, received, max_bytes));
+    // The reading runs as a task of its own, beside the driver's connection
+    // task, whichever thread awaits the load: hyper hands the body over one
+    // 4 KiB chunk at a time, and a reader on another thread (a `block_on`
+    // caller, say) costs a thread wake-up per chunk.
+    let mut reading = AbortOnDrop(tokio::spawn(read_batches(cursor, batches, store.timeout)));
+    let read = (&mut reading.0).await.map_err(|error| Error::Internal {
+        message: format!("the load reader failed: {error}"),
+    })?;
+    read.map_err(|failure| store.error(failure))?;
+    decoder.await.map_err(|error| Error::Internal {
+        message: format!("the load decoder failed: {error}"),
+    })?
+}
+
+/// Aborts a task when its handle is dropped: a load whose caller gave up
+/// stops reading.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the answer into batches of about [`DECODE_BATCH_BYTES`] for the
+/// decoder, until the answer ends or the decoder stops.
+async fn read_batches(
+    mut cursor: clickhouse::query::BytesCursor,
+    batches: tokio::sync::mpsc::Sender<Vec<bytes::Bytes>>,
+    timeout: std::time::Duration,
+) -> std::result::Result<(), StoreFailure> {
     // A large load may take long, a stalled one may not: the load fails when
     // no chunk arrives for the store's timeout. The timer is re-armed at most
     // four times per timeout, not once per chunk.
-    let stall = tokio::time::sleep(store.timeout);
+    let stall = tokio::time::sleep(timeout);
     tokio::pin!(stall);
     let mut armed_at = tokio::time::Instant::now();
     let mut batch: Vec<bytes::Bytes> = Vec::new();
@@ -262,20 +334,20 @@ pub(super) async fn load(
     loop {
         let next = tokio::select! {
             biased;
-            next = cursor.next() => next.map_err(|error| store.error(error))?,
-            () = &mut stall => return Err(store.error(super::timed_out(store.timeout))),
+            next = cursor.next() => next?,
+            () = &mut stall => return Err(super::timed_out(timeout)),
         };
         let Some(chunk) = next else { break };
-        if armed_at.elapsed() > store.timeout / 4 {
+        if armed_at.elapsed() > timeout / 4 {
             armed_at = tokio::time::Instant::now();
-            stall.as_mut().reset(armed_at + store.timeout);
+            stall.as_mut().reset(armed_at + timeout);
         }
         batch_bytes += chunk.len();
         batch.push(chunk);
         if batch_bytes >= DECODE_BATCH_BYTES {
             batch_bytes = 0;
             if batches.send(std::mem::take(&mut batch)).await.is_err() {
-                break;
+                return Ok(());
             }
         }
     }
@@ -283,10 +355,7 @@ pub(super) async fn load(
         // The decoder only stops early on an error, which its result reports.
         let _ = batches.send(batch).await;
     }
-    drop(batches);
-    decoder.await.map_err(|error| Error::Internal {
-        message: format!("the load decoder failed: {error}"),
-    })?
+    Ok(())
 }
 
 /// Bytes of response handed to the decoder at once.
@@ -298,7 +367,7 @@ fn decode_batches(
     mut loader: Loader,
     mut received: tokio::sync::mpsc::Receiver<Vec<bytes::Bytes>>,
     max_bytes: usize,
-) -> Result<LoadedDataset> {
+) -> Result<(LoadedDataset, RowIndex)> {
     let mut pending: Vec<u8> = Vec::new();
     while let Some(batch) = received.blocking_recv() {
         let size_bytes = loader.size_bytes();
@@ -309,16 +378,7 @@ fn decode_batches(
             });
         }
         for chunk in batch {
-            let mut rest: &[u8] = &chunk;
-            // A row split across chunks: complete it in `pending` a little at a
-            // time, so that the chunk itself is decoded in place, never copied.
-            while !pending.is_empty() && !rest.is_empty() {
-                let step = rest.len().min(PENDING_STEP_BYTES);
-                pending.extend_from_slice(&rest[..step]);
-                rest = &rest[step..];
-                let consumed = loader.decode(&pending)?;
-                pending.drain(..consumed);
-            }
+            let rest = loader.complete_pending(&mut pending, &chunk)?;
             let consumed = loader.decode(rest)?;
             pending.extend_from_slice(&rest[consumed..]);
         }
@@ -495,4 +555,89 @@ pub(super) async fn rows_of(
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push_row(
+        buffer: &mut Vec<u8>,
+        id: &str,
+        version: u64,
+        vector: Option<[f32; 2]>,
+        label: Option<&str>,
+    ) {
+        buffer.push(id.len() as u8);
+        buffer.extend_from_slice(id.as_bytes());
+        buffer.extend_from_slice(&version.to_le_bytes());
+        buffer.push(u8::from(vector.is_none()));
+        let values = vector.map_or_else(Vec::new, |vector| vector.to_vec());
+        buffer.push(values.len() as u8);
+        for value in values {
+            buffer.extend_from_slice(&value.to_le_bytes());
+        }
+        for class in [label, None] {
+            match class {
+                Some(name) => {
+                    buffer.push(0);
+                    buffer.push(name.len() as u8);
+                    buffer.extend_from_slice(name.as_bytes());
+                }
+                None => buffer.push(1),
+            }
+        }
+    }
+
+    fn dataset() -> Dataset {
+        Dataset {
+            id: uuid::Uuid::nil(),
+            name: "d".into(),
+            dimension: 2,
+            metric: crate::model::Metric::L2,
+            metadata: Default::default(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    /// Latest version wins, superseded rows are ignored, tombstones delete,
+    /// and the index handed over matches the rows kept, however the answer
+    /// is cut into chunks.
+    #[test]
+    fn versions_resolve_and_the_index_matches_whatever_the_chunks() {
+        let mut answer = Vec::new();
+        push_row(&mut answer, "a", 1, Some([1.0, 1.0]), Some("cat"));
+        push_row(&mut answer, "b", 1, Some([2.0, 2.0]), Some("dog"));
+        push_row(&mut answer, "a", 3, Some([3.0, 3.0]), Some("dog"));
+        push_row(&mut answer, "c", 1, Some([4.0, 4.0]), None);
+        push_row(&mut answer, "b", 2, None, None);
+        push_row(&mut answer, "a", 2, Some([9.0, 9.0]), Some("cat"));
+        for chunk_len in 1..=answer.len() {
+            let (sender, receiver) = tokio::sync::mpsc::channel(answer.len());
+            for chunk in answer.chunks(chunk_len) {
+                sender
+                    .try_send(vec![bytes::Bytes::copy_from_slice(chunk)])
+                    .unwrap();
+            }
+            drop(sender);
+            let (loaded, index) =
+                decode_batches(Loader::new(dataset()), receiver, usize::MAX).unwrap();
+            assert_eq!(loaded.ids, ["a", "c"], "chunks of {chunk_len}");
+            assert_eq!(loaded.vectors, [3.0, 3.0, 4.0, 4.0]);
+            assert_eq!((loaded.label(0), loaded.label(1)), (Some("dog"), None));
+            assert_eq!(loaded.watermark, 3);
+            assert_eq!(index.get(&loaded.ids, "a"), Some(0));
+            assert_eq!(index.get(&loaded.ids, "c"), Some(1));
+            assert_eq!(index.get(&loaded.ids, "b"), None);
+        }
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        sender
+            .try_send(vec![bytes::Bytes::copy_from_slice(
+                &answer[..answer.len() - 1],
+            )])
+            .unwrap();
+        drop(sender);
+        assert!(decode_batches(Loader::new(dataset()), receiver, usize::MAX).is_err());
+    }
 }

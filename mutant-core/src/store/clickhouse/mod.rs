@@ -35,7 +35,7 @@ use super::{
 use crate::ingest::ValidBatch;
 use crate::model::{
     AnalysisJob, Dataset, DatasetChanges, DatasetRef, DatasetUpdate, Filter, LoadedDataset,
-    NewDataset, Record,
+    NewDataset, Record, RowIndex,
 };
 use crate::{Error, Result};
 
@@ -449,7 +449,17 @@ impl Records for ClickHouseStore {
     }
 
     async fn load_within(&self, dataset: &Dataset, max_bytes: usize) -> Result<LoadedDataset> {
-        load::load(self, dataset.clone(), max_bytes).await
+        let (loaded, _) = load::load(self, dataset.clone(), max_bytes).await?;
+        Ok(loaded)
+    }
+
+    async fn load_indexed_within(
+        &self,
+        dataset: &Dataset,
+        max_bytes: usize,
+    ) -> Result<(LoadedDataset, Option<RowIndex>)> {
+        let (loaded, index) = load::load(self, dataset.clone(), max_bytes).await?;
+        Ok((loaded, Some(index)))
     }
 }
 

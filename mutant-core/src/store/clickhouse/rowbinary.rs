@@ -124,6 +124,8 @@ fn write_nullable_str(buffer: &mut Vec<u8>, text: Option<&str>) {
 pub(super) struct RowReader<'a> {
     buffer: &'a [u8],
     position: usize,
+    /// How many more bytes the read that ran out needed, at least.
+    missing: usize,
 }
 
 impl<'a> RowReader<'a> {
@@ -131,6 +133,7 @@ impl<'a> RowReader<'a> {
         RowReader {
             buffer,
             position: 0,
+            missing: 0,
         }
     }
 
@@ -139,13 +142,25 @@ impl<'a> RowReader<'a> {
         self.position
     }
 
+    /// After a read returned `None` because the buffer ran out: how many
+    /// bytes it lacked (the reads after it may need more).
+    pub(super) fn missing(&self) -> usize {
+        self.missing
+    }
+
     pub(super) fn is_at_end(&self) -> bool {
         self.position >= self.buffer.len()
     }
 
     fn take(&mut self, len: usize) -> Option<&'a [u8]> {
-        let end = self.position.checked_add(len)?;
-        let bytes = self.buffer.get(self.position..end)?;
+        let Some(end) = self.position.checked_add(len) else {
+            self.missing = usize::MAX;
+            return None;
+        };
+        let Some(bytes) = self.buffer.get(self.position..end) else {
+            self.missing = end - self.buffer.len();
+            return None;
+        };
         self.position = end;
         Some(bytes)
     }
@@ -187,14 +202,15 @@ impl<'a> RowReader<'a> {
     /// An `Array(Float32)` as its raw little-endian bytes.
     pub(super) fn f32_array_bytes(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.varint()?).ok()?;
-        self.take(len.checked_mul(4)?)
+        self.take(len.saturating_mul(4))
     }
 }
 
 /// Decodes little-endian f32 bytes into `destination` (same length / 4).
 pub(super) fn decode_f32s(bytes: &[u8], destination: &mut [f32]) {
-    for (value, chunk) in destination.iter_mut().zip(bytes.chunks_exact(4)) {
-        *value = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    let (values, _) = bytes.as_chunks::<4>();
+    for (value, chunk) in destination.iter_mut().zip(values) {
+        *value = f32::from_le_bytes(*chunk);
     }
 }
 
@@ -263,6 +279,22 @@ mod tests {
                 "a row cut at {cut} bytes must ask for more"
             );
         }
+        // Adding what each failed read says it lacks completes the row.
+        let mut cut = 0;
+        loop {
+            let mut reader = RowReader::new(&buffer[..cut]);
+            if reader.take(16).is_some()
+                && reader.bytes().is_some()
+                && reader.u64().is_some()
+                && reader.u8().is_some()
+                && reader.f32_array_bytes().is_some()
+            {
+                break;
+            }
+            assert!(reader.missing() >= 1 && cut + reader.missing() <= buffer.len());
+            cut += reader.missing();
+        }
+        assert_eq!(cut, version_offset + 8 + 1 + 1 + 8);
     }
 
     #[test]
