@@ -10,7 +10,9 @@
 //! (`VmHWM`) is reset to its current resident size (writing `5` to
 //! `/proc/<pid>/clear_refs`); after it, the peak minus the resident size
 //! before is the analysis's extra memory. Memory the allocator kept from the
-//! loads and reuses is not counted.
+//! loads and reuses is not counted. Each analysis starts once ClickHouse runs
+//! no merge, so it does not share the cores with merging the parts the data
+//! or the previous analysis's rows left behind.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use mutant_client::{BatchWriterConfig, Client, NewDataset, Record};
 use mutant_core::service::{AnalysisKind, ReferenceUse};
 
 use super::{reset_peak, seeded_vector, status_kib};
-use crate::ServerProcess;
+use crate::{ServerProcess, wait_for_quiet_clickhouse};
 
 /// Every analysis kind, by wire name, in the order they run.
 pub const KINDS: [&str; 10] = [
@@ -114,6 +116,9 @@ pub async fn run_all(server: &ServerProcess, dimension: usize) -> Vec<AnalysisRu
             reference: (reference_use != ReferenceUse::None).then(|| "reference".to_owned()),
             params: params(kind),
         };
+        // Not the merges of the parts the data or the previous analysis's
+        // rows left behind.
+        wait_for_quiet_clickhouse().await;
         let resident_before = status_kib(server.pid(), "VmRSS");
         let reset = reset_peak(server.pid());
         let started = Instant::now();
