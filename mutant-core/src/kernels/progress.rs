@@ -179,6 +179,29 @@ impl Stage<'_> {
     }
 }
 
+/// Runs `work` on `n_workers` threads, the caller's among them (no thread
+/// is spawned for one worker), and returns each one's result; a worker's
+/// panic is resumed on the caller's thread.
+pub(crate) fn on_threads<Output: Send>(
+    n_workers: usize,
+    work: impl Fn() -> Output + Sync,
+) -> Vec<Output> {
+    if n_workers <= 1 {
+        return vec![work()];
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..n_workers).map(|_| scope.spawn(&work)).collect();
+        let mut results = vec![work()];
+        for handle in handles {
+            results.push(match handle.join() {
+                Ok(result) => result,
+                Err(payload) => std::panic::resume_unwind(payload),
+            });
+        }
+        results
+    })
+}
+
 /// Runs `work(state, item_idx)` for every item in `0..n_items` on up to
 /// `threads` scoped threads (the caller's thread is one of them), each with its
 /// own `state` from `make_state`, and returns the results in item order.
@@ -219,21 +242,7 @@ where
         }
         Ok(outputs)
     };
-    let per_worker: Vec<Result<Vec<(usize, Output)>>> = if n_workers == 1 {
-        vec![run_worker()]
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (1..n_workers).map(|_| scope.spawn(run_worker)).collect();
-            let mut results = vec![run_worker()];
-            for handle in handles {
-                results.push(match handle.join() {
-                    Ok(result) => result,
-                    Err(payload) => std::panic::resume_unwind(payload),
-                });
-            }
-            results
-        })
-    };
+    let per_worker = on_threads(n_workers, run_worker);
     let mut slots: Vec<Option<Output>> = (0..n_items).map(|_| None).collect();
     for worker_result in per_worker {
         for (item_idx, output) in worker_result? {

@@ -17,7 +17,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
 use super::neighbours::NeighbourLists;
-use super::progress::{Execution, Stage};
+use super::progress::{Execution, Stage, on_threads};
 use super::search::{SearchPlan, candidate_capacity, measured_lists};
 use super::topk::CandidateLists;
 use super::view::Metric;
@@ -76,17 +76,9 @@ pub(crate) fn self_graph(
         }
     };
     let n_workers = execution.threads().clamp(1, n_blocks.max(1));
-    let per_worker: Vec<CandidateLists> = std::thread::scope(|scope| {
-        let others: Vec<_> = (1..n_workers).map(|_| scope.spawn(work)).collect();
-        let mut results = vec![work()];
-        for handle in others {
-            results.push(match handle.join() {
-                Ok(result) => result,
-                Err(payload) => std::panic::resume_unwind(payload),
-            });
-        }
-        results.into_iter().collect::<Result<Vec<_>>>()
-    })?;
+    let per_worker = on_threads(n_workers, work)
+        .into_iter()
+        .collect::<Result<Vec<CandidateLists>>>()?;
     let mut lists = measured_lists(plan, capacity, execution, |row, merged| {
         for candidates in &per_worker {
             let (keys, rows) = candidates.get(row);
