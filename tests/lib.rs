@@ -130,19 +130,22 @@ pub async fn drop_database(url: &str, database: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(10), client.query(&statement).execute()).await;
 }
 
-/// Waits until ClickHouse runs no background merge (at most 60 s), so that a
-/// measurement does not pay for the parts an earlier one left behind.
+/// Waits until ClickHouse has run no background merge for a second (at
+/// most 60 s), so that a measurement does not pay for the parts an earlier
+/// one left behind: right after an INSERT, a merge may not have started yet.
 pub async fn wait_for_quiet_clickhouse() {
     let client = clickhouse::Client::default()
         .with_url(clickhouse_url())
         .with_validation(false);
+    let mut quiet_polls = 0;
     for _ in 0..600 {
         let merges: u64 = client
             .query("SELECT count() FROM system.merges")
             .fetch_one()
             .await
             .expect("system.merges is readable");
-        if merges == 0 {
+        quiet_polls = if merges == 0 { quiet_polls + 1 } else { 0 };
+        if quiet_polls == 10 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
