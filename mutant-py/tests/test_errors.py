@@ -173,7 +173,12 @@ def test_ctrl_c_interrupts_a_call_waiting_on_the_network():
     # A server that accepts the connection and never answers: only the
     # interrupt can end the call before the client's 60 s timeout.
     import _thread
+    import signal
 
+    # A test command started in the background of a non-interactive shell
+    # inherits SIGINT ignored, and Python then installs no handler for it:
+    # install Python's own, as an interactive session has.
+    previous_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -187,3 +192,4 @@ def test_ctrl_c_interrupts_a_call_waiting_on_the_network():
     finally:
         timer.cancel()
         listener.close()
+        signal.signal(signal.SIGINT, previous_handler)
