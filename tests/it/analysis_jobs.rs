@@ -21,7 +21,7 @@ const SHORT_LEASE: [(&str, &str); 2] = [
     ("MUTANT_ANALYSIS_HEARTBEAT_MS", "500"),
 ];
 
-fn request(kind: &str, target: &str, params: Value) -> StartAnalysisRequest {
+pub(crate) fn request(kind: &str, target: &str, params: Value) -> StartAnalysisRequest {
     let params: Map<String, Value> = params.as_object().cloned().expect("params are an object");
     StartAnalysisRequest {
         kind: kind.into(),
@@ -33,7 +33,7 @@ fn request(kind: &str, target: &str, params: Value) -> StartAnalysisRequest {
 
 /// `n_records` pseudo-random vectors of `dimension` (a fixed linear
 /// congruential sequence, so every run is the same).
-async fn fill(client: &Client, dataset: &str, n_records: usize, dimension: usize) {
+pub(crate) async fn fill(client: &Client, dataset: &str, n_records: usize, dimension: usize) {
     client
         .create_dataset(&NewDataset::new(dataset, dimension))
         .await

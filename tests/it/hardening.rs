@@ -11,15 +11,16 @@
 
 use std::time::{Duration, Instant};
 
+use mutant_client::Client;
 use mutant_client::vocabulary::JobStatus;
-use mutant_client::wire::{AnalysisStatus, StartAnalysisRequest};
-use mutant_client::{Client, NewDataset, Record};
+use mutant_client::wire::AnalysisStatus;
 use mutant_tests::ServerProcess;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
+use crate::analysis_jobs::{fill, request};
 use crate::e2e_http::Http;
 use crate::e2e_support::{metric_value, metrics, run};
 
@@ -28,40 +29,6 @@ const QUICK_HEARTBEAT: [(&str, &str); 2] = [
     ("MUTANT_ANALYSIS_HEARTBEAT_MS", "200"),
     ("MUTANT_ANALYSIS_LEASE_MS", "3000"),
 ];
-
-fn request(kind: &str, target: &str, params: Value) -> StartAnalysisRequest {
-    let params: Map<String, Value> = params.as_object().cloned().expect("params are an object");
-    StartAnalysisRequest {
-        kind: kind.into(),
-        target: target.into(),
-        reference: None,
-        params: Some(params),
-    }
-}
-
-/// `n_records` pseudo-random vectors of `dimension`, the same every run.
-async fn fill(client: &Client, dataset: &str, n_records: usize, dimension: usize) {
-    client
-        .create_dataset(&NewDataset::new(dataset, dimension))
-        .await
-        .unwrap();
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 40) as f32 / (1u64 << 24) as f32
-    };
-    let records: Vec<Record> = (0..n_records)
-        .map(|index| {
-            let vector = (0..dimension).map(|_| next()).collect();
-            Record::new(format!("r{index:06}"), vector)
-        })
-        .collect();
-    for batch in records.chunks(5_000) {
-        client.upsert(dataset, batch).await.unwrap();
-    }
-}
 
 async fn wait_until_final(client: &Client, id: Uuid) -> AnalysisStatus {
     let deadline = Instant::now() + Duration::from_secs(120);
