@@ -424,18 +424,23 @@ impl DatasetCache {
             None => {
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
                 let checked_at = now_nanos();
-                let (loaded, index) = self
+                // What the first refresh's overlap will show again.
+                let load = self
                     .store
-                    .load_indexed_within(dataset, self.max_bytes)
+                    .load_for_cache(
+                        dataset,
+                        self.max_bytes,
+                        checked_at.saturating_sub(REFRESH_OVERLAP_NANOS),
+                    )
                     .await?;
-                let loaded = Arc::new(loaded);
-                let index = match index {
+                let loaded = Arc::new(load.loaded);
+                let index = match load.index {
                     Some(index) => index,
                     None => build_index(&loaded).await?,
                 };
                 let mut cached = Cached {
                     read_to: loaded.watermark,
-                    recently_read: HashMap::new(),
+                    recently_read: load.read_after.into_iter().collect(),
                     unlanded_since: None,
                     loaded,
                     index,

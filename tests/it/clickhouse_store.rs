@@ -3,8 +3,10 @@
 //! the lock-free catalogue under racing servers.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use mutant_core::Error;
+use mutant_core::cache::DatasetCache;
 use mutant_core::ingest::ValidBatch;
 use mutant_core::model::{DatasetRef, Filter, NewDataset, Record};
 use mutant_core::store::{
@@ -375,6 +377,37 @@ async fn a_load_over_its_bound_stops_before_reading_everything() {
     }
     let fits = by_ref::load_within(&store, &big, whole).await.unwrap();
     assert_eq!(fits.n_records(), 40_000);
+}
+
+/// A dataset loaded into the cache right after it was written is not
+/// fetched again by its first refresh: the load names the rows of the
+/// refresh's overlap that it read. A write after the load still shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_refresh_fetches_only_what_the_load_did_not_read() {
+    let store: Arc<dyn Store> = Arc::new(clickhouse_store("first_refresh").await);
+    let dataset = store
+        .create_dataset(NewDataset::new("fresh", 2))
+        .await
+        .unwrap();
+    let records = (0..500)
+        .map(|index| Record::new(format!("r{index}"), vec![index as f32, 1.0]))
+        .collect();
+    store
+        .upsert(ValidBatch::new(&dataset, records).unwrap())
+        .await
+        .unwrap();
+    let cache = DatasetCache::new(Arc::clone(&store), 1 << 26);
+    let fetched = || cache.counters().rows_fetched.load(Ordering::Relaxed);
+    assert_eq!(cache.get(&dataset).await.unwrap().n_records(), 500);
+    assert_eq!(cache.get(&dataset).await.unwrap().n_records(), 500);
+    assert_eq!(fetched(), 0, "the first refresh fetched rows the load read");
+    store
+        .upsert(ValidBatch::new(&dataset, vec![Record::new("late", vec![0.5, 0.5])]).unwrap())
+        .await
+        .unwrap();
+    let refreshed = cache.get(&dataset).await.unwrap();
+    assert_eq!(refreshed.n_records(), 501);
+    assert_eq!(fetched(), 1);
 }
 
 /// The highest MergeTree block number of `records`: every INSERT takes the

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -143,6 +143,22 @@ struct Computed {
     snapshots: Snapshots,
     target_watermark: u64,
     reference_watermark: u64,
+    phases: Phases,
+}
+
+/// Where a job's time went, for the log line of a finished job.
+#[derive(Debug, Default, Clone, Copy)]
+struct Phases {
+    /// Bringing the datasets up to date in the cache.
+    data: Duration,
+    /// The kernel, from its start to its rows.
+    kernel: Duration,
+    /// Reading the records' fields for the snapshots, beside the kernel.
+    fields: Duration,
+    /// Indexing those fields.
+    snapshots: Duration,
+    /// Shaping and storing the rows.
+    store: Duration,
 }
 
 impl Service {
@@ -191,6 +207,7 @@ impl Service {
         job.started_at_ms = Some(now_ms());
         job.heartbeat_at_ms = now_ms();
         self.write_job(&job).await;
+        let kind = input.kind;
         let work = self.compute_job(input, &local);
         let mut work = std::pin::pin!(work);
         let mut ticker = tokio::time::interval(self.inner.config.analysis_heartbeat);
@@ -213,12 +230,28 @@ impl Service {
         }
         job.progress = local.progress();
         job.finished_at_ms = Some(now_ms());
+        let stored_after = Instant::now();
         let state = match outcome {
             Ok(computed) => match self
                 .store_results(job.id, computed.output.rows, computed.snapshots)
                 .await
             {
                 Ok(n_results) => {
+                    let phases = Phases {
+                        store: stored_after.elapsed(),
+                        ..computed.phases
+                    };
+                    tracing::info!(
+                        analysis = %job.id,
+                        kind = kind.as_str(),
+                        rows = n_results,
+                        data_ms = duration_ms(phases.data),
+                        kernel_ms = duration_ms(phases.kernel),
+                        fields_ms = duration_ms(phases.fields),
+                        snapshots_ms = duration_ms(phases.snapshots),
+                        store_ms = duration_ms(phases.store),
+                        "analysis done"
+                    );
                     job.progress = 1.0;
                     job.n_results = n_results as u64;
                     job.summary = Some(computed.output.summary);
@@ -293,6 +326,7 @@ impl Service {
         if local.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
+        let started = Instant::now();
         let (target, target_watermark) = self.cache().get_with_version(&input.target).await?;
         let (reference, reference_watermark) = match &input.reference {
             Some(reference) => {
@@ -310,6 +344,7 @@ impl Service {
             dimension: target.dataset.dimension,
             threads: self.kernel_threads(),
         };
+        let data = started.elapsed();
         let budget_bytes = self.inner.config.analysis_bytes;
         budget::estimate(input.kind, &input.params, size).within(input.kind, budget_bytes)?;
         // Pairs name records of the reference too; every other row only
@@ -326,23 +361,23 @@ impl Service {
             progress: Arc::clone(&local.progress),
             cancel: Arc::clone(&local.cancel),
         };
-        let computing = run_analysis(move || compute(&kernel_input));
+        let computing = timed(run_analysis(move || compute(&kernel_input)));
         // Drift's rows are classes: no record to snapshot.
         let target_snapshot_wanted = input.kind != AnalysisKind::Drift;
-        let fetching_target = async {
+        let fetching_target = timed(async {
             if target_snapshot_wanted {
                 self.record_fields(&input.target).await
             } else {
                 Ok(Vec::new())
             }
-        };
+        });
         let fetching_reference = async {
             match (&input.reference, reference_snapshot_wanted) {
                 (Some(dataset), true) => self.record_fields(dataset).await,
                 _ => Ok(Vec::new()),
             }
         };
-        let (output, target_fields, reference_fields) =
+        let ((output, kernel), (target_fields, fields), reference_fields) =
             tokio::join!(computing, fetching_target, fetching_reference);
         let (output, target_fields, reference_fields) =
             (output?, target_fields?, reference_fields?);
@@ -353,6 +388,7 @@ impl Service {
         }
         // Indexing the fields read is the analysis's work too: on its
         // low-priority thread.
+        let indexing_from = Instant::now();
         let snapshots = run_analysis(move || {
             Ok(Snapshots {
                 target: RecordSnapshots::new(target, target_fields),
@@ -367,6 +403,13 @@ impl Service {
             snapshots,
             target_watermark,
             reference_watermark,
+            phases: Phases {
+                data,
+                kernel,
+                fields,
+                snapshots: indexing_from.elapsed(),
+                store: Duration::ZERO,
+            },
         })
     }
 
@@ -527,6 +570,13 @@ async fn shape_chunk(
         Ok((rows, snapshots, chunk))
     })
     .await
+}
+
+/// `work`'s output and how long it took.
+async fn timed<T>(work: impl Future<Output = T>) -> (T, Duration) {
+    let started = Instant::now();
+    let output = work.await;
+    (output, started.elapsed())
 }
 
 fn duration_ms(duration: Duration) -> u64 {

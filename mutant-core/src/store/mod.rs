@@ -116,17 +116,37 @@ pub trait Records: Send + Sync {
     /// than memory is refused instead of exhausting it.
     async fn load_within(&self, dataset: &Dataset, max_bytes: usize) -> Result<LoadedDataset>;
 
-    /// [`load_within`](Records::load_within), with the loaded dataset's
-    /// [`RowIndex`] when the store built one as it loaded (the ClickHouse
-    /// store resolves versions by id), so that the cache need not build
-    /// another; `None` when it did not.
-    async fn load_indexed_within(
+    /// [`load_within`](Records::load_within) for the cache: with the
+    /// loaded dataset's [`RowIndex`] when the store built one as it loaded
+    /// (the ClickHouse store resolves versions by id), so that the cache
+    /// need not build another, and the rows written after `read_after` that
+    /// the load read (`_read_after`), so that the cache's first refresh does
+    /// not fetch them again. A store that keeps neither returns only the
+    /// dataset.
+    async fn load_for_cache(
         &self,
         dataset: &Dataset,
         max_bytes: usize,
-    ) -> Result<(LoadedDataset, Option<RowIndex>)> {
-        Ok((self.load_within(dataset, max_bytes).await?, None))
+        _read_after: u64,
+    ) -> Result<CacheLoad> {
+        Ok(CacheLoad {
+            loaded: self.load_within(dataset, max_bytes).await?,
+            index: None,
+            read_after: Vec::new(),
+        })
     }
+}
+
+/// What [`Records::load_for_cache`] read.
+#[derive(Debug)]
+pub struct CacheLoad {
+    /// The dataset.
+    pub loaded: LoadedDataset,
+    /// Its id index, when the store built one as it loaded.
+    pub index: Option<RowIndex>,
+    /// The id and latest version of every row written after the version
+    /// asked for that the load read, tombstones included.
+    pub read_after: Vec<(String, u64)>,
 }
 
 /// What changed in a dataset since a version: how a cached copy stays fresh

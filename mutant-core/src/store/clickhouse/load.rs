@@ -18,7 +18,7 @@ use crate::model::{
     Dataset, DatasetChanges, HashedKey, IdHasher, LoadedDataset, Record, RecordMetadata, RowIndex,
     WrittenContent, WrittenRow,
 };
-use crate::store::{CatalogueStamp, FeedRead, now_ms};
+use crate::store::{CacheLoad, CatalogueStamp, FeedRead, now_ms};
 use crate::{Error, Result};
 
 /// Rows decoded so far, with what version resolution needs.
@@ -203,16 +203,28 @@ impl Loader {
     }
 
     /// Drops rows whose latest version is a tombstone, keeping order; returns
-    /// the dataset with its id index (rebuilt when rows were dropped).
-    fn finish(self) -> (LoadedDataset, RowIndex) {
+    /// the dataset with its id index (rebuilt when rows were dropped) and
+    /// the rows written after `read_after`.
+    fn finish(self, read_after: u64) -> CacheLoad {
         let Loader {
             mut loaded,
             row_of,
+            versions,
             deleted,
             ..
         } = self;
+        let read_after = versions
+            .iter()
+            .zip(&loaded.ids)
+            .filter(|&(&version, _)| version > read_after)
+            .map(|(&version, id)| (id.clone(), version))
+            .collect();
         if !deleted.iter().any(|&is_deleted| is_deleted) {
-            return (loaded, row_of);
+            return CacheLoad {
+                loaded,
+                index: Some(row_of),
+                read_after,
+            };
         }
         drop(row_of);
         let dimension = loaded.dataset.dimension;
@@ -236,8 +248,12 @@ impl Loader {
         loaded.labels.truncate(kept);
         loaded.predictions.truncate(kept);
         loaded.vectors.truncate(kept * dimension);
-        let row_of = RowIndex::build(&loaded.ids);
-        (loaded, row_of)
+        let index = Some(RowIndex::build(&loaded.ids));
+        CacheLoad {
+            loaded,
+            index,
+            read_after,
+        }
     }
 }
 
@@ -255,15 +271,16 @@ pub(super) fn load_statement(dataset: &Dataset) -> String {
     )
 }
 
-/// Loads `dataset` with its id index (the one version resolution built),
-/// stopping with `DatasetTooLarge` as soon as the rows read take more than
+/// Loads `dataset` with its id index (the one version resolution built) and
+/// the rows written after `read_after`, stopping with `DatasetTooLarge` as soon as the rows read take more than
 /// `max_bytes` (rows a later tombstone removes count until then: the load
 /// holds them).
 pub(super) async fn load(
     store: &ClickHouseStore,
     dataset: Dataset,
     max_bytes: usize,
-) -> Result<(LoadedDataset, RowIndex)> {
+    read_after: u64,
+) -> Result<CacheLoad> {
     // Sizing the buffers up front saves the copies and page faults of growing them.
     let n_rows: u64 = store
         .bounded(async {
@@ -291,7 +308,9 @@ pub(super) async fn load(
     // batches of about a megabyte: one hand-over per chunk would cost more
     // in thread wake-ups than the decoding saves.
     let (batches, received) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(8);
-    let decoder = tokio::task::spawn_blocking(move || decode_batches(loader, received, max_bytes));
+    let decoder = tokio::task::spawn_blocking(move || {
+        decode_batches(loader, received, max_bytes, read_after)
+    });
     // The reading runs as a task of its own, beside the driver's connection
     // task, whichever thread awaits the load: hyper hands the body over one
     // 4 KiB chunk at a time, and a reader on another thread (a `block_on`
@@ -367,7 +386,8 @@ fn decode_batches(
     mut loader: Loader,
     mut received: tokio::sync::mpsc::Receiver<Vec<bytes::Bytes>>,
     max_bytes: usize,
-) -> Result<(LoadedDataset, RowIndex)> {
+    read_after: u64,
+) -> Result<CacheLoad> {
     let mut pending: Vec<u8> = Vec::new();
     while let Some(batch) = received.blocking_recv() {
         let size_bytes = loader.size_bytes();
@@ -386,7 +406,7 @@ fn decode_batches(
     if !pending.is_empty() {
         return Err(corrupt("the answer ended inside a row"));
     }
-    Ok(loader.finish())
+    Ok(loader.finish(read_after))
 }
 
 /// A written row as a change query returns it: whole when `whole` is 1,
@@ -602,8 +622,9 @@ mod tests {
     }
 
     /// Latest version wins, superseded rows are ignored, tombstones delete,
-    /// and the index handed over matches the rows kept, however the answer
-    /// is cut into chunks.
+    /// the index handed over matches the rows kept, and the rows written
+    /// after the version asked for are named with their latest versions,
+    /// tombstones too, however the answer is cut into chunks.
     #[test]
     fn versions_resolve_and_the_index_matches_whatever_the_chunks() {
         let mut answer = Vec::new();
@@ -621,9 +642,14 @@ mod tests {
                     .unwrap();
             }
             drop(sender);
-            let (loaded, index) =
-                decode_batches(Loader::new(dataset()), receiver, usize::MAX).unwrap();
+            let CacheLoad {
+                loaded,
+                index,
+                read_after,
+            } = decode_batches(Loader::new(dataset()), receiver, usize::MAX, 1).unwrap();
+            let index = index.unwrap();
             assert_eq!(loaded.ids, ["a", "c"], "chunks of {chunk_len}");
+            assert_eq!(read_after, [("a".to_owned(), 3), ("b".to_owned(), 2)]);
             assert_eq!(loaded.vectors, [3.0, 3.0, 4.0, 4.0]);
             assert_eq!((loaded.label(0), loaded.label(1)), (Some("dog"), None));
             assert_eq!(loaded.watermark, 3);
@@ -638,6 +664,6 @@ mod tests {
             )])
             .unwrap();
         drop(sender);
-        assert!(decode_batches(Loader::new(dataset()), receiver, usize::MAX).is_err());
+        assert!(decode_batches(Loader::new(dataset()), receiver, usize::MAX, 0).is_err());
     }
 }

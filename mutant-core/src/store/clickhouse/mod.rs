@@ -29,13 +29,13 @@ pub use self::group_commit::GroupCommitConfig;
 use self::group_commit::GroupCommitter;
 pub use self::schema::ServerVersion;
 use super::{
-    AnalysisStore, Catalogue, ChangeFeed, FeedRead, FetchQuery, Records, Resolved, ResultSelection,
-    Store, StoredRow, VersionClock,
+    AnalysisStore, CacheLoad, Catalogue, ChangeFeed, FeedRead, FetchQuery, Records, Resolved,
+    ResultSelection, Store, StoredRow, VersionClock,
 };
 use crate::ingest::ValidBatch;
 use crate::model::{
     AnalysisJob, Dataset, DatasetChanges, DatasetRef, DatasetUpdate, Filter, LoadedDataset,
-    NewDataset, Record, RowIndex,
+    NewDataset, Record,
 };
 use crate::{Error, Result};
 
@@ -449,17 +449,17 @@ impl Records for ClickHouseStore {
     }
 
     async fn load_within(&self, dataset: &Dataset, max_bytes: usize) -> Result<LoadedDataset> {
-        let (loaded, _) = load::load(self, dataset.clone(), max_bytes).await?;
-        Ok(loaded)
+        let load = load::load(self, dataset.clone(), max_bytes, u64::MAX).await?;
+        Ok(load.loaded)
     }
 
-    async fn load_indexed_within(
+    async fn load_for_cache(
         &self,
         dataset: &Dataset,
         max_bytes: usize,
-    ) -> Result<(LoadedDataset, Option<RowIndex>)> {
-        let (loaded, index) = load::load(self, dataset.clone(), max_bytes).await?;
-        Ok((loaded, Some(index)))
+        read_after: u64,
+    ) -> Result<CacheLoad> {
+        load::load(self, dataset.clone(), max_bytes, read_after).await
     }
 }
 
