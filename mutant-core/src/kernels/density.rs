@@ -27,7 +27,9 @@ pub struct DensityScores {
 ///
 /// - Inputs: `target_graph`, the target's neighbours in the reference (from
 ///   [`knn`](super::knn)), and `reference_graph`, the reference's self-kNN
-///   graph (from [`knn_graph`](super::knn_graph)); l2 or cosine metric.
+///   graph (from [`knn_graph`](super::knn_graph), or only the lists of the
+///   rows `target_graph` names, from
+///   [`knn_graph_of_rows`](super::knn_graph_of_rows)); l2 or cosine metric.
 /// - Output: in `[0, inf)`; about 1 for a record as close to the reference as
 ///   reference records are to each other, above 1 for novel records. Invariant
 ///   to translation (l2) and to the overall scale. Where every distance
@@ -122,8 +124,12 @@ fn density_ratio(
     let reference_spacing: Vec<f64> = (0..reference_graph.n_queries())
         .map(|row| mean(reference_graph.distances(row)))
         .collect();
-    let global_spacing =
-        reference_spacing.iter().sum::<f64>() / reference_spacing.len().max(1) as f64;
+    // Over the rows that have lists: a graph built for only the rows the
+    // target's lists name leaves the others empty.
+    let n_listed = (0..reference_graph.n_queries())
+        .filter(|&row| !reference_graph.rows(row).is_empty())
+        .count();
+    let global_spacing = reference_spacing.iter().sum::<f64>() / n_listed.max(1) as f64;
     // A floor far below any real spacing keeps ratios of all-zero distances
     // (identical vectors) at 1 instead of 0 / 0.
     let floor = (global_spacing * 1e-6).max(1e-30);

@@ -135,7 +135,10 @@ pub fn near_duplicates(
 /// [`knn`](super::knn) with the target as queries), plus every exact copy: a
 /// target record identical to reference records is paired with the first of
 /// them. For [`DuplicateThreshold::Automatic`] a reference record's
-/// neighbourhood comes from `reference_graph` (its self-kNN graph).
+/// neighbourhood comes from `reference_graph` (its self-kNN graph, or only
+/// the lists of [`partners_to_check`]'s rows, from
+/// [`knn_graph_of_rows`](super::knn_graph_of_rows)); the absolute test reads
+/// none.
 ///
 /// ```
 /// use mutant_core::kernels::{knn, knn_graph, near_duplicates_across, DatasetView, DuplicateThreshold, Execution, KnnOptions, Metric};
@@ -176,6 +179,9 @@ pub fn near_duplicates_across(
         {
             let gap = || {
                 let own = gap_ratio(target_graph, row, other_row, distance);
+                if !passes(threshold, own) {
+                    return own;
+                }
                 // The reference record's own list never holds the target
                 // record, so nothing is left out but itself.
                 let other = gap_ratio(reference_graph, other_row as usize, other_row, distance);
@@ -243,6 +249,41 @@ fn check_threshold(graph: &NeighbourLists, threshold: DuplicateThreshold) -> Res
             })
         }
         DuplicateThreshold::Absolute(_) | DuplicateThreshold::Automatic { .. } => Ok(()),
+    }
+}
+
+/// The reference rows whose own neighbourhood [`near_duplicates_across`]
+/// reads for `target_graph`, ascending: under the automatic test, the
+/// partners of pairs whose target side passes it. The reference's lists of
+/// only these rows serve as its `reference_graph`.
+pub fn partners_to_check(target_graph: &NeighbourLists, threshold: DuplicateThreshold) -> Vec<u32> {
+    let mut partners = Vec::new();
+    if let DuplicateThreshold::Automatic { .. } = threshold {
+        for row in 0..target_graph.n_queries() {
+            for (&other_row, &distance) in target_graph
+                .rows(row)
+                .iter()
+                .zip(target_graph.distances(row))
+            {
+                if distance > 0.0
+                    && passes(threshold, gap_ratio(target_graph, row, other_row, distance))
+                {
+                    partners.push(other_row);
+                }
+            }
+        }
+    }
+    partners.sort_unstable();
+    partners.dedup();
+    partners
+}
+
+/// Whether one side's gap ratio passes the automatic test; the absolute
+/// test reads no gap.
+fn passes(threshold: DuplicateThreshold, gap: f32) -> bool {
+    match threshold {
+        DuplicateThreshold::Automatic { ratio } => gap <= ratio,
+        DuplicateThreshold::Absolute(_) => true,
     }
 }
 
@@ -334,7 +375,7 @@ fn finish(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Execution, KnnOptions, Metric, knn, knn_graph};
+    use super::super::{Execution, KnnOptions, Metric, knn, knn_graph, knn_graph_of_rows};
     use super::*;
 
     #[test]
@@ -384,6 +425,34 @@ mod tests {
         assert!(rows.contains(&(8, 9)));
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert!(pairs.iter().all(|pair| (0.0..=1.0).contains(&pair.score)));
+    }
+
+    /// The reference's lists of only the partners the target side passes
+    /// give the same pairs as its whole self graph.
+    #[test]
+    fn the_partners_lists_give_the_pairs_of_the_whole_graph() {
+        let mut reference_values: Vec<f32> = (0..=10).map(|step| step as f32 * 0.1).collect();
+        reference_values.extend((0..6).map(|step| 1000.0 + step as f32 * 100.0));
+        let reference = DatasetView::new(&reference_values, 1).unwrap();
+        let target = DatasetView::new(&[0.51f32, 1200.5, 0.25, 3000.0], 1).unwrap();
+        let options = KnnOptions::new(3);
+        let execution = Execution::new();
+        let across = knn(&reference, &target, Metric::L2, &options, &execution).unwrap();
+        let threshold = DuplicateThreshold::Automatic { ratio: 0.2 };
+        let partners = partners_to_check(&across, threshold);
+        assert!(!partners.is_empty() && 2 * partners.len() < reference.n_rows());
+        let some =
+            knn_graph_of_rows(&reference, &partners, Metric::L2, &options, &execution).unwrap();
+        let whole = knn_graph(&reference, Metric::L2, &options, &execution).unwrap();
+        let pairs_of = |graph: &NeighbourLists| -> Vec<(u32, u32)> {
+            near_duplicates_across(&target, &reference, &across, graph, threshold)
+                .unwrap()
+                .iter()
+                .map(|pair| (pair.row, pair.other_row))
+                .collect()
+        };
+        assert_eq!(pairs_of(&some), pairs_of(&whole));
+        assert_eq!(pairs_of(&whole), [(1, 13), (0, 5)]);
     }
 
     #[test]

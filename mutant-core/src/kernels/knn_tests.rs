@@ -475,3 +475,30 @@ fn terms_of_another_shape_are_refused() {
         Err(Error::InvalidParameter { name: "terms", .. })
     ));
 }
+
+/// The lists of chosen rows are those of the whole self graph; every other
+/// row's list is empty, and a row past the dataset is refused.
+#[test]
+fn a_graph_of_some_rows_matches_the_whole_graph_there() {
+    let values: Vec<f32> = (0..40u16)
+        .flat_map(|row| [f32::from(row).powf(1.5), f32::from(row % 7)])
+        .collect();
+    let dataset = DatasetView::new(&values, 2).unwrap();
+    let options = KnnOptions::new(4);
+    let execution = Execution::new();
+    let whole = knn_graph(&dataset, Metric::L2, &options, &execution).unwrap();
+    let chosen = [0u32, 7, 39];
+    let some = knn_graph_of_rows(&dataset, &chosen, Metric::L2, &options, &execution).unwrap();
+    assert!(some.excludes_self());
+    for row in 0..40 {
+        if chosen.contains(&(row as u32)) {
+            assert_eq!(some.rows(row), whole.rows(row), "row {row}");
+            for (some, whole) in some.distances(row).iter().zip(whole.distances(row)) {
+                assert!((some - whole).abs() <= 1e-3 * whole.max(1.0), "row {row}");
+            }
+        } else {
+            assert!(some.rows(row).is_empty(), "row {row}");
+        }
+    }
+    assert!(knn_graph_of_rows(&dataset, &[40], Metric::L2, &options, &execution).is_err());
+}

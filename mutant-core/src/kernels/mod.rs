@@ -72,8 +72,11 @@ pub use density::{DensityScores, novelty, uniqueness};
 pub use drift::{ClassShare, DriftOptions, DriftReport, drift, drift_peak_bytes};
 pub use duplicates::{
     AUTOMATIC_RATIO, DuplicatePair, DuplicateThreshold, near_duplicates, near_duplicates_across,
+    partners_to_check,
 };
-pub use knn::{ExactIndex, KnnOptions, SearchTerms, knn, knn_graph, knn_peak_bytes};
+pub use knn::{
+    ExactIndex, KnnOptions, SearchTerms, knn, knn_graph, knn_graph_of_rows, knn_peak_bytes,
+};
 pub use layout::{LAYOUT_NEIGHBOURS, Layout, LayoutOptions, layout_peak_bytes, neighbour_layout};
 pub use mislabel::{MISLABEL_K, MISLABEL_MARGIN, MislabelMethod, MislabelScores, mislabel};
 pub use neighbours::NeighbourLists;

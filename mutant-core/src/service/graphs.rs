@@ -1,10 +1,13 @@
 //! The neighbour graphs one analysis run needs, each built at most once and
 //! shared by every score that reads it (`select` weighing several scores
 //! included): the target's self-kNN graph, the target's neighbours in the
-//! reference, and the reference's self-kNN graph.
+//! reference, and the reference's self-kNN graph, whole or, where a score
+//! reads the neighbourhoods of fewer than half its rows, only theirs.
 
 use crate::Result;
-use crate::kernels::{DatasetView, Execution, KnnOptions, Metric, NeighbourLists, knn, knn_graph};
+use crate::kernels::{
+    DatasetView, Execution, KnnOptions, Metric, NeighbourLists, knn, knn_graph, knn_graph_of_rows,
+};
 
 /// A graph built for one `k`, kept for the next reader asking that `k`.
 type Slot = Option<(usize, NeighbourLists)>;
@@ -17,6 +20,8 @@ pub(super) struct NeighbourGraphs<'a> {
     target_self: Slot,
     target_in_reference: Slot,
     reference_self: Slot,
+    /// The reference's lists of some rows only, for one reader.
+    reference_rows: Option<NeighbourLists>,
 }
 
 impl<'a> NeighbourGraphs<'a> {
@@ -32,6 +37,7 @@ impl<'a> NeighbourGraphs<'a> {
             target_self: None,
             target_in_reference: None,
             reference_self: None,
+            reference_rows: None,
         }
     }
 
@@ -78,23 +84,62 @@ impl<'a> NeighbourGraphs<'a> {
     }
 
     /// The target's neighbours in the reference and the reference's own
-    /// graph, for the density-aware kinds: both with the same `k`, capped so
-    /// the reference graph can have it.
+    /// lists of the rows `needed` picks from them, for the density-aware
+    /// kinds: both with the same `k`, capped so the reference graph can have
+    /// it. The reference's whole self graph is built (and kept) when half its
+    /// rows or more are needed, or when it is held already; otherwise only
+    /// the needed rows' lists, for their share of a search's cost.
     pub(super) fn density_pair(
         &mut self,
         k: usize,
+        needed: impl FnOnce(&NeighbourLists) -> Vec<u32>,
         execution: &Execution<'_>,
     ) -> Result<(&NeighbourLists, &NeighbourLists)> {
         let reference = self.require_reference()?;
         let k = self_k(k, reference.n_rows());
-        self.target_in_reference(reference, k, &execution.part(0.0, 0.5))?;
-        self.reference_self(reference, k, &execution.part(0.5, 1.0))?;
-        match (&self.target_in_reference, &self.reference_self) {
-            (Some((_, across)), Some((_, own))) => Ok((across, own)),
+        let holds_whole = matches!(&self.reference_self, Some((held_k, _)) if *held_k == k);
+        let across = self.target_in_reference(reference, k, &execution.part(0.0, 0.5))?;
+        let rows = if holds_whole {
+            Vec::new()
+        } else {
+            needed(across)
+        };
+        if holds_whole || 2 * rows.len() >= reference.n_rows() {
+            self.reference_self(reference, k, &execution.part(0.5, 1.0))?;
+            self.reference_rows = None;
+        } else {
+            self.reference_rows = Some(knn_graph_of_rows(
+                reference,
+                &rows,
+                self.metric,
+                &KnnOptions::new(k),
+                &execution.part(0.5, 1.0),
+            )?);
+        }
+        let own = self
+            .reference_rows
+            .as_ref()
+            .or(self.reference_self.as_ref().map(|(_, graph)| graph));
+        match (&self.target_in_reference, own) {
+            (Some((_, across)), Some(own)) => Ok((across, own)),
             _ => Err(crate::Error::Internal {
                 message: "the density graphs were built but not kept".into(),
             }),
         }
+    }
+
+    /// Every reference row some list of `across` names, ascending: the
+    /// neighbourhoods a density ratio reads.
+    pub(super) fn named_rows(across: &NeighbourLists) -> Vec<u32> {
+        let mut named = vec![false; across.n_dataset_rows()];
+        for query in 0..across.n_queries() {
+            for &row in across.rows(query) {
+                named[row as usize] = true;
+            }
+        }
+        (0..named.len() as u32)
+            .filter(|&row| named[row as usize])
+            .collect()
     }
 
     /// The reference, or the error a kind needing one gives without it.
@@ -150,9 +195,11 @@ mod tests {
         assert_eq!(built, 2);
     }
 
+    /// Novelty reuses boundary's cross graph; with the two targets naming a
+    /// quarter of the reference, only those rows get lists of their own.
     #[test]
     fn density_graphs_share_the_cross_graph_with_boundary() {
-        let reference_values: Vec<f32> = (0..20).map(|value| value as f32).collect();
+        let reference_values: Vec<f32> = (0..40).map(|value| value as f32).collect();
         let target_values = [0.5f32, 7.5];
         let reference = DatasetView::new(&reference_values, 1).unwrap();
         let target = DatasetView::new(&target_values, 1).unwrap();
@@ -162,8 +209,12 @@ mod tests {
             .target_in_reference(&reference, 5, &execution)
             .unwrap()
             .clone();
-        let (across, own) = graphs.density_pair(5, &execution).unwrap();
+        let (across, own) = graphs
+            .density_pair(5, NeighbourGraphs::named_rows, &execution)
+            .unwrap();
         assert_eq!(*across, first);
-        assert_eq!((own.n_queries(), own.k()), (20, 5));
+        assert_eq!((own.n_queries(), own.k()), (40, 5));
+        assert_eq!(own.rows(0), [1, 2, 3, 4, 5]);
+        assert!(own.rows(39).is_empty());
     }
 }

@@ -19,7 +19,7 @@ use crate::Result;
 use crate::api::kinds::AnalysisKind;
 use crate::kernels::{
     DatasetView, DriftReport, DuplicatePair, Execution, drift, near_duplicates,
-    near_duplicates_across,
+    near_duplicates_across, partners_to_check,
 };
 use crate::model::{ClassVocabulary, LoadedDataset};
 
@@ -123,7 +123,11 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
             let k = params.k_for(input.kind);
             let (pairs, others, other_dataset) = match (reference_view.as_ref(), &input.reference) {
                 (Some(reference_view), Some(reference)) => {
-                    let (across, own) = graphs.density_pair(k, &execution)?;
+                    let (across, own) = graphs.density_pair(
+                        k,
+                        |across| partners_to_check(across, params.duplicates),
+                        &execution,
+                    )?;
                     let pairs = near_duplicates_across(
                         &target_view,
                         reference_view,

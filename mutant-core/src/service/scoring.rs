@@ -83,7 +83,11 @@ impl Scored {
             }
             AnalysisKind::Novelty => {
                 let reference = graphs.require_reference()?;
-                let (across, own) = graphs.density_pair(params.k_for(kind), execution)?;
+                let (across, own) = graphs.density_pair(
+                    params.k_for(kind),
+                    NeighbourGraphs::named_rows,
+                    execution,
+                )?;
                 Scored::Density {
                     scores: novelty(target, reference, across, own)?,
                     null: Some(uniqueness(reference, own)?.scores.scores),
