@@ -502,3 +502,34 @@ fn a_graph_of_some_rows_matches_the_whole_graph_there() {
     }
     assert!(knn_graph_of_rows(&dataset, &[40], Metric::L2, &options, &execution).is_err());
 }
+
+/// A few queries take the row-by-row dot products instead of GEMM; wide
+/// rows with a remainder past the lanes, every metric, one and several
+/// threads, against the model.
+#[test]
+fn few_queries_on_wide_rows_equal_brute_force() {
+    let (n_rows, dimension) = (900, 70);
+    let mut generator = super::super::SplitMix64::new(17);
+    let mut values = |count: usize| -> Vec<f32> {
+        (0..count)
+            .map(|_| (generator.next_f64() * 2.0 - 1.0) as f32)
+            .collect()
+    };
+    let dataset = values(n_rows * dimension);
+    let view = DatasetView::new(&dataset, dimension).unwrap();
+    for n_queries in [1, 3, 8, 9] {
+        let queries = values(n_queries * dimension);
+        let query_view = DatasetView::new(&queries, dimension).unwrap();
+        for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+            for threads in [1, 2] {
+                let execution = Execution::new().with_threads(threads);
+                let lists =
+                    knn(&view, &query_view, metric, &KnnOptions::new(6), &execution).unwrap();
+                assert_matches_model(
+                    &lists,
+                    &brute_force(&dataset, dimension, &queries, metric, None, false),
+                );
+            }
+        }
+    }
+}

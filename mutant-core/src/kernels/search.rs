@@ -89,6 +89,18 @@ const TILE_PRODUCTS: usize = 128 * 1024;
 /// not pay a call per few rows.
 const MIN_DATASET_TILE: usize = 256;
 const MAX_DATASET_TILE: usize = 8192;
+/// Tiles per thread at least, where the rows allow: a few queries' work
+/// splits into items of whole tiles, and one tile more on one thread than
+/// on another would be a share of the whole search.
+const TILES_PER_THREAD: usize = 16;
+
+/// The dataset rows per GEMM call for query blocks of `query_block`.
+fn dataset_tile(query_block: usize, n_rows: usize, threads: usize) -> usize {
+    (TILE_PRODUCTS / query_block)
+        .min(n_rows.div_ceil(TILES_PER_THREAD * threads.max(1)))
+        .clamp(MIN_DATASET_TILE, MAX_DATASET_TILE)
+}
+
 /// Lanes checked together against a query's threshold before the slow path.
 const SCAN_CHUNK: usize = 16;
 
@@ -185,7 +197,7 @@ pub(crate) fn search_peak_bytes(
     let capacity = candidate_capacity(k) as u64;
     let n_query_blocks = n_queries.div_ceil(QUERY_BLOCK).max(1);
     let query_block = n_queries.div_ceil(n_query_blocks).max(1);
-    let dataset_tile = (TILE_PRODUCTS / query_block).clamp(MIN_DATASET_TILE, MAX_DATASET_TILE);
+    let dataset_tile = dataset_tile(query_block, n_rows, threads);
     let n_tiles = n_rows.div_ceil(dataset_tile).max(1);
     let n_splits = if threads <= 1 {
         1
@@ -228,7 +240,7 @@ pub(crate) fn run(plan: &SearchPlan<'_>, execution: &Execution<'_>) -> Result<Ne
 
     let n_query_blocks = plan.n_queries.div_ceil(QUERY_BLOCK).max(1);
     let query_block = plan.n_queries.div_ceil(n_query_blocks).max(1);
-    let dataset_tile = (TILE_PRODUCTS / query_block).clamp(MIN_DATASET_TILE, MAX_DATASET_TILE);
+    let dataset_tile = dataset_tile(query_block, n_rows, execution.threads());
     let n_tiles = n_rows.div_ceil(dataset_tile).max(1);
     let n_splits = if execution.threads() == 1 {
         1
@@ -391,14 +403,23 @@ fn scan_tile(
         &plan.gemm_queries[query_range.start * dimension..query_range.end * dimension];
     let tile_values = &plan.gemm_rows[row_range.start * dimension..row_range.end * dimension];
     let dots = &mut buffers.dots[..n_block_queries * n_tile_rows];
-    matmul(
-        MatMut::from_row_major_slice_mut(dots, n_block_queries, n_tile_rows),
-        Accum::Replace,
-        MatRef::from_row_major_slice(query_values, n_block_queries, dimension),
-        MatRef::from_column_major_slice(tile_values, dimension, n_tile_rows),
-        1.0f32,
-        Par::Seq,
-    );
+    if n_block_queries <= FEW_QUERIES {
+        pulp::Arch::new().dispatch(FewQueryDots {
+            queries: query_values,
+            rows: tile_values,
+            dimension,
+            dots,
+        });
+    } else {
+        matmul(
+            MatMut::from_row_major_slice_mut(dots, n_block_queries, n_tile_rows),
+            Accum::Replace,
+            MatRef::from_row_major_slice(query_values, n_block_queries, dimension),
+            MatRef::from_column_major_slice(tile_values, dimension, n_tile_rows),
+            1.0f32,
+            Par::Seq,
+        );
+    }
     let terms = if plan.metric == Metric::Dot {
         &[][..]
     } else {
@@ -415,6 +436,58 @@ fn scan_tile(
         metric: plan.metric,
         candidates: &mut buffers.candidates,
     });
+}
+
+/// Up to this many queries, a tile's dot products are computed row by row
+/// ([`FewQueryDots`]) instead of by GEMM.
+const FEW_QUERIES: usize = 8;
+
+/// The dot products of a few queries with every row of a tile, reading each
+/// row once while the queries stay in L1: for a handful of queries the
+/// search is a read of the matrix, and GEMM's packing of the tile would read
+/// it twice. Row-major output, a row of the tile's products per query.
+struct FewQueryDots<'t> {
+    queries: &'t [f32],
+    rows: &'t [f32],
+    dimension: usize,
+    dots: &'t mut [f32],
+}
+
+/// Independent sums per dot product, so that the adds do not wait on each
+/// other.
+const DOT_LANES: usize = 32;
+
+impl pulp::WithSimd for FewQueryDots<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let FewQueryDots {
+            queries,
+            rows,
+            dimension,
+            dots,
+        } = self;
+        let n_tile_rows = rows.len() / dimension;
+        for (row_idx, row) in rows.chunks_exact(dimension).enumerate() {
+            for (query_idx, query) in queries.chunks_exact(dimension).enumerate() {
+                let mut lanes = [0.0f32; DOT_LANES];
+                let (row_blocks, row_rest) = row.as_chunks::<DOT_LANES>();
+                let (query_blocks, query_rest) = query.as_chunks::<DOT_LANES>();
+                for (row_block, query_block) in row_blocks.iter().zip(query_blocks) {
+                    for lane in 0..DOT_LANES {
+                        lanes[lane] = row_block[lane].mul_add(query_block[lane], lanes[lane]);
+                    }
+                }
+                let rest: f32 = row_rest
+                    .iter()
+                    .zip(query_rest)
+                    .map(|(&value, &query_value)| value * query_value)
+                    .sum();
+                dots[query_idx * n_tile_rows + row_idx] = lanes.iter().sum::<f32>() + rest;
+            }
+        }
+    }
 }
 
 /// The scan of one tile of dot products into the queries' candidate lists,
