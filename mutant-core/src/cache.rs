@@ -8,12 +8,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use lru::LruCache;
 use uuid::Uuid;
 
-use crate::kernels::{DatasetView, Execution, Metric, SearchTerms};
+use crate::kernels::{DatasetView, Execution, Metric, NeighbourLists, SearchTerms};
 use crate::model::{Dataset, DatasetChanges, DatasetRef, LoadedDataset, RowIndex};
 use crate::store::{CatalogueStamp, Resolved, Store};
 use crate::{Error, Result};
@@ -128,6 +128,23 @@ const MAX_REFRESH_GAP_NANOS: u64 = 5 * 60 * 1_000_000_000;
 struct Entry {
     slot: Slot,
     size_bytes: usize,
+    /// Self-kNN graphs analyses built on the dataset as `graphs_of` holds
+    /// it, kept for the next analysis of the same data.
+    graphs: Vec<Arc<NeighbourLists>>,
+    /// The copy of the dataset the graphs were built on: a copy that
+    /// changes is a new allocation while an analysis holds the old one, and
+    /// any change clears the graphs.
+    graphs_of: Weak<LoadedDataset>,
+}
+
+impl Entry {
+    fn graph_bytes(&self) -> usize {
+        self.graphs.iter().map(|graph| graph.size_bytes()).sum()
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.size_bytes + self.graph_bytes()
+    }
 }
 
 /// Builds a freshly loaded dataset's id index on a blocking thread, as part
@@ -207,6 +224,9 @@ pub struct CacheCounters {
     pub rows_fetched: AtomicU64,
     /// Datasets evicted to stay within the bound.
     pub evictions: AtomicU64,
+    /// Analyses handed self-kNN graphs kept from an earlier analysis of the
+    /// same data.
+    pub graph_reuses: AtomicU64,
 }
 
 impl std::fmt::Debug for DatasetCache {
@@ -368,6 +388,8 @@ impl DatasetCache {
             let entry = entries.get_or_insert_mut(dataset.id, || Entry {
                 slot: Slot::default(),
                 size_bytes: 0,
+                graphs: Vec::new(),
+                graphs_of: Weak::new(),
             });
             Arc::clone(&entry.slot)
         };
@@ -377,6 +399,7 @@ impl DatasetCache {
         }) {
             *guard = None;
         }
+        let mut data_changed = true;
         let cached = match guard.as_mut() {
             Some(cached) => {
                 // Everything past the watermark, and whatever may have become
@@ -397,6 +420,7 @@ impl DatasetCache {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 cached.loaded.retain_effective(&mut changes, &cached.index);
                 let n_changed = changes.upserts.len() + changes.deleted_ids.len();
+                data_changed = n_changed > 0;
                 if n_changed > 0 {
                     // Copies the dataset only if a request still holds the old version.
                     let rewritten = Arc::make_mut(&mut cached.loaded)
@@ -463,6 +487,7 @@ impl DatasetCache {
             ));
             cached.measure();
         }
+        self.graphs_follow(dataset.id, &cached.loaded, data_changed);
         let answer = Freshness::Fresh(
             Arc::clone(&cached.loaded),
             search.and(cached.search_terms.clone()),
@@ -564,7 +589,19 @@ impl DatasetCache {
         if let Some(entry) = entries.get_mut(&dataset_id) {
             entry.size_bytes = size_bytes;
         }
-        let mut held: usize = entries.iter().map(|(_, entry)| entry.size_bytes).sum();
+        self.evict_beyond_bound(&mut entries, dataset_id, evicted_ids);
+        Ok(())
+    }
+
+    /// Evicts least recently used datasets, never `dataset_id`, until the
+    /// bound holds.
+    fn evict_beyond_bound(
+        &self,
+        entries: &mut LruCache<Uuid, Entry>,
+        dataset_id: Uuid,
+        evicted_ids: &mut Vec<Uuid>,
+    ) {
+        let mut held: usize = entries.iter().map(|(_, entry)| entry.held_bytes()).sum();
         // The dataset just used is the most recent, so it is evicted last.
         while held > self.max_bytes {
             let Some((evicted_id, evicted)) = entries.pop_lru() else {
@@ -574,19 +611,73 @@ impl DatasetCache {
                 entries.put(evicted_id, evicted);
                 break;
             }
-            held -= evicted.size_bytes;
+            held -= evicted.held_bytes();
             evicted_ids.push(evicted_id);
             self.counters.evictions.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
     }
 
-    /// Bytes held by cached datasets.
+    /// Bytes held by cached datasets and their kept graphs.
     pub fn held_bytes(&self) -> usize {
         self.entries()
             .iter()
-            .map(|(_, entry)| entry.size_bytes)
+            .map(|(_, entry)| entry.held_bytes())
             .sum()
+    }
+
+    /// After a use of `dataset_id` whose copy is now `loaded`: its kept
+    /// graphs go if the data changed or the copy is another.
+    fn graphs_follow(&self, dataset_id: Uuid, loaded: &Arc<LoadedDataset>, data_changed: bool) {
+        if let Some(entry) = self.entries().peek_mut(&dataset_id)
+            && (data_changed || entry.graphs_of.as_ptr() != Arc::as_ptr(loaded))
+        {
+            entry.graphs.clear();
+            entry.graphs_of = Arc::downgrade(loaded);
+        }
+    }
+
+    /// The self-kNN graphs kept for `loaded`, the copy of its dataset an
+    /// analysis was handed; none if the cache has moved on from that copy.
+    pub fn kept_graphs(&self, loaded: &Arc<LoadedDataset>) -> Vec<Arc<NeighbourLists>> {
+        let graphs: Vec<_> = self
+            .entries()
+            .peek(&loaded.dataset.id)
+            .filter(|entry| entry.graphs_of.as_ptr() == Arc::as_ptr(loaded))
+            .map(|entry| entry.graphs.clone())
+            .unwrap_or_default();
+        if !graphs.is_empty() {
+            self.counters.graph_reuses.fetch_add(1, Ordering::Relaxed);
+        }
+        graphs
+    }
+
+    /// Keeps `graph`, a self-kNN graph an analysis built on `loaded`, for
+    /// later analyses of the same data: in place of a kept graph of its
+    /// metric with fewer neighbours, counted in the cache's bytes (other
+    /// datasets are evicted to make room). Dropped if the cache has moved on
+    /// from `loaded`, if a kept graph already serves it, or if the dataset
+    /// with its graphs would be over the bound.
+    pub fn keep_graph(&self, loaded: &Arc<LoadedDataset>, graph: Arc<NeighbourLists>) {
+        let dataset_id = loaded.dataset.id;
+        let mut entries = self.entries();
+        let Some(entry) = entries.peek_mut(&dataset_id) else {
+            return;
+        };
+        let serves =
+            |kept: &NeighbourLists| kept.metric() == graph.metric() && kept.k() >= graph.k();
+        if entry.graphs_of.as_ptr() != Arc::as_ptr(loaded)
+            || !graph.excludes_self()
+            || entry.graphs.iter().any(|kept| serves(kept))
+            || entry.held_bytes() + graph.size_bytes() > self.max_bytes
+        {
+            return;
+        }
+        entry.graphs.retain(|kept| kept.metric() != graph.metric());
+        entry.graphs.push(graph);
+        let mut evicted_ids = Vec::new();
+        self.evict_beyond_bound(&mut entries, dataset_id, &mut evicted_ids);
+        drop(entries);
+        self.forget_resolutions_of(&evicted_ids);
     }
 
     /// Forgets a dataset (after it is deleted).
@@ -631,6 +722,44 @@ mod tests {
         let dataset = store.get_dataset(&DatasetRef::parse(name)).await.unwrap();
         let batch = crate::ingest::ValidBatch::new(&dataset, records).unwrap();
         store.upsert(batch).await.unwrap();
+    }
+
+    /// A graph kept for one copy of a dataset is handed out for that copy
+    /// only, counts in the cache's bytes, and goes when the data changes.
+    #[tokio::test]
+    async fn kept_graphs_follow_the_data_they_were_built_on() {
+        use crate::kernels::{KnnOptions, knn_graph};
+        let store = store_with(&["a"], 10).await;
+        let cache = DatasetCache::new(Arc::clone(&store), 1 << 20);
+        let dataset = store.get_dataset(&DatasetRef::parse("a")).await.unwrap();
+        let loaded = cache.get(&dataset).await.unwrap();
+        let view = DatasetView::new(&loaded.vectors, 4).unwrap();
+        let graph =
+            Arc::new(knn_graph(&view, Metric::L2, &KnnOptions::new(3), &Execution::new()).unwrap());
+        let before = cache.held_bytes();
+        cache.keep_graph(&loaded, Arc::clone(&graph));
+        assert_eq!(cache.held_bytes(), before + graph.size_bytes());
+        assert_eq!(
+            cache.kept_graphs(&cache.get(&dataset).await.unwrap()),
+            [Arc::clone(&graph)]
+        );
+
+        upsert(&store, "a", vec![Record::new("new", vec![0.5; 4])]).await;
+        let changed = cache.get(&dataset).await.unwrap();
+        assert!(cache.kept_graphs(&changed).is_empty());
+        // Built on the copy before the change: not kept.
+        cache.keep_graph(&loaded, graph);
+        assert!(cache.kept_graphs(&changed).is_empty());
+        assert_eq!(cache.held_bytes(), dataset_bytes(&cache));
+        assert_eq!(cache.counters().graph_reuses.load(Ordering::Relaxed), 1);
+    }
+
+    fn dataset_bytes(cache: &DatasetCache) -> usize {
+        cache
+            .entries()
+            .iter()
+            .map(|(_, entry)| entry.size_bytes)
+            .sum()
     }
 
     #[tokio::test]

@@ -100,6 +100,11 @@ impl Metrics {
                 "Datasets evicted to stay within the bound.",
                 &counters.evictions,
             ),
+            (
+                "mutant_cache_graph_reuses_total",
+                "Analyses handed self-kNN graphs kept from an earlier analysis of the same data.",
+                &counters.graph_reuses,
+            ),
         ] {
             let _ = writeln!(
                 text,

@@ -10,7 +10,7 @@ use mutant_client::wire::{AnalysisStatus, StartAnalysisRequest};
 use mutant_client::{Client, Error, NewDataset, Record};
 use mutant_tests::ServerProcess;
 
-use crate::e2e_support::metrics;
+use crate::e2e_support::{metric_value, metrics};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -326,4 +326,43 @@ async fn a_done_analysis_reads_stale_after_a_write_to_its_target() {
         reader.analysis_status(after_uri.id).await.unwrap().status,
         JobStatus::Done
     );
+}
+
+/// A second analysis of unchanged data uses the self-kNN graph the first
+/// one built, and answers the same; after a write the graph is built anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_analysis_of_unchanged_data_reuses_the_neighbour_graph() {
+    let server = ServerProcess::start("graph_reuse").await;
+    let client = Client::new(&server.url)
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(20));
+    fill(&client, "kept", 2_000, 16).await;
+    let reuses = || async {
+        metric_value(&metrics(&server).await, "mutant_cache_graph_reuses_total")
+            .expect("the reuse counter is on /metrics")
+    };
+    let uniqueness = request("uniqueness", "kept", json!({}));
+    let first = client.run_analysis(&uniqueness, |_| {}).await.unwrap();
+    assert_eq!(reuses().await, 0.0);
+    let second = client.run_analysis(&uniqueness, |_| {}).await.unwrap();
+    assert_eq!(reuses().await, 1.0);
+    assert_eq!(first.summary, second.summary);
+    // The map's layout asks for more neighbours than uniqueness kept: it
+    // builds its own graph, which a later uniqueness then uses, cut.
+    client
+        .run_analysis(
+            &request("projection", "kept", json!({"method": "layout"})),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    client.run_analysis(&uniqueness, |_| {}).await.unwrap();
+    assert_eq!(reuses().await, 3.0);
+
+    client
+        .upsert("kept", &[Record::new("r999999", vec![0.5; 16])])
+        .await
+        .unwrap();
+    client.run_analysis(&uniqueness, |_| {}).await.unwrap();
+    assert_eq!(reuses().await, 3.0, "a graph of data that changed was used");
 }

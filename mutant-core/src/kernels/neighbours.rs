@@ -94,6 +94,30 @@ impl NeighbourLists {
         &self.distances[start..start + self.lengths[query_idx] as usize]
     }
 
+    /// The same lists cut to their `k` nearest: lists are nearest first, so a
+    /// graph built for a larger `k` serves every smaller one.
+    pub fn truncated(&self, k: usize) -> NeighbourLists {
+        let mut lists =
+            NeighbourLists::with_capacity(self.n_queries(), k, self.metric, self.n_dataset_rows);
+        for query_idx in 0..self.n_queries() {
+            lists.push_list(
+                self.rows(query_idx)
+                    .iter()
+                    .copied()
+                    .zip(self.distances(query_idx).iter().copied()),
+            );
+        }
+        lists.excludes_self = self.excludes_self;
+        lists
+    }
+
+    /// Bytes the lists hold.
+    pub fn size_bytes(&self) -> usize {
+        self.lengths.capacity() * size_of::<u32>()
+            + self.rows.capacity() * size_of::<u32>()
+            + self.distances.capacity() * size_of::<f32>()
+    }
+
     /// An error unless these lists have one entry per row of a dataset of
     /// `n_queries` rows, searched in a dataset of `n_dataset_rows` rows.
     pub(crate) fn require_shape(

@@ -2,7 +2,12 @@
 //! shared by every score that reads it (`select` weighing several scores
 //! included): the target's self-kNN graph, the target's neighbours in the
 //! reference, and the reference's self-kNN graph, whole or, where a score
-//! reads the neighbourhoods of fewer than half its rows, only theirs.
+//! reads the neighbourhoods of fewer than half its rows, only theirs. Self
+//! graphs kept from an earlier analysis of the same data
+//! ([`DatasetCache::kept_graphs`](crate::cache::DatasetCache::kept_graphs))
+//! are used instead of built; the ones built are handed back to be kept.
+
+use std::sync::Arc;
 
 use crate::Result;
 use crate::kernels::{
@@ -10,7 +15,14 @@ use crate::kernels::{
 };
 
 /// A graph built for one `k`, kept for the next reader asking that `k`.
-type Slot = Option<(usize, NeighbourLists)>;
+type Slot = Option<(usize, Arc<NeighbourLists>)>;
+
+/// Whole self-kNN graphs of the target and of the reference.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SelfGraphs {
+    pub(crate) target: Vec<Arc<NeighbourLists>>,
+    pub(crate) reference: Vec<Arc<NeighbourLists>>,
+}
 
 /// Lazily built neighbour graphs over one target and an optional reference.
 pub(super) struct NeighbourGraphs<'a> {
@@ -22,6 +34,10 @@ pub(super) struct NeighbourGraphs<'a> {
     reference_self: Slot,
     /// The reference's lists of some rows only, for one reader.
     reference_rows: Option<NeighbourLists>,
+    /// Self graphs kept from earlier analyses of the same data.
+    kept: SelfGraphs,
+    /// Self graphs this run built.
+    built: SelfGraphs,
 }
 
 impl<'a> NeighbourGraphs<'a> {
@@ -38,7 +54,20 @@ impl<'a> NeighbourGraphs<'a> {
             target_in_reference: None,
             reference_self: None,
             reference_rows: None,
+            kept: SelfGraphs::default(),
+            built: SelfGraphs::default(),
         }
+    }
+
+    /// The same, using the self graphs in `kept` where one serves.
+    pub(super) fn with_kept(mut self, kept: SelfGraphs) -> Self {
+        self.kept = kept;
+        self
+    }
+
+    /// The whole self graphs this run built, to be kept.
+    pub(super) fn into_built(self) -> SelfGraphs {
+        self.built
     }
 
     /// The target's self-kNN graph (k capped at the other records there are).
@@ -49,9 +78,13 @@ impl<'a> NeighbourGraphs<'a> {
     ) -> Result<&NeighbourLists> {
         let k = self_k(k, self.target.n_rows());
         let (target, metric) = (self.target, self.metric);
-        kept(&mut self.target_self, k, || {
-            knn_graph(target, metric, &KnnOptions::new(k), execution)
-        })
+        self_graph(
+            &mut self.target_self,
+            (&self.kept.target, &mut self.built.target),
+            metric,
+            k,
+            || knn_graph(target, metric, &KnnOptions::new(k), execution),
+        )
     }
 
     /// Each target record's neighbours in the reference (k capped at the
@@ -64,8 +97,14 @@ impl<'a> NeighbourGraphs<'a> {
     ) -> Result<&NeighbourLists> {
         let k = k.min(reference.n_rows()).max(1);
         let (target, metric) = (self.target, self.metric);
-        kept(&mut self.target_in_reference, k, || {
-            knn(reference, target, metric, &KnnOptions::new(k), execution)
+        in_slot(&mut self.target_in_reference, k, || {
+            Ok(Arc::new(knn(
+                reference,
+                target,
+                metric,
+                &KnnOptions::new(k),
+                execution,
+            )?))
         })
     }
 
@@ -78,9 +117,13 @@ impl<'a> NeighbourGraphs<'a> {
     ) -> Result<&NeighbourLists> {
         let k = self_k(k, reference.n_rows());
         let metric = self.metric;
-        kept(&mut self.reference_self, k, || {
-            knn_graph(reference, metric, &KnnOptions::new(k), execution)
-        })
+        self_graph(
+            &mut self.reference_self,
+            (&self.kept.reference, &mut self.built.reference),
+            metric,
+            k,
+            || knn_graph(reference, metric, &KnnOptions::new(k), execution),
+        )
     }
 
     /// The target's neighbours in the reference and the reference's own
@@ -97,7 +140,8 @@ impl<'a> NeighbourGraphs<'a> {
     ) -> Result<(&NeighbourLists, &NeighbourLists)> {
         let reference = self.require_reference()?;
         let k = self_k(k, reference.n_rows());
-        let holds_whole = matches!(&self.reference_self, Some((held_k, _)) if *held_k == k);
+        let holds_whole = matches!(&self.reference_self, Some((held_k, _)) if *held_k == k)
+            || serving(&self.kept.reference, self.metric, k).is_some();
         let across = self.target_in_reference(reference, k, &execution.part(0.0, 0.5))?;
         let rows = if holds_whole {
             Vec::new()
@@ -116,12 +160,12 @@ impl<'a> NeighbourGraphs<'a> {
                 &execution.part(0.5, 1.0),
             )?);
         }
-        let own = self
-            .reference_rows
+        let own = self.reference_rows.as_ref().or(self
+            .reference_self
             .as_ref()
-            .or(self.reference_self.as_ref().map(|(_, graph)| graph));
+            .map(|(_, graph)| graph.as_ref()));
         match (&self.target_in_reference, own) {
-            (Some((_, across)), Some(own)) => Ok((across, own)),
+            (Some((_, across)), Some(own)) => Ok((across.as_ref(), own)),
             _ => Err(crate::Error::Internal {
                 message: "the density graphs were built but not kept".into(),
             }),
@@ -159,19 +203,51 @@ fn self_k(k: usize, n_rows: usize) -> usize {
 }
 
 /// The graph in `slot` if it was built for `k`, else `build`'s, kept there.
-fn kept(
+fn in_slot(
     slot: &mut Slot,
     k: usize,
-    build: impl FnOnce() -> Result<NeighbourLists>,
+    build: impl FnOnce() -> Result<Arc<NeighbourLists>>,
 ) -> Result<&NeighbourLists> {
     if !matches!(slot, Some((held_k, _)) if *held_k == k) {
         *slot = Some((k, build()?));
     }
     slot.as_ref()
-        .map(|(_, graph)| graph)
+        .map(|(_, graph)| graph.as_ref())
         .ok_or_else(|| crate::Error::Internal {
             message: "a neighbour graph was built but not kept".into(),
         })
+}
+
+/// The self graph in `slot` if it is for `k`; else a kept one that serves
+/// `k`, cut to it; else `build`'s, recorded among the built ones.
+fn self_graph<'s>(
+    slot: &'s mut Slot,
+    (kept, built): (&[Arc<NeighbourLists>], &mut Vec<Arc<NeighbourLists>>),
+    metric: Metric,
+    k: usize,
+    build: impl FnOnce() -> Result<NeighbourLists>,
+) -> Result<&'s NeighbourLists> {
+    in_slot(slot, k, || match serving(kept, metric, k) {
+        Some(graph) => Ok(graph),
+        None => {
+            let graph = Arc::new(build()?);
+            built.push(Arc::clone(&graph));
+            Ok(graph)
+        }
+    })
+}
+
+/// A kept self graph in `metric` with `k` neighbours per row, cut from one
+/// with more if need be.
+fn serving(kept: &[Arc<NeighbourLists>], metric: Metric, k: usize) -> Option<Arc<NeighbourLists>> {
+    let graph = kept
+        .iter()
+        .find(|graph| graph.metric() == metric && graph.excludes_self() && graph.k() >= k)?;
+    Some(if graph.k() == k {
+        Arc::clone(graph)
+    } else {
+        Arc::new(graph.truncated(k))
+    })
 }
 
 #[cfg(test)]
@@ -186,13 +262,43 @@ mod tests {
         let mut slot = None;
         let mut build = |k: usize| {
             built += 1;
-            knn_graph(&dataset, Metric::L2, &KnnOptions::new(k), &Execution::new())
+            knn_graph(&dataset, Metric::L2, &KnnOptions::new(k), &Execution::new()).map(Arc::new)
         };
-        assert_eq!(kept(&mut slot, 3, || build(3)).unwrap().k(), 3);
-        assert_eq!(kept(&mut slot, 3, || build(3)).unwrap().k(), 3);
-        assert_eq!(kept(&mut slot, 2, || build(2)).unwrap().k(), 2);
+        assert_eq!(in_slot(&mut slot, 3, || build(3)).unwrap().k(), 3);
+        assert_eq!(in_slot(&mut slot, 3, || build(3)).unwrap().k(), 3);
+        assert_eq!(in_slot(&mut slot, 2, || build(2)).unwrap().k(), 2);
         drop(slot);
         assert_eq!(built, 2);
+    }
+
+    /// A kept self graph with more neighbours serves a smaller `k`, cut to
+    /// it, and is not handed back as built; one of another metric does not.
+    #[test]
+    fn kept_self_graphs_are_used_instead_of_built() {
+        let values: Vec<f32> = (0..60).map(|value| (value * value % 17) as f32).collect();
+        let dataset = DatasetView::new(&values, 2).unwrap();
+        let execution = Execution::new();
+        let whole = |metric, k| {
+            Arc::new(knn_graph(&dataset, metric, &KnnOptions::new(k), &execution).unwrap())
+        };
+        let kept = SelfGraphs {
+            target: vec![whole(Metric::Cosine, 8), whole(Metric::L2, 8)],
+            reference: Vec::new(),
+        };
+        let mut graphs = NeighbourGraphs::new(&dataset, None, Metric::L2).with_kept(kept);
+        let used = graphs.target_self(5, &execution).unwrap().clone();
+        assert_eq!(used, *whole(Metric::L2, 5));
+        assert!(graphs.into_built().target.is_empty());
+
+        let mut graphs = NeighbourGraphs::new(&dataset, None, Metric::Dot).with_kept(SelfGraphs {
+            target: vec![whole(Metric::L2, 8)],
+            reference: Vec::new(),
+        });
+        assert_eq!(
+            graphs.target_self(5, &execution).unwrap().metric(),
+            Metric::Dot
+        );
+        assert_eq!(graphs.into_built().target.len(), 1);
     }
 
     /// Novelty reuses boundary's cross graph; with the two targets naming a

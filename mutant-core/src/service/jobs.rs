@@ -25,6 +25,7 @@ use super::Service;
 use super::admission::{Admission, Slot, Ticket};
 use super::analysis_thread::run_analysis;
 use super::budget::{self, AnalysisSize};
+use super::graphs::SelfGraphs;
 use super::kernels_run::{AnalysisInput, AnalysisOutput, compute};
 use super::params::AnalysisParams;
 use super::rows::{MIN_CHUNK_ROWS, RecordSnapshots, ResultRows, Snapshots, next_chunk_rows};
@@ -360,6 +361,13 @@ impl Service {
             budget_bytes,
             progress: Arc::clone(&local.progress),
             cancel: Arc::clone(&local.cancel),
+            kept: SelfGraphs {
+                target: self.cache().kept_graphs(&target),
+                reference: reference
+                    .as_ref()
+                    .map(|reference| self.cache().kept_graphs(reference))
+                    .unwrap_or_default(),
+            },
         };
         let computing = timed(run_analysis(move || compute(&kernel_input)));
         // Drift's rows are classes: no record to snapshot.
@@ -379,8 +387,17 @@ impl Service {
         };
         let ((output, kernel), (target_fields, fields), reference_fields) =
             tokio::join!(computing, fetching_target, fetching_reference);
-        let (output, target_fields, reference_fields) =
+        let (mut output, target_fields, reference_fields) =
             (output?, target_fields?, reference_fields?);
+        let built = std::mem::take(&mut output.built);
+        for graph in built.target {
+            self.cache().keep_graph(&target, graph);
+        }
+        if let Some(reference) = &reference {
+            for graph in built.reference {
+                self.cache().keep_graph(reference, graph);
+            }
+        }
         // A cancel that came while the record fields were read: the rows
         // are not worth shaping or storing.
         if local.cancel.load(Ordering::Relaxed) {

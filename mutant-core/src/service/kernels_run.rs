@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use serde_json::{Map, Value, json};
 
 use super::budget::pairs_within;
-use super::graphs::NeighbourGraphs;
+use super::graphs::{NeighbourGraphs, SelfGraphs};
 use super::params::AnalysisParams;
 use super::projection_run::{ProjectionRequest, run_projection};
 use super::rows::{ResultRows, ShapedRow, class_name, number, object, pair_rows, share};
@@ -35,6 +35,8 @@ pub(super) struct AnalysisInput {
     pub(super) budget_bytes: usize,
     pub(super) progress: Arc<AtomicU32>,
     pub(super) cancel: Arc<AtomicBool>,
+    /// Self graphs kept from earlier analyses of the same data.
+    pub(super) kept: SelfGraphs,
 }
 
 /// Ranked rows, shaped as they are stored, and the summary.
@@ -42,6 +44,9 @@ pub(super) struct AnalysisInput {
 pub(crate) struct AnalysisOutput {
     pub(crate) rows: ResultRows,
     pub(crate) summary: Value,
+    /// The whole self graphs the run built, for later analyses of the same
+    /// data.
+    pub(crate) built: SelfGraphs,
 }
 
 /// One class vocabulary for target and reference: the reference's codes are
@@ -102,7 +107,8 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
         .transpose()?;
     let metric = crate::kernels::Metric::from(target.dataset.metric);
     let params = &input.params;
-    let mut graphs = NeighbourGraphs::new(&target_view, reference_view.as_ref(), metric);
+    let mut graphs = NeighbourGraphs::new(&target_view, reference_view.as_ref(), metric)
+        .with_kept(input.kept.clone());
     let names = RowNames {
         target: Arc::clone(&input.target),
         reference: input.reference.clone(),
@@ -194,7 +200,11 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
             &execution,
         )?,
     };
-    Ok(AnalysisOutput { rows, summary })
+    Ok(AnalysisOutput {
+        rows,
+        summary,
+        built: graphs.into_built(),
+    })
 }
 
 /// A near-duplicate run's summary: its pairs, the records in them (the
