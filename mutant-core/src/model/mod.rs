@@ -20,5 +20,6 @@ pub use filter::{Condition, Field, Filter, FilterValue};
 pub use filter_cost::{MAX_FILTER_CONDITIONS, MAX_FILTER_VALUES, TextFilter};
 pub use loaded::{ClassVocabulary, DatasetChanges, LoadedDataset, WrittenContent, WrittenRow};
 pub use record::{MetadataValue, Record, RecordMetadata};
+#[cfg(feature = "clickhouse")]
+pub(crate) use row_index::IdHasher;
 pub use row_index::RowIndex;
-pub(crate) use row_index::{HashedKey, IdHasher};

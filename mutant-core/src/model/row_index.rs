@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 
 /// A seeded hash of byte strings (ids, class names), fast on the short
 /// strings ids are: a folded 64 x 64 -> 128-bit multiply per 16 bytes. The
@@ -70,38 +70,6 @@ fn read_u64(bytes: &[u8]) -> u64 {
 fn folded_multiply(a: u64, b: u64) -> u64 {
     let product = u128::from(a) * u128::from(b);
     (product as u64) ^ ((product >> 64) as u64)
-}
-
-/// Hashes a `u64` key that is already an [`IdHasher`] hash: passes it on.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct HashedKey;
-
-impl BuildHasher for HashedKey {
-    type Hasher = HashedKeyHasher;
-
-    fn build_hasher(&self) -> HashedKeyHasher {
-        HashedKeyHasher(0)
-    }
-}
-
-/// The hasher of [`HashedKey`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HashedKeyHasher(u64);
-
-impl Hasher for HashedKeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
 }
 
 /// Record id to row, for applying changes to a

@@ -7,6 +7,7 @@
 //! rows and tombstones are settled in memory.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 
 use serde::Deserialize;
 
@@ -15,7 +16,7 @@ use super::rowbinary::{RowReader, decode_f32s};
 use super::sql::Sql;
 use super::{ClickHouseStore, StoreFailure, catalogue, in_flight};
 use crate::model::{
-    Dataset, DatasetChanges, HashedKey, IdHasher, LoadedDataset, Record, RecordMetadata, RowIndex,
+    Dataset, DatasetChanges, IdHasher, LoadedDataset, Record, RecordMetadata, RowIndex,
     WrittenContent, WrittenRow,
 };
 use crate::store::{CacheLoad, CatalogueStamp, FeedRead, now_ms};
@@ -254,6 +255,38 @@ impl Loader {
             index,
             read_after,
         }
+    }
+}
+
+/// Hashes a `u64` key that is already an [`IdHasher`] hash: passes it on.
+#[derive(Debug, Clone, Copy, Default)]
+struct HashedKey;
+
+impl BuildHasher for HashedKey {
+    type Hasher = HashedKeyHasher;
+
+    fn build_hasher(&self) -> HashedKeyHasher {
+        HashedKeyHasher(0)
+    }
+}
+
+/// The hasher of [`HashedKey`].
+#[derive(Debug, Clone, Copy)]
+struct HashedKeyHasher(u64);
+
+impl Hasher for HashedKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
     }
 }
 
