@@ -487,7 +487,9 @@ impl DatasetCache {
             ));
             cached.measure();
         }
-        self.graphs_follow(dataset.id, &cached.loaded, data_changed);
+        if data_changed {
+            self.graphs_now_of(dataset.id, &cached.loaded);
+        }
         let answer = Freshness::Fresh(
             Arc::clone(&cached.loaded),
             search.and(cached.search_terms.clone()),
@@ -625,12 +627,12 @@ impl DatasetCache {
             .sum()
     }
 
-    /// After a use of `dataset_id` whose copy is now `loaded`: its kept
-    /// graphs go if the data changed or the copy is another.
-    fn graphs_follow(&self, dataset_id: Uuid, loaded: &Arc<LoadedDataset>, data_changed: bool) {
-        if let Some(entry) = self.entries().peek_mut(&dataset_id)
-            && (data_changed || entry.graphs_of.as_ptr() != Arc::as_ptr(loaded))
-        {
+    /// After `dataset_id` was loaded or changed, now held as `loaded`: its
+    /// kept graphs go, and graphs are kept for `loaded` from now on. (A use
+    /// that changed nothing keeps the same copy: a copy only changes when
+    /// the data does.)
+    fn graphs_now_of(&self, dataset_id: Uuid, loaded: &Arc<LoadedDataset>) {
+        if let Some(entry) = self.entries().peek_mut(&dataset_id) {
             entry.graphs.clear();
             entry.graphs_of = Arc::downgrade(loaded);
         }

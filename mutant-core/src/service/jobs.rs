@@ -147,8 +147,8 @@ struct Computed {
     phases: Phases,
 }
 
-/// Where a job's time went, for the log line of a finished job.
-#[derive(Debug, Default, Clone, Copy)]
+/// Where a computation's time went, for the log line of a finished job.
+#[derive(Debug, Clone, Copy)]
 struct Phases {
     /// Bringing the datasets up to date in the cache.
     data: Duration,
@@ -158,8 +158,6 @@ struct Phases {
     fields: Duration,
     /// Indexing those fields.
     snapshots: Duration,
-    /// Shaping and storing the rows.
-    store: Duration,
 }
 
 impl Service {
@@ -238,10 +236,7 @@ impl Service {
                 .await
             {
                 Ok(n_results) => {
-                    let phases = Phases {
-                        store: stored_after.elapsed(),
-                        ..computed.phases
-                    };
+                    let phases = computed.phases;
                     tracing::info!(
                         analysis = %job.id,
                         kind = kind.as_str(),
@@ -250,7 +245,7 @@ impl Service {
                         kernel_ms = duration_ms(phases.kernel),
                         fields_ms = duration_ms(phases.fields),
                         snapshots_ms = duration_ms(phases.snapshots),
-                        store_ms = duration_ms(phases.store),
+                        store_ms = duration_ms(stored_after.elapsed()),
                         "analysis done"
                     );
                     job.progress = 1.0;
@@ -425,7 +420,6 @@ impl Service {
                 kernel,
                 fields,
                 snapshots: indexing_from.elapsed(),
-                store: Duration::ZERO,
             },
         })
     }
