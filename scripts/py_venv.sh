@@ -13,7 +13,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # Install only when the requirements changed since the last run.
 if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir -r "$requirements" >&2
     cp "$requirements" "$stamp"
 fi
 echo "$venv"

@@ -27,6 +27,12 @@ cluster_url="$(scripts/clickhouse.sh start-cluster | tail -n 1)"
 export MUTANT_CLICKHOUSE_CLUSTER_URL="$cluster_url"
 echo "cluster tests use the cluster mutant at $cluster_url"
 
+# The build and the test data need about 5 GB; say what there is, so that a
+# full disk is recognised as such when a test fails on it.
+echo "free disk where the build goes: $(df -h --output=avail . | tail -n 1 | tr -d ' ')"
+# One clean build per run: incremental state would only add gigabytes to a
+# build machine's disk.
+export CARGO_INCREMENTAL=0
 cargo fmt --all --check
 if cargo tree --locked -p mutant-client -e normal | grep -E 'clickhouse|faer'; then
     echo "mutant-client must not depend on ClickHouse or faer (see DESIGN.md, Parts)" >&2
