@@ -12,11 +12,14 @@
 //!    time to read the matrix once from memory (a parallel sum over it, also
 //!    the median of 21).
 //! 3. The self-kNN graph of 100,000 x 128, k = 10 (every row's 10 nearest
-//!    other rows).
+//!    other rows), next to a search of the same rows as outside queries
+//!    (every product, where the graph needs half): their ratio is 0.5 when
+//!    the graph works at the search's speed.
 //!
 //! Command (release build):
 //! `cargo bench -p mutant-tests --bench knn`
-//! Options: `--rows N`, `--graph-rows N`, `--threads LIST` (e.g. `1,2`).
+//! Options: `--rows N`, `--graph-rows N`, `--graph-dimension N`,
+//! `--threads LIST` (e.g. `1,2`).
 //! Lines starting with `result` are read by `scripts/faiss_bench.sh`.
 
 #![allow(clippy::print_stdout)]
@@ -29,7 +32,6 @@ use mutant_tests::bench::knn::{SEED, batch_time, gemm_time, generate, single_and
 
 const DIMENSION: usize = 384;
 const N_QUERIES: usize = 1000;
-const GRAPH_DIMENSION: usize = 128;
 const K: usize = 10;
 
 fn main() -> Result<(), mutant_core::Error> {
@@ -39,6 +41,9 @@ fn main() -> Result<(), mutant_core::Error> {
     let n_graph_rows: usize = argument("--graph-rows")
         .and_then(|value| value.parse().ok())
         .unwrap_or(100_000);
+    let graph_dimension: usize = argument("--graph-dimension")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(128);
     let thread_counts: Vec<usize> = argument("--threads")
         .map(|list| {
             list.split(',')
@@ -113,9 +118,9 @@ fn main() -> Result<(), mutant_core::Error> {
     drop(product);
 
     if n_graph_rows > 0 {
-        let graph_values = generate(2, n_graph_rows * GRAPH_DIMENSION);
-        let graph_dataset = DatasetView::new(&graph_values, GRAPH_DIMENSION)?;
-        let graph_flops = 2.0 * n_graph_rows as f64 * n_graph_rows as f64 * GRAPH_DIMENSION as f64;
+        let graph_values = generate(2, n_graph_rows * graph_dimension);
+        let graph_dataset = DatasetView::new(&graph_values, graph_dimension)?;
+        let graph_flops = 2.0 * n_graph_rows as f64 * n_graph_rows as f64 * graph_dimension as f64;
         for &threads in thread_counts
             .iter()
             .filter(|&&threads| threads > 1)
@@ -128,7 +133,7 @@ fn main() -> Result<(), mutant_core::Error> {
             let graph = index.self_graph(&KnnOptions::new(K), &execution)?;
             let graph_time = start.elapsed();
             println!(
-                "threads {threads}: self-kNN graph {n_graph_rows} x {GRAPH_DIMENSION}, k = {K}: {:.2} s, {:.1} GFLOP/s (first row's nearest: {:?})",
+                "threads {threads}: self-kNN graph {n_graph_rows} x {graph_dimension}, k = {K}: {:.2} s, {:.1} GFLOP/s (first row's nearest: {:?})",
                 graph_time.as_secs_f64(),
                 graph_flops / graph_time.as_secs_f64() / 1e9,
                 graph.rows(0).first(),
@@ -136,6 +141,14 @@ fn main() -> Result<(), mutant_core::Error> {
             println!(
                 "result graph threads={threads} seconds={:.6}",
                 graph_time.as_secs_f64()
+            );
+            let start = Instant::now();
+            index.search(&graph_dataset, &KnnOptions::new(K), &execution)?;
+            let search_time = start.elapsed();
+            println!(
+                "threads {threads}: the same rows searched as outside queries: {:.2} s; graph / search {:.2} (0.5 at the search's speed)",
+                search_time.as_secs_f64(),
+                graph_time.as_secs_f64() / search_time.as_secs_f64(),
             );
         }
     }
