@@ -1,15 +1,24 @@
 //! How many ClickHouse statements a request costs, counted by ClickHouse
 //! itself (its `Query` event). A test binary of its own: cargo runs test
-//! binaries one at a time, so no other test's statements are counted.
+//! binaries one at a time, so no other test's statements are counted; its
+//! own tests take turns ([`ONE_AT_A_TIME`]).
 
 #![allow(clippy::unwrap_used)]
 
-use mutant_client::wire::KnnRequest;
+use std::time::Duration;
+
+use mutant_client::vocabulary::JobStatus;
+use mutant_client::wire::{KnnRequest, StartAnalysisRequest};
 use mutant_client::{Client, NewDataset, Record};
 use mutant_tests::{ServerProcess, clickhouse_statements_so_far};
+use tokio::sync::Mutex;
 
 /// Requests per measurement.
 const REQUESTS: u64 = 20;
+
+/// Held by each test while it counts: the tests of this binary run on
+/// threads of one process, and would count each other's statements.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 fn vector(index: usize) -> Vec<f32> {
     vec![
@@ -44,6 +53,7 @@ async fn statements_per_request<F: Future<Output = ()>>(request: impl Fn(usize) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_knn_costs_one_statement_by_name_or_by_id() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = ServerProcess::start("statements").await;
     let client = Client::new(&server.url).unwrap();
     let dataset = client
@@ -79,4 +89,73 @@ async fn a_warm_knn_costs_one_statement_by_name_or_by_id() {
     })
     .await;
     assert_eq!(by_id, 1.0, "statements per warm kNN by id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_of_an_analysis_computed_here_costs_no_statement() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let server = ServerProcess::start("statements_status").await;
+    let client = Client::new(&server.url).unwrap();
+    let dimension = 32;
+    client
+        .create_dataset(&NewDataset::new("map", dimension))
+        .await
+        .unwrap();
+    for batch in 0..4 {
+        let records: Vec<Record> = (batch * 1000..(batch + 1) * 1000)
+            .map(|index| {
+                let vector = (0..dimension)
+                    .map(|axis| ((index * 7919 + axis * 104_729) % 1000) as f32 / 1000.0)
+                    .collect();
+                Record::new(format!("r{index}"), vector)
+            })
+            .collect();
+        client.upsert("map", &records).await.unwrap();
+    }
+    // A layout of 4,000 points: seconds of work in a debug build.
+    let request = StartAnalysisRequest {
+        kind: "projection".into(),
+        target: "map".into(),
+        reference: None,
+        params: None,
+    };
+    let id = client.start_analysis(&request).await.unwrap().id;
+    let mut status = client.analysis_status(id).await.unwrap();
+    while status.status == JobStatus::Queued {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        status = client.analysis_status(id).await.unwrap();
+    }
+    assert_eq!(status.status, JobStatus::Running, "{status:?}");
+
+    let per_poll = statements_per_request(|_| {
+        let client = &client;
+        async move {
+            let status = client.analysis_status(id).await.unwrap();
+            assert!((0.0..=1.0).contains(&status.progress), "{status:?}");
+        }
+    })
+    .await;
+    let status = client.analysis_status(id).await.unwrap();
+    assert_eq!(
+        status.status,
+        JobStatus::Running,
+        "the layout ended while it was polled: {status:?}"
+    );
+    // Only the job's own heartbeat (a read and a write a second) may fall
+    // in the window; a poll that read the job would cost one each.
+    assert!(
+        per_poll < 0.5,
+        "statements per status poll of a running job: {per_poll}"
+    );
+    // A cancel through the server still reaches the job, which ends.
+    client.cancel_analysis(id).await.unwrap();
+    let mut status = client.analysis_status(id).await.unwrap();
+    for _ in 0..100 {
+        if status.status != JobStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = client.analysis_status(id).await.unwrap();
+    }
+    assert_eq!(status.status, JobStatus::Cancelled, "{status:?}");
 }

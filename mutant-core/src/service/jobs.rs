@@ -45,6 +45,10 @@ struct LocalJob {
     cancel: Arc<AtomicBool>,
     /// Wakes the job while it waits in the queue, when it is cancelled here.
     cancelled: Notify,
+    /// The version of the job this server last wrote since it began
+    /// computing it: what a status read here answers with, without asking
+    /// the store (clients poll a running job many times a second).
+    written: Mutex<Option<AnalysisJob>>,
 }
 
 impl LocalJob {
@@ -107,6 +111,7 @@ impl Analyses {
             progress: Arc::new(AtomicU32::new(0)),
             cancel: Arc::new(AtomicBool::new(false)),
             cancelled: Notify::new(),
+            written: Mutex::new(None),
         });
         lock(&self.jobs).insert(id, Arc::clone(&job));
         job
@@ -205,7 +210,7 @@ impl Service {
         job.state = JobState::Running;
         job.started_at_ms = Some(now_ms());
         job.heartbeat_at_ms = now_ms();
-        self.write_job(&job).await;
+        self.write_job(&job, &local).await;
         let kind = input.kind;
         let work = self.compute_job(input, &local);
         let mut work = std::pin::pin!(work);
@@ -269,7 +274,7 @@ impl Service {
         job.state = state;
         job.heartbeat_at_ms = now_ms();
         for attempt in 1..=FINAL_WRITE_ATTEMPTS {
-            if self.write_job(&job).await {
+            if self.write_job(&job, &local).await {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
@@ -300,7 +305,7 @@ impl Service {
                 job.cancel_requested = true;
                 job.finished_at_ms = Some(now_ms());
                 job.heartbeat_at_ms = now_ms();
-                self.write_job(job).await;
+                self.write_job(job, local).await;
                 local.set_state(JobState::Cancelled);
                 return None;
             }
@@ -445,7 +450,7 @@ impl Service {
         }
         job.progress = job.progress.max(local.progress());
         job.heartbeat_at_ms = now_ms();
-        self.write_job(job).await;
+        self.write_job(job, local).await;
         None
     }
 
@@ -509,10 +514,16 @@ impl Service {
     }
 
     /// Writes a version of the job; a failure is logged, and the lease takes
-    /// care of a job whose server can no longer write.
-    async fn write_job(&self, job: &AnalysisJob) -> bool {
+    /// care of a job whose server can no longer write. A version written
+    /// once the job left the queue is kept for status reads here.
+    async fn write_job(&self, job: &AnalysisJob, local: &LocalJob) -> bool {
         match self.store().put_analysis(job).await {
-            Ok(()) => true,
+            Ok(()) => {
+                if job.state != JobState::Queued {
+                    *lock(&local.written) = Some(job.clone());
+                }
+                true
+            }
             Err(error) => {
                 tracing::warn!(analysis = %job.id, %error, "cannot write the analysis job");
                 false
@@ -521,10 +532,22 @@ impl Service {
     }
 
     /// The job's latest version, failed first if its server stopped
-    /// heartbeating for longer than the lease.
+    /// heartbeating for longer than the lease. A job this server computes
+    /// is answered from what it last wrote, with its live progress: a
+    /// cancel requested through another server shows from its next
+    /// heartbeat on, when this server reads it.
     pub(super) async fn current_job(&self, id: Uuid) -> Result<AnalysisJob> {
+        let local = self.analyses().running_here(id);
+        if let Some(local) = &local {
+            let written = lock(&local.written).clone();
+            if let Some(mut job) = written {
+                job.progress = job.progress.max(local.progress());
+                job.cancel_requested |= local.cancel.load(Ordering::Relaxed);
+                return Ok(job);
+            }
+        }
         let mut job = self.store().get_analysis(id).await?;
-        if let Some(local) = self.analyses().running_here(id) {
+        if let Some(local) = local {
             // This server runs it: fresher progress than the last heartbeat,
             // and no lease to check.
             if !job.state.is_final() {
