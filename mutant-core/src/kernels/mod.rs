@@ -82,6 +82,7 @@ pub use mislabel::{MISLABEL_K, MISLABEL_MARGIN, MislabelMethod, MislabelScores, 
 pub use neighbours::NeighbourLists;
 pub use outlier::{OutlierScores, class_outlier, class_outlier_peak_bytes};
 pub use progress::Execution;
+pub(crate) use progress::parallel_map;
 pub use projection::{Projection, projection, projection_peak_bytes};
 pub use random::SplitMix64;
 pub use scores::{NeighbourEvidence, RecordEvidence, RecordScores};

@@ -108,8 +108,9 @@ pub(crate) fn estimate(
     };
     // The rows of a per-record kind in flight, with the records' fields
     // read beside.
-    let per_record_rows =
-        |neighbours: u64| rows_in_flight_bytes(target, neighbours) + target * RECORD_FIELDS_BYTES;
+    let per_record_rows = |neighbours: u64| {
+        rows_in_flight_bytes(target, neighbours, threads as u64) + target * RECORD_FIELDS_BYTES
+    };
     let scored = |neighbours: u64| target * (SCORE_BYTES + EVIDENCE_BYTES * neighbours);
     let (bytes, advice) = match kind {
         AnalysisKind::BoundaryUncertainty => {
@@ -148,7 +149,10 @@ pub(crate) fn estimate(
             // checked again once the pairs are known (`pairs_within`).
             let pairs = target * (k + 1) * PAIR_BYTES + 16 * (target + reference);
             (
-                graphs + pairs + rows_in_flight_bytes(target, 0) + 2 * target * RECORD_FIELDS_BYTES,
+                graphs
+                    + pairs
+                    + rows_in_flight_bytes(target, 0, threads as u64)
+                    + 2 * target * RECORD_FIELDS_BYTES,
                 "lower k, set a smaller threshold, or compare smaller datasets (filtered copies), or raise MUTANT_ANALYSIS_BYTES",
             )
         }
@@ -250,9 +254,9 @@ pub fn estimate_analysis_bytes(
 /// `Ok` when `n_pairs` pair rows fit `budget_bytes`: checked once
 /// `near_duplicates` knows its pairs, before shaping them, since how many
 /// there are cannot be known beforehand.
-pub(crate) fn pairs_within(n_pairs: usize, budget_bytes: usize) -> Result<()> {
+pub(crate) fn pairs_within(n_pairs: usize, threads: usize, budget_bytes: usize) -> Result<()> {
     Estimate {
-        bytes: n_pairs as u64 * PAIR_BYTES + rows_in_flight_bytes(n_pairs as u64, 0),
+        bytes: n_pairs as u64 * PAIR_BYTES + rows_in_flight_bytes(n_pairs as u64, 0, threads as u64),
         advice: "set a smaller threshold (or ratio), or compare smaller datasets (filtered copies), or raise MUTANT_ANALYSIS_BYTES",
     }
     .within(AnalysisKind::NearDuplicates, budget_bytes)

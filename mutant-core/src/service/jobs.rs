@@ -481,7 +481,7 @@ impl Service {
     }
 
     /// Stores the rows of job `id` a chunk at a time: each chunk is shaped
-    /// on the analysis thread while the one before it is written, so only
+    /// on the analysis threads while the one before it is written, so only
     /// two chunks of rows are ever held. Returns how many rows there were.
     async fn store_results(
         &self,
@@ -492,7 +492,9 @@ impl Service {
         let n_rows = rows.len();
         let chunk_after =
             |start: usize, n_chunk_rows: usize| start..(start + n_chunk_rows).min(n_rows);
-        let mut shaped = shape_chunk(rows, snapshots, chunk_after(0, MIN_CHUNK_ROWS)).await?;
+        let threads = self.kernel_threads();
+        let mut shaped =
+            shape_chunk(rows, snapshots, chunk_after(0, MIN_CHUNK_ROWS), threads).await?;
         let mut first_rank = 0;
         loop {
             let (rows, snapshots, chunk) = shaped;
@@ -505,7 +507,12 @@ impl Service {
                 storing.await?;
                 return Ok(n_rows);
             }
-            let shaping = shape_chunk(rows, snapshots, chunk_after(next_rank, n_chunk_rows));
+            let shaping = shape_chunk(
+                rows,
+                snapshots,
+                chunk_after(next_rank, n_chunk_rows),
+                threads,
+            );
             let (stored, next) = tokio::join!(storing, shaping);
             stored?;
             shaped = next?;
@@ -593,14 +600,16 @@ impl Service {
 }
 
 /// The rows at `ranks` shaped and attached to their snapshots, on the
-/// analysis thread; rows and snapshots come back for the next chunk.
+/// analysis thread and `threads - 1` more; rows and snapshots come back for
+/// the next chunk.
 async fn shape_chunk(
-    mut rows: ResultRows,
+    rows: ResultRows,
     snapshots: Snapshots,
     ranks: std::ops::Range<usize>,
+    threads: usize,
 ) -> Result<(ResultRows, Snapshots, Vec<StoredRow>)> {
     run_analysis(move || {
-        let chunk = rows.stored(ranks, &snapshots);
+        let chunk = rows.stored(ranks, &snapshots, threads)?;
         Ok((rows, snapshots, chunk))
     })
     .await

@@ -141,7 +141,7 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
                         own,
                         params.duplicates,
                     )?;
-                    pairs_within(pairs.len(), input.budget_bytes)?;
+                    pairs_within(pairs.len(), input.threads, input.budget_bytes)?;
                     (
                         pairs,
                         Arc::clone(reference),
@@ -151,7 +151,7 @@ pub(super) fn compute(input: &AnalysisInput) -> Result<AnalysisOutput> {
                 _ => {
                     let graph = graphs.target_self(k, &execution)?;
                     let pairs = near_duplicates(&target_view, graph, params.duplicates)?;
-                    pairs_within(pairs.len(), input.budget_bytes)?;
+                    pairs_within(pairs.len(), input.threads, input.budget_bytes)?;
                     (pairs, Arc::clone(&input.target), None)
                 }
             };

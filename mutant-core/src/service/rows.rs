@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use crate::Result;
 use crate::api::results::JoinedFields;
+use crate::kernels::parallel_map;
 use crate::kernels::{DuplicatePair, NeighbourEvidence};
 use crate::model::{ClassVocabulary, LoadedDataset, Record, RecordMetadata};
 use crate::store::StoredRow;
@@ -114,6 +116,8 @@ const CHUNK_BYTES: usize = 8 << 20;
 /// an INSERT; a chunk of small rows stays small too.
 pub(super) const MIN_CHUNK_ROWS: usize = 1_000;
 const MAX_CHUNK_ROWS: usize = 10_000;
+/// Rows a thread shapes at a time.
+const SHAPED_RUN_ROWS: usize = 250;
 
 /// Rows in the chunk after `shaped`, sized by what its rows weighed.
 pub(super) fn next_chunk_rows(shaped: &[StoredRow]) -> usize {
@@ -131,11 +135,11 @@ const STORED_NEIGHBOUR_BYTES: u64 = 160;
 /// The memory the rows of an analysis with `n_rows` rows of `neighbours`
 /// evidence neighbours take while they are stored: two chunks of stored
 /// text (the one being written and the one being shaped), whatever the
-/// number of rows.
-pub(super) fn rows_in_flight_bytes(n_rows: u64, neighbours: u64) -> u64 {
+/// number of rows, and the row each of `threads` threads is shaping.
+pub(super) fn rows_in_flight_bytes(n_rows: u64, neighbours: u64, threads: u64) -> u64 {
     let text = STORED_ROW_BYTES + neighbours * STORED_NEIGHBOUR_BYTES;
     let chunk = (MIN_CHUNK_ROWS as u64 * text).max(CHUNK_BYTES as u64 + text);
-    2 * (n_rows * text).min(chunk) + row_bytes(neighbours)
+    2 * (n_rows * text).min(chunk) + threads.max(1) * row_bytes(neighbours)
 }
 
 /// One result row as shaped, with the records it is about, whose snapshots
@@ -166,7 +170,7 @@ impl ShapedRow {
 /// at once.
 pub(crate) struct ResultRows {
     len: usize,
-    shape: Box<dyn FnMut(usize) -> ShapedRow + Send>,
+    shape: Box<dyn Fn(usize) -> ShapedRow + Send + Sync>,
 }
 
 impl std::fmt::Debug for ResultRows {
@@ -181,7 +185,10 @@ impl std::fmt::Debug for ResultRows {
 impl ResultRows {
     /// `len` rows, `shape(rank)` giving the row at `rank` (from 0) when it
     /// is stored.
-    pub(super) fn lazy(len: usize, shape: impl FnMut(usize) -> ShapedRow + Send + 'static) -> Self {
+    pub(super) fn lazy(
+        len: usize,
+        shape: impl Fn(usize) -> ShapedRow + Send + Sync + 'static,
+    ) -> Self {
         ResultRows {
             len,
             shape: Box::new(shape),
@@ -198,14 +205,30 @@ impl ResultRows {
         self.len
     }
 
-    /// The rows at `ranks` as stored, their records' snapshots attached.
-    pub(super) fn stored(&mut self, ranks: Range<usize>, snapshots: &Snapshots) -> Vec<StoredRow> {
-        ranks
-            .map(|rank| {
-                let row = (self.shape)(rank);
-                StoredRow::new(&snapshots.attached(row))
-            })
-            .collect()
+    /// The rows at `ranks`, shaped with their snapshots and written out as
+    /// JSON text: most of storing an analysis's rows (every row's objects
+    /// are built, then printed), so spread over `threads` threads, in runs
+    /// of consecutive ranks.
+    pub(super) fn stored(
+        &self,
+        ranks: Range<usize>,
+        snapshots: &Snapshots,
+        threads: usize,
+    ) -> Result<Vec<StoredRow>> {
+        let n_runs = ranks.len().div_ceil(SHAPED_RUN_ROWS);
+        let runs = parallel_map(
+            threads,
+            n_runs,
+            || (),
+            |(), run_idx| {
+                let start = ranks.start + run_idx * SHAPED_RUN_ROWS;
+                let end = (start + SHAPED_RUN_ROWS).min(ranks.end);
+                Ok((start..end)
+                    .map(|rank| StoredRow::new(&snapshots.attached((self.shape)(rank))))
+                    .collect::<Vec<_>>())
+            },
+        )?;
+        Ok(runs.into_iter().flatten().collect())
     }
 
     /// Every row, shaped, without snapshots (tests read rows this way).
@@ -402,7 +425,7 @@ mod tests {
             Value::Object(fields) => fields,
             _ => unreachable!("the rows below are objects"),
         };
-        let mut rows = ResultRows::shaped(vec![
+        let rows = ResultRows::shaped(vec![
             ShapedRow::about(0, object_of(json!({"id": "a", "score": 1.0, "rank": 1}))),
             ShapedRow {
                 fields: object_of(json!({"id": "a", "other_id": "b", "rank": 2})),
@@ -415,7 +438,8 @@ mod tests {
             },
         ]);
         let stored: Vec<Value> = rows
-            .stored(0..3, &snapshots)
+            .stored(0..3, &snapshots, 2)
+            .unwrap()
             .iter()
             .map(|row| serde_json::from_str(&row.json).unwrap())
             .collect();
@@ -449,7 +473,7 @@ mod tests {
     fn rows_are_shaped_only_when_their_chunk_is_stored() {
         let shaped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = Arc::clone(&shaped);
-        let mut rows = ResultRows::lazy(5, move |rank| {
+        let rows = ResultRows::lazy(5, move |rank| {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut fields = Map::new();
             fields.insert("rank".into(), json!(rank + 1));
@@ -460,7 +484,7 @@ mod tests {
             others: None,
         };
         assert_eq!(shaped.load(std::sync::atomic::Ordering::Relaxed), 0);
-        let chunk = rows.stored(2..4, &snapshots);
+        let chunk = rows.stored(2..4, &snapshots, 2).unwrap();
         assert_eq!(shaped.load(std::sync::atomic::Ordering::Relaxed), 2);
         assert_eq!(
             chunk[0].json, r#"{"_record":{"label":"cat"},"rank":3}"#,
