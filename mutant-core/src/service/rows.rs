@@ -233,7 +233,7 @@ impl ResultRows {
 
     /// Every row, shaped, without snapshots (tests read rows this way).
     #[cfg(test)]
-    pub(super) fn all(mut self) -> Vec<Value> {
+    pub(super) fn all(self) -> Vec<Value> {
         (0..self.len)
             .map(|rank| Value::Object((self.shape)(rank).fields))
             .collect()
