@@ -1,7 +1,9 @@
-//! The leading eigenpairs of a covariance matrix that is never formed:
-//! randomized subspace iteration over centred rows, read a chunk at a time,
-//! so memory grows with the dimension times the subspace's width, never
-//! with the dimension squared. `projection` (PCA) and `class_outlier` (the
+//! The leading eigenpairs of a covariance matrix: randomized subspace
+//! iteration over centred rows, read a chunk at a time, so memory grows
+//! with the dimension times the subspace's width, never with the dimension
+//! squared; or, in dimensions up to [`DENSE_MAX_DIMENSION`] where that
+//! costs fewer flops than the passes would, the covariance formed in one
+//! pass and decomposed whole. `projection` (PCA) and `class_outlier` (the
 //! low-rank part of each class's covariance) use it.
 
 use faer::linalg::matmul::matmul;
@@ -28,6 +30,10 @@ const TOLERANCE: f64 = 1e-10;
 /// Seed of the random start: fixed, so the same data gives the same answer.
 const START_SEED: u64 = 0x7375_6273_7061_6365;
 
+/// The largest dimension whose covariance may be formed whole: 8 MiB of
+/// f64, three times over with the decomposition's vectors and workspace.
+const DENSE_MAX_DIMENSION: usize = 1024;
+
 /// Groups of rows of one dataset, each centred on its own mean (one class,
 /// or every class with its own mean for a pooled within-class covariance).
 pub(crate) struct CentredRows<'a> {
@@ -47,7 +53,26 @@ pub(crate) fn chunk_bytes(dimension: usize) -> u64 {
 /// vectors, each `dimension x width`, and a chunk of rows.
 pub(crate) fn eigenpairs_bytes(dimension: usize, n_wanted: usize) -> u64 {
     let width = (n_wanted + OVERSAMPLING).min(dimension) as u64;
-    4 * 8 * dimension as u64 * width + 2 * chunk_bytes(dimension)
+    let iterated = 4 * 8 * dimension as u64 * width;
+    let dense = if dimension <= DENSE_MAX_DIMENSION {
+        3 * 8 * (dimension * dimension) as u64
+    } else {
+        0
+    };
+    iterated.max(dense) + 2 * chunk_bytes(dimension)
+}
+
+/// Whether forming the covariance of `n_rows` rows whole and decomposing
+/// it costs less than half the flops of `max_passes` passes of subspace
+/// iteration `width` wide: a pass is two products with the rows, forming
+/// is one product as wide as the dimension, and a dense decomposition
+/// about ten times the dimension cubed. Iteration often stops before its
+/// last pass, hence the half.
+fn dense_is_cheaper(n_rows: usize, dimension: usize, width: usize, max_passes: usize) -> bool {
+    let (n, d, w) = (n_rows as f64, dimension as f64, width as f64);
+    let dense = 2.0 * n * d * d + 10.0 * d * d * d;
+    let iterated = max_passes as f64 * 4.0 * n * d * w;
+    dimension <= DENSE_MAX_DIMENSION && 2.0 * dense < iterated
 }
 
 impl<'a> CentredRows<'a> {
@@ -102,6 +127,26 @@ impl<'a> CentredRows<'a> {
             visit(chunk.as_ref().subrows(0, filled))?;
         }
         Ok(())
+    }
+
+    /// The covariance `S = (1/n) sum (x - m)(x - m)'`, whole.
+    fn covariance(&self, parallelism: Par, execution: &Execution<'_>) -> Result<Mat<f64>> {
+        let dimension = self.dimension();
+        let mut covariance = Mat::<f64>::zeros(dimension, dimension);
+        let scale = 1.0 / self.n_rows.max(1) as f64;
+        self.for_each_chunk(|chunk| {
+            execution.check_cancelled()?;
+            matmul(
+                covariance.as_mut(),
+                Accum::Add,
+                chunk.transpose(),
+                chunk,
+                scale,
+                parallelism,
+            );
+            Ok(())
+        })?;
+        Ok(covariance)
     }
 
     /// `S basis`, with `S` the covariance `(1/n) sum (x - m)(x - m)'`.
@@ -198,7 +243,28 @@ pub(crate) struct Eigenpairs {
 /// eigenvalue) or `max_passes` passes over the rows were made. Exact (up to
 /// rounding) after two passes when the covariance's rank is under the
 /// subspace's width, and after one when the width is the whole dimension.
+/// Where the covariance is small and the passes would cost more (see
+/// [`dense_is_cheaper`]), it is formed and decomposed whole instead: the
+/// same pairs, exact, whatever the spectrum's gaps.
 pub(crate) fn leading_eigenpairs(
+    rows: &CentredRows<'_>,
+    n_wanted: usize,
+    max_passes: usize,
+    parallelism: Par,
+    execution: &Execution<'_>,
+) -> Result<Eigenpairs> {
+    let dimension = rows.dimension();
+    let n_wanted = n_wanted.min(dimension);
+    let width = (n_wanted + OVERSAMPLING).min(dimension);
+    if dense_is_cheaper(rows.n_rows(), dimension, width, max_passes) {
+        dense_leading_eigenpairs(rows, n_wanted, parallelism, execution)
+    } else {
+        iterated_leading_eigenpairs(rows, n_wanted, max_passes, parallelism, execution)
+    }
+}
+
+/// [`leading_eigenpairs`] by subspace iteration.
+fn iterated_leading_eigenpairs(
     rows: &CentredRows<'_>,
     n_wanted: usize,
     max_passes: usize,
@@ -230,12 +296,7 @@ pub(crate) fn leading_eigenpairs(
         });
         let eigen = symmetric
             .self_adjoint_eigen(Side::Lower)
-            .map_err(|error| Error::InvalidParameter {
-                name: "dataset",
-                reason: format!(
-                    "the covariance eigendecomposition did not converge ({error:?}); check the vectors for extreme values"
-                ),
-            })?;
+            .map_err(not_converged)?;
         // Eigenvalues come in nondecreasing order: the last are the largest.
         let order: Vec<usize> = (0..n_wanted).map(|index| width - 1 - index).collect();
         let ritz = Mat::<f64>::from_fn(width, n_wanted, |row, column| {
@@ -288,6 +349,42 @@ pub(crate) fn leading_eigenpairs(
         }
         basis = product;
         orthonormalize(&mut basis, &mut generator);
+    }
+}
+
+/// The `n_wanted` leading eigenpairs of the covariance of `rows`, formed
+/// whole in one pass and decomposed.
+fn dense_leading_eigenpairs(
+    rows: &CentredRows<'_>,
+    n_wanted: usize,
+    parallelism: Par,
+    execution: &Execution<'_>,
+) -> Result<Eigenpairs> {
+    let dimension = rows.dimension();
+    let stage = execution.stage(0.0, 1.0, 2);
+    let covariance = rows.covariance(parallelism, execution)?;
+    stage.advance(1)?;
+    let eigen = covariance
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(not_converged)?;
+    stage.advance(1)?;
+    // Eigenvalues come in nondecreasing order: the last are the largest.
+    let values = (0..n_wanted)
+        .map(|index| eigen.S().column_vector()[dimension - 1 - index].max(0.0))
+        .collect();
+    let vectors = Mat::<f64>::from_fn(dimension, n_wanted, |row, column| {
+        eigen.U()[(row, dimension - 1 - column)]
+    });
+    Ok(Eigenpairs { values, vectors })
+}
+
+/// The error of an eigendecomposition that did not converge.
+fn not_converged(error: impl std::fmt::Debug) -> Error {
+    Error::InvalidParameter {
+        name: "dataset",
+        reason: format!(
+            "the covariance eigendecomposition did not converge ({error:?}); check the vectors for extreme values"
+        ),
     }
 }
 
@@ -366,10 +463,17 @@ mod tests {
         let mean = vec![0.1f64; dimension];
         let all: Vec<usize> = (0..300).collect();
         let rows = CentredRows::new(&dataset, vec![(&all, &mean)]);
-        let pairs = leading_eigenpairs(&rows, 3, 200, Par::Seq, &Execution::new()).unwrap();
         let covariance = dense_covariance(&dataset, &mean);
         let eigen = covariance.self_adjoint_eigen(Side::Lower).unwrap();
-        for index in 0..3 {
+        // Both routes: the dispatcher picks the dense one at this size.
+        assert!(dense_is_cheaper(300, dimension, 3 + OVERSAMPLING, 200));
+        let iterated =
+            iterated_leading_eigenpairs(&rows, 3, 200, Par::Seq, &Execution::new()).unwrap();
+        let dense = leading_eigenpairs(&rows, 3, 200, Par::Seq, &Execution::new()).unwrap();
+        for (pairs, index) in [&iterated, &dense]
+            .into_iter()
+            .flat_map(|pairs| (0..3).map(move |index| (pairs, index)))
+        {
             let expected = eigen.S().column_vector()[dimension - 1 - index];
             assert!(
                 (pairs.values[index] - expected).abs() < 1e-8 * expected,
@@ -393,6 +497,17 @@ mod tests {
         assert!((frobenius - expected).abs() < 1e-9 * expected);
     }
 
+    /// The dense route with the iterated one's signature.
+    fn dense_leading_eigenpairs_of(
+        rows: &CentredRows<'_>,
+        n_wanted: usize,
+        _max_passes: usize,
+        parallelism: Par,
+        execution: &Execution<'_>,
+    ) -> Result<Eigenpairs> {
+        dense_leading_eigenpairs(rows, n_wanted, parallelism, execution)
+    }
+
     #[test]
     fn low_rank_and_constant_data_give_finite_pairs() {
         // Rank one in 6 dimensions: one positive eigenvalue, the rest 0.
@@ -411,15 +526,19 @@ mod tests {
             sums
         };
         let rows = CentredRows::new(&dataset, vec![(&all, &mean)]);
-        let pairs = leading_eigenpairs(&rows, 3, 50, Par::Seq, &Execution::new()).unwrap();
-        assert!(pairs.values[0] > 0.0);
-        assert!(pairs.values[1] < 1e-9 * pairs.values[0]);
         let constant = DatasetView::new(&[2.0f32; 12], 3).unwrap();
         let four: Vec<usize> = (0..4).collect();
         let centre = [2.0f64; 3];
-        let rows = CentredRows::new(&constant, vec![(&four, &centre)]);
-        let pairs = leading_eigenpairs(&rows, 2, 50, Par::Seq, &Execution::new()).unwrap();
-        assert_eq!(pairs.values, vec![0.0, 0.0]);
-        assert!(pairs.vectors.col(0).iter().all(|value| value.is_finite()));
+        let constant_rows = CentredRows::new(&constant, vec![(&four, &centre)]);
+        type Route = fn(&CentredRows<'_>, usize, usize, Par, &Execution<'_>) -> Result<Eigenpairs>;
+        let routes: [Route; 2] = [iterated_leading_eigenpairs, dense_leading_eigenpairs_of];
+        for route in routes {
+            let pairs = route(&rows, 3, 50, Par::Seq, &Execution::new()).unwrap();
+            assert!(pairs.values[0] > 0.0);
+            assert!(pairs.values[1] < 1e-9 * pairs.values[0]);
+            let pairs = route(&constant_rows, 2, 50, Par::Seq, &Execution::new()).unwrap();
+            assert_eq!(pairs.values, vec![0.0, 0.0]);
+            assert!(pairs.vectors.col(0).iter().all(|value| value.is_finite()));
+        }
     }
 }
