@@ -533,7 +533,9 @@ async fn a_failed_insert_answers_every_writer_in_its_group() {
 async fn a_write_abandoned_before_its_insert_never_lands() {
     let store = clickhouse_store_with("withdrawn_write", |config| ClickHouseConfig {
         group_commit: GroupCommitConfig {
-            max_delay: std::time::Duration::from_millis(500),
+            // Far longer than the 20 ms the caller waits, however late
+            // its timer fires on a loaded machine.
+            max_delay: std::time::Duration::from_millis(3_000),
             ..GroupCommitConfig::default()
         },
         ..config
@@ -551,7 +553,7 @@ async fn a_write_abandoned_before_its_insert_never_lands() {
     )
     .await;
     assert!(abandoned.is_err(), "the write waits for its group's window");
-    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
     store.upsert(batch("awaited")).await.unwrap();
     let ids: Vec<String> = store
         .fetch(
@@ -574,7 +576,7 @@ async fn a_delete_by_filter_spares_an_upsert_acknowledged_meanwhile() {
     let deleting_server = Arc::new(
         clickhouse_store_with("delete_spares", |config| ClickHouseConfig {
             group_commit: GroupCommitConfig {
-                max_delay: std::time::Duration::from_millis(600),
+                max_delay: std::time::Duration::from_millis(3_000),
                 ..GroupCommitConfig::default()
             },
             ..config
@@ -602,8 +604,9 @@ async fn a_delete_by_filter_spares_an_upsert_acknowledged_meanwhile() {
             server.delete_records(&dataset, &cats).await
         })
     };
-    // The delete has read a and b; its tombstones wait for their group.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The delete has read a and b (it had a second); its tombstones wait
+    // for their group.
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
     writing_server
         .upsert(ValidBatch::new(&dataset, vec![cat("a", 9.0)]).unwrap())
         .await

@@ -342,10 +342,12 @@ async fn requests_are_bounded_with_typed_errors() {
 }
 
 /// Opens a connection that sends `partial` and nothing more; returns how
-/// long after the connection was established the server closed it.
+/// long after the connection was asked for the server closed it (timed
+/// from before the connect, so that a late poll of this task cannot make
+/// the server's timeout look shorter than it was).
 async fn held_open(address: String, partial: &'static [u8]) -> Duration {
-    let mut stream = TcpStream::connect(&address).await.unwrap();
     let connected = Instant::now();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
     stream.write_all(partial).await.unwrap();
     let mut buffer = [0u8; 256];
     loop {
@@ -436,18 +438,20 @@ async fn issue_13_idle_keep_alive_connections_get_their_own_timeout() {
     );
     // Idle longer than the header timeout: still open, and serves again.
     tokio::time::sleep(Duration::from_millis(800)).await;
+    // Timed from before the request, so that however late this task reads
+    // the answer, the idle time measured is never shorter than the server's.
+    let asked = Instant::now();
     assert!(
         keep_alive_healthz(&mut stream)
             .await
             .starts_with("HTTP/1.1 200")
     );
-    let answered = Instant::now();
     let mut buffer = [0u8; 16];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
         .await
         .expect("the idle connection is closed");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    let idle_for = answered.elapsed();
+    let idle_for = asked.elapsed();
     assert!(
         idle_for >= Duration::from_millis(1_300),
         "closed after {idle_for:?} idle, before the 1500 ms idle timeout"
