@@ -106,6 +106,11 @@ pub fn batch_time(
     search_error.map_or(Ok(elapsed), Err)
 }
 
+/// Single queries (and reads) whose median [`single_and_read_times`] takes:
+/// enough that one slow run, or a lucky one, does not move the ratio (from
+/// 21 it moved between 0.79x and 1.39x from run to run on one machine).
+pub const SINGLE_QUERY_RUNS: usize = 201;
+
 /// Medians of `runs` single-query searches (query `run` of `queries`) and of
 /// `runs` reads of the indexed matrix `dataset` with `threads` threads.
 pub fn single_and_read_times(

@@ -8,9 +8,9 @@
 //!    threads: queries per second and GFLOP/s (2 x n x d x q flops), next to
 //!    the GFLOP/s of one plain faer matmul of the same shape measured in the
 //!    same run (the ceiling) and their ratio.
-//! 2. Single-query latency (median of 21) against the same matrix, next to the
-//!    time to read the matrix once from memory (a parallel sum over it, also
-//!    the median of 21).
+//! 2. Single-query latency (median of 201) against the same matrix, next to
+//!    the time to read the matrix once from memory (a parallel sum over it,
+//!    also the median of 201).
 //! 3. The self-kNN graph of 100,000 x 128, k = 10 (every row's 10 nearest
 //!    other rows), next to a search of the same rows as outside queries
 //!    (every product, where the graph needs half): their ratio is 0.5 when
@@ -28,7 +28,9 @@ use std::time::Instant;
 
 use mutant_core::kernels::{DatasetView, ExactIndex, Execution, KnnOptions, Metric};
 use mutant_tests::bench::argument;
-use mutant_tests::bench::knn::{SEED, batch_time, gemm_time, generate, single_and_read_times};
+use mutant_tests::bench::knn::{
+    SEED, SINGLE_QUERY_RUNS, batch_time, gemm_time, generate, single_and_read_times,
+};
 
 const DIMENSION: usize = 384;
 const N_QUERIES: usize = 1000;
@@ -101,7 +103,7 @@ fn main() -> Result<(), mutant_core::Error> {
         );
 
         let (single_time, read_time) =
-            single_and_read_times(&index, &dataset, &queries, K, &execution, 21)?;
+            single_and_read_times(&index, &dataset, &queries, K, &execution, SINGLE_QUERY_RUNS)?;
         println!(
             "threads {threads}: single query {:.2} ms; reading the matrix once {:.2} ms ({:.1} GB/s); ratio {:.2}",
             single_time.as_secs_f64() * 1e3,

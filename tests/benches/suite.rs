@@ -208,7 +208,14 @@ fn knn_section(
     );
     report.note(&format!("knn_q1000_{tag}_gflops"), knn_gflops);
 
-    let (single, read) = knn::single_and_read_times(&index, &dataset, &queries, K, &execution, 21)?;
+    let (single, read) = knn::single_and_read_times(
+        &index,
+        &dataset,
+        &queries,
+        K,
+        &execution,
+        knn::SINGLE_QUERY_RUNS,
+    )?;
     let read_key = format!("memory_read_{tag}_s");
     report.baseline(&read_key, read.as_secs_f64(), "s");
     report.note(
