@@ -346,13 +346,13 @@ async fn requests_are_bounded_with_typed_errors() {
 /// from before the connect, so that a late poll of this task cannot make
 /// the server's timeout look shorter than it was).
 async fn held_open(address: String, partial: &'static [u8]) -> Duration {
-    let connected = Instant::now();
+    let asked = Instant::now();
     let mut stream = TcpStream::connect(&address).await.unwrap();
     stream.write_all(partial).await.unwrap();
     let mut buffer = [0u8; 256];
     loop {
         match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => return connected.elapsed(),
+            Ok(0) | Err(_) => return asked.elapsed(),
             Ok(_) => {}
         }
     }

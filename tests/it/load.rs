@@ -21,6 +21,16 @@ fn vector(seed: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The 10 nearest records to `vector(seed)`.
+fn knn_request(seed: usize) -> KnnRequest {
+    KnnRequest {
+        queries: vec![vector(seed)],
+        k: 10,
+        filter: None,
+        include: None,
+    }
+}
+
 #[derive(Debug, Default)]
 struct Latencies {
     writes: Vec<Duration>,
@@ -77,14 +87,8 @@ async fn one_client(client: Client, client_idx: usize, deadline: Instant) -> Lat
                 .unwrap_or_else(|error| panic!("write failed under load: {error}"));
             latencies.writes.push(started.elapsed());
         } else {
-            let request = KnnRequest {
-                queries: vec![vector(op)],
-                k: 10,
-                filter: None,
-                include: None,
-            };
             client
-                .knn("growing", &request)
+                .knn("growing", &knn_request(op))
                 .await
                 .unwrap_or_else(|error| panic!("kNN failed under load: {error}"));
             latencies.queries.push(started.elapsed());
@@ -142,13 +146,7 @@ fn eight_clients_mixing_writes_knn_and_analyses_see_no_errors() {
         );
         // A client's last write may come after every query: one more query
         // makes the cache read it, so the rows fetched cover every write.
-        let request = KnnRequest {
-            queries: vec![vector(0)],
-            k: 10,
-            filter: None,
-            include: None,
-        };
-        client.knn("growing", &request).await.unwrap();
+        client.knn("growing", &knn_request(0)).await.unwrap();
         // The SDK retries what fails; the server's own counts show whether
         // anything needed it.
         let page = metrics(&server).await;
