@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use super::bf16::Bf16Products;
 use super::neighbours::NeighbourLists;
 use super::progress::Execution;
 use super::search::{self, QuerySource, SearchPlan};
@@ -251,26 +252,32 @@ impl<'a> ExactIndex<'a> {
         options: &KnnOptions<'_>,
         execution: &Execution<'_>,
     ) -> Result<NeighbourLists> {
+        self.search_with(queries, options, execution, Bf16Products::detect())
+    }
+
+    /// [`ExactIndex::search`] with the bf16 filter given: the CPU's, none, or
+    /// (in tests) the emulated one.
+    pub(super) fn search_with(
+        &self,
+        queries: &DatasetView<'_>,
+        options: &KnnOptions<'_>,
+        execution: &Execution<'_>,
+        bf16: Option<Bf16Products>,
+    ) -> Result<NeighbourLists> {
         check_dimension("the queries", self.dataset.dimension(), queries.dimension())?;
-        match &self.terms.centring {
-            Some(centring) => {
-                let centred_queries = search::centred(queries.vectors(), &centring.centre);
-                self.run(
-                    QuerySource::External(queries.vectors()),
-                    &centred_queries,
-                    queries.n_rows(),
-                    options,
-                    execution,
-                )
-            }
-            None => self.run(
-                QuerySource::External(queries.vectors()),
-                queries.vectors(),
-                queries.n_rows(),
-                options,
-                execution,
-            ),
-        }
+        let centred_queries = self
+            .terms
+            .centring
+            .as_ref()
+            .map(|centring| search::centred(queries.vectors(), &centring.centre));
+        self.run(
+            QuerySource::External(queries.vectors()),
+            centred_queries.as_deref().unwrap_or(queries.vectors()),
+            queries.n_rows(),
+            options,
+            execution,
+            bf16,
+        )
     }
 
     /// Every dataset row's `options.k` nearest other rows: the self-kNN graph.
@@ -286,6 +293,7 @@ impl<'a> ExactIndex<'a> {
             self.dataset.n_rows(),
             options,
             execution,
+            None,
         )?;
         lists.mark_self_graph();
         Ok(lists)
@@ -305,6 +313,7 @@ impl<'a> ExactIndex<'a> {
         n_queries: usize,
         options: &KnnOptions<'_>,
         execution: &Execution<'_>,
+        bf16: Option<Bf16Products>,
     ) -> Result<NeighbourLists> {
         if options.k == 0 {
             return Err(Error::InvalidParameter {
@@ -335,6 +344,7 @@ impl<'a> ExactIndex<'a> {
             n_queries,
             k: options.k.min(self.dataset.n_rows()),
             filter: options.filter,
+            bf16,
         };
         search::run(&plan, execution)
     }

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use proptest::prelude::*;
 
 use super::*;
+use crate::kernels::bf16::Bf16Products;
 
 /// The simple model: every distance computed directly, sorted by
 /// `(distance, row)`; the whole list, so that the comparison can see ties
@@ -142,6 +143,38 @@ proptest! {
         let graph = knn_graph(&view, metric, &options, &Execution::new().with_threads(threads)).unwrap();
         prop_assert!(graph.excludes_self());
         assert_matches_model(&graph, &brute_force(&dataset, dimension, &dataset, metric, mask.as_deref(), true));
+    }
+
+    /// The bf16 filter (emulated on any CPU, and the CPU's own where it has
+    /// one) finds exactly what the f32 search finds: enough queries for a
+    /// GEMM block, every metric, filters, ties and the matrices' duplicates.
+    #[test]
+    fn bf16_filter_equals_brute_force(
+        (dimension, dataset, n_rows) in matrix_strategy(300),
+        n_queries in 9usize..24,
+        query_seed in any::<u64>(),
+        k in 1usize..15,
+        metric in metric_strategy(),
+        threads in 1usize..4,
+        filter_seed in proptest::option::of(any::<u64>()),
+    ) {
+        let mut generator = super::super::SplitMix64::new(query_seed);
+        let queries: Vec<f32> = (0..n_queries * dimension).map(|_| (generator.next_f64() * 20.0 - 10.0) as f32).collect();
+        let mask: Option<Vec<bool>> = filter_seed.map(|seed| {
+            let mut generator = super::super::SplitMix64::new(seed);
+            (0..n_rows).map(|_| generator.below(3) != 0).collect()
+        });
+        let view = DatasetView::new(&dataset, dimension).unwrap();
+        let query_view = DatasetView::new(&queries, dimension).unwrap();
+        let mut options = KnnOptions::new(k);
+        if let Some(mask) = &mask { options = options.with_filter(mask); }
+        let execution = Execution::new().with_threads(threads);
+        let index = ExactIndex::new(view, metric, &execution).unwrap();
+        let expected = brute_force(&dataset, dimension, &queries, metric, mask.as_deref(), false);
+        for route in [Some(Bf16Products::emulated()), Bf16Products::detect()].into_iter().flatten() {
+            let lists = index.search_with(&query_view, &options, &execution, Some(route)).unwrap();
+            assert_matches_model(&lists, &expected);
+        }
     }
 
     #[test]

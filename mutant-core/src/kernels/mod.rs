@@ -39,6 +39,7 @@
 //! ```
 
 mod activation;
+mod bf16;
 mod boundary;
 mod coverage;
 mod density;

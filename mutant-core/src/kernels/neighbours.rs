@@ -51,6 +51,31 @@ impl NeighbourLists {
         self.lengths.push(length as u32);
     }
 
+    /// Puts `neighbours` (`(row, distance)`, at most `k`) in place of query
+    /// `query_idx`'s list.
+    pub(crate) fn replace_list(
+        &mut self,
+        query_idx: usize,
+        neighbours: impl Iterator<Item = (u32, f32)>,
+    ) {
+        let slots = query_idx * self.k..(query_idx + 1) * self.k;
+        let mut length = 0;
+        for ((row, distance), (row_slot, distance_slot)) in neighbours.zip(
+            self.rows[slots.clone()]
+                .iter_mut()
+                .zip(&mut self.distances[slots.clone()]),
+        ) {
+            *row_slot = row;
+            *distance_slot = distance;
+            length += 1;
+        }
+        for slot in slots.start + length..slots.end {
+            self.rows[slot] = u32::MAX;
+            self.distances[slot] = f32::INFINITY;
+        }
+        self.lengths[query_idx] = length as u32;
+    }
+
     /// Marks the lists as a self-kNN graph (query `i` is dataset row `i`).
     pub(crate) fn mark_self_graph(&mut self) {
         self.excludes_self = true;

@@ -12,10 +12,11 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
+use super::bf16::{Bf16Products, ErrorBound, PackedQueries, PackedRows};
 use super::neighbours::NeighbourLists;
 use super::progress::{Execution, parallel_map};
 use super::symmetric;
-use super::topk::CandidateLists;
+use super::topk::{CandidateLists, by_key_then_row};
 use super::view::{DatasetView, Metric};
 
 /// The centre that l2 searches subtract from every vector before the GEMM,
@@ -130,6 +131,9 @@ pub(crate) struct SearchPlan<'a> {
     pub(crate) n_queries: usize,
     pub(crate) k: usize,
     pub(crate) filter: Option<&'a [bool]>,
+    /// The CPU's bf16 products, where it has them: a search of more than a
+    /// few outside queries then filters with them (see [`run`]).
+    pub(crate) bf16: Option<Bf16Products>,
 }
 
 /// The term of one row that turns its dot products into ranking keys: its
@@ -194,7 +198,8 @@ pub(crate) fn search_peak_bytes(
     if !external_queries {
         return symmetric::peak_bytes(n_rows, dimension, k, threads);
     }
-    let capacity = candidate_capacity(k) as u64;
+    // Planned for the bf16 filter's lists, the longer ones, whichever runs.
+    let capacity = bounded_capacity(k).max(candidate_capacity(k)) as u64;
     let n_query_blocks = n_queries.div_ceil(QUERY_BLOCK).max(1);
     let query_block = n_queries.div_ceil(n_query_blocks).max(1);
     let dataset_tile = dataset_tile(query_block, n_rows, threads);
@@ -205,11 +210,13 @@ pub(crate) fn search_peak_bytes(
         (4 * threads).div_ceil(n_query_blocks).clamp(1, n_tiles)
     } as u64;
     let (n_queries, threads) = (n_queries as u64, threads.max(1) as u64);
-    let candidate_bytes = 8 * capacity;
-    let workers =
-        threads * (4 * (query_block * dataset_tile) as u64 + candidate_bytes * query_block as u64);
-    let items = n_queries * n_splits * (candidate_bytes + 8);
-    let lists = n_queries * (8 * k as u64 + 4) + candidate_bytes * n_splits;
+    let candidate_bytes = CandidateLists::bytes_per_list(capacity as usize);
+    let packed = PackedQueries::bytes_for(query_block, dimension)
+        + PackedRows::bytes_for(dataset_tile, dimension);
+    let workers = threads
+        * (4 * (query_block * dataset_tile) as u64 + candidate_bytes * query_block as u64 + packed);
+    let items = n_queries * n_splits * candidate_bytes;
+    let lists = n_queries * (8 * k as u64 + 4) + threads * candidate_bytes * n_splits;
     let copies = 4 * ((n_rows + n_queries as usize) * dimension) as u64 + 8 * n_rows as u64;
     workers + items + lists + copies
 }
@@ -218,6 +225,8 @@ pub(crate) fn search_peak_bytes(
 struct WorkerBuffers {
     dots: Vec<f32>,
     candidates: CandidateLists,
+    packed_queries: PackedQueries,
+    packed_rows: PackedRows,
 }
 
 /// The candidates kept per query for `k` neighbours: a few spare ones
@@ -227,6 +236,17 @@ pub(crate) fn candidate_capacity(k: usize) -> usize {
     k + k.clamp(4, 32)
 }
 
+/// The candidates kept per query when the keys are bf16 lower bounds: the
+/// rows whose bound falls below the k-th exact key must all fit, or the
+/// query is searched again in f32. Measured with k = 10 and 11: 100,000
+/// uniform rows of 384 values need up to 16 more than k for most queries
+/// and more for 3% of them (none failed at 32 more); scikit-learn's digits
+/// and breast cancer sets, every metric, none failed at 32 more (1% at 16).
+/// More costs offers in every scan (k + 74 took 20% longer than k + 32).
+fn bounded_capacity(k: usize) -> usize {
+    k + k.max(32)
+}
+
 /// Runs the search and returns per-query lists of at most `k` neighbours.
 /// The dataset's own rows as queries (a self-kNN graph) take the symmetric
 /// path, which computes each pair's product once.
@@ -234,12 +254,27 @@ pub(crate) fn run(plan: &SearchPlan<'_>, execution: &Execution<'_>) -> Result<Ne
     if let QuerySource::DatasetRows = plan.queries {
         return symmetric::self_graph(plan, execution);
     }
+    Ok(search_outside(plan, execution)?.0)
+}
+
+/// A search for outside queries, and how many of them the bf16 filter left
+/// unproven (searched again in f32).
+fn search_outside(
+    plan: &SearchPlan<'_>,
+    execution: &Execution<'_>,
+) -> Result<(NeighbourLists, usize)> {
     let n_rows = plan.dataset.n_rows();
     let dimension = plan.dataset.dimension();
-    let capacity = candidate_capacity(plan.k);
 
     let n_query_blocks = plan.n_queries.div_ceil(QUERY_BLOCK).max(1);
     let query_block = plan.n_queries.div_ceil(n_query_blocks).max(1);
+    // A few queries read the matrix row by row (`FewQueryDots`), which
+    // packing it to bf16 would only slow down.
+    let products = plan.bf16.filter(|_| query_block > FEW_QUERIES);
+    let capacity = match products {
+        Some(_) => bounded_capacity(plan.k),
+        None => candidate_capacity(plan.k),
+    };
     let dataset_tile = dataset_tile(query_block, n_rows, execution.threads());
     let n_tiles = n_rows.div_ceil(dataset_tile).max(1);
     let n_splits = if execution.threads() == 1 {
@@ -259,6 +294,8 @@ pub(crate) fn run(plan: &SearchPlan<'_>, execution: &Execution<'_>) -> Result<Ne
         || WorkerBuffers {
             dots: vec![0.0; query_block * dataset_tile],
             candidates: CandidateLists::new(query_block, capacity),
+            packed_queries: PackedQueries::default(),
+            packed_rows: PackedRows::default(),
         },
         |buffers, item_idx| {
             let block_idx = item_idx / n_splits;
@@ -268,11 +305,18 @@ pub(crate) fn run(plan: &SearchPlan<'_>, execution: &Execution<'_>) -> Result<Ne
             let tile_start = split_idx * tiles_per_split;
             let tile_end = ((split_idx + 1) * tiles_per_split).min(n_tiles);
             buffers.candidates.reset(query_end - query_start);
+            if products.is_some() {
+                buffers.packed_queries.pack(
+                    &plan.gemm_queries[query_start * dimension..query_end * dimension],
+                    dimension,
+                );
+            }
             for tile_idx in tile_start..tile_end {
                 let row_start = tile_idx * dataset_tile;
                 let row_end = (row_start + dataset_tile).min(n_rows);
                 scan_tile(
                     plan,
+                    products,
                     buffers,
                     query_start..query_end,
                     row_start..row_end,
@@ -284,14 +328,113 @@ pub(crate) fn run(plan: &SearchPlan<'_>, execution: &Execution<'_>) -> Result<Ne
         },
     )?;
 
-    measured_lists(plan, capacity, execution, |query_idx, merged| {
+    let gather = |query_idx: usize, merged: &mut Vec<(f32, u32)>| {
         let block_idx = query_idx / query_block;
         for split_idx in 0..n_splits {
             let candidates = &item_candidates[block_idx * n_splits + split_idx];
-            let (keys, rows) = candidates.get(query_idx - block_idx * query_block);
-            merged.extend(keys.iter().copied().zip(rows.iter().copied()));
+            merged.extend_from_slice(candidates.get(query_idx - block_idx * query_block));
         }
-    })
+    };
+    if products.is_none() {
+        return Ok((measured_lists(plan, capacity, execution, gather)?, 0));
+    }
+    let query_scales = query_scales(plan, execution)?;
+    let (mut lists, unproven) =
+        checked_lists(plan, capacity, Some(&query_scales), execution, gather)?;
+    if !unproven.is_empty() {
+        research_in_f32(plan, &unproven, &mut lists, execution)?;
+    }
+    Ok((lists, unproven.len()))
+}
+
+/// Per query, what turns its exact distance into the scale of the keys:
+/// the squared norm of the (centred) query for l2, its norm for cosine,
+/// nothing for dot (whose key is its distance).
+fn query_scales(plan: &SearchPlan<'_>, execution: &Execution<'_>) -> Result<Vec<f32>> {
+    let dimension = plan.dataset.dimension();
+    let squared_norms = parallel_map(
+        execution.threads(),
+        plan.n_queries.div_ceil(MEASURE_BLOCK),
+        || (),
+        |_, block_idx| {
+            execution.check_cancelled()?;
+            let queries =
+                block_idx * MEASURE_BLOCK..((block_idx + 1) * MEASURE_BLOCK).min(plan.n_queries);
+            Ok(
+                plan.gemm_queries[queries.start * dimension..queries.end * dimension]
+                    .chunks_exact(dimension)
+                    .map(|query| {
+                        query
+                            .iter()
+                            .map(|&value| f64::from(value).powi(2))
+                            .sum::<f64>()
+                    })
+                    .collect::<Vec<f64>>(),
+            )
+        },
+    )?;
+    Ok(squared_norms
+        .into_iter()
+        .flatten()
+        .map(|squared| match plan.metric {
+            Metric::L2 => squared as f32,
+            Metric::Cosine => squared.sqrt() as f32,
+            Metric::Dot => 0.0,
+        })
+        .collect())
+}
+
+/// The exact key of a distance, raised past the rounding of the distance
+/// and of this conversion: what a dropped row's lower bound must exceed.
+fn key_upper(metric: Metric, distance: f32, query_scale: f32) -> f64 {
+    let (distance, scale) = (f64::from(distance), f64::from(query_scale));
+    let (key, magnitude) = match metric {
+        Metric::L2 => (distance * distance - scale, distance * distance + scale),
+        Metric::Cosine => ((distance - 1.0) * scale, scale),
+        Metric::Dot => (distance, distance.abs()),
+    };
+    key + magnitude * 2f64.powi(-20)
+}
+
+/// Searches again, with f32 products, the queries whose bf16 filter could not
+/// prove its answer (`unproven`), and puts their lists in place.
+fn research_in_f32(
+    plan: &SearchPlan<'_>,
+    unproven: &[usize],
+    lists: &mut NeighbourLists,
+    execution: &Execution<'_>,
+) -> Result<()> {
+    let dimension = plan.dataset.dimension();
+    let gather = |source: &[f32]| -> Vec<f32> {
+        unproven
+            .iter()
+            .flat_map(|&query_idx| &source[query_idx * dimension..(query_idx + 1) * dimension])
+            .copied()
+            .collect()
+    };
+    let QuerySource::External(queries) = plan.queries else {
+        unreachable!("only outside queries take the bf16 path");
+    };
+    let (queries, gemm_queries) = (gather(queries), gather(plan.gemm_queries));
+    let f32_plan = SearchPlan {
+        gemm_queries: &gemm_queries,
+        queries: QuerySource::External(&queries),
+        n_queries: unproven.len(),
+        bf16: None,
+        ..*plan
+    };
+    let researched = run(&f32_plan, execution)?;
+    for (researched_idx, &query_idx) in unproven.iter().enumerate() {
+        lists.replace_list(
+            query_idx,
+            researched
+                .rows(researched_idx)
+                .iter()
+                .copied()
+                .zip(researched.distances(researched_idx).iter().copied()),
+        );
+    }
+    Ok(())
 }
 
 /// The exact distances of a query's candidates `(key, row)`, written over
@@ -329,6 +472,19 @@ pub(crate) fn measured_lists(
     execution: &Execution<'_>,
     gather: impl Fn(usize, &mut Vec<(f32, u32)>) + Sync,
 ) -> Result<NeighbourLists> {
+    Ok(checked_lists(plan, capacity, None, execution, gather)?.0)
+}
+
+/// [`measured_lists`], and where the keys are lower bounds (`query_scales`
+/// given, see [`query_scales`]), the queries whose lists they do not prove:
+/// where some row was dropped whose bound is not above the k-th exact key.
+fn checked_lists(
+    plan: &SearchPlan<'_>,
+    capacity: usize,
+    query_scales: Option<&[f32]>,
+    execution: &Execution<'_>,
+    gather: impl Fn(usize, &mut Vec<(f32, u32)>) + Sync,
+) -> Result<(NeighbourLists, Vec<usize>)> {
     let (k, dimension) = (plan.k, plan.dataset.dimension());
     let block_lists = parallel_map(
         execution.threads(),
@@ -340,23 +496,36 @@ pub(crate) fn measured_lists(
                 block_idx * MEASURE_BLOCK..((block_idx + 1) * MEASURE_BLOCK).min(plan.n_queries);
             let mut lengths = Vec::with_capacity(queries.len());
             let mut nearest = Vec::with_capacity(queries.len() * k);
+            let mut unproven = Vec::new();
             let arch = pulp::Arch::new();
             for query_idx in queries {
                 merged.clear();
                 gather(query_idx, merged);
-                merged.sort_unstable_by(|left, right| {
-                    left.0.total_cmp(&right.0).then(left.1.cmp(&right.1))
-                });
-                merged.truncate(capacity);
+                // Every row not kept, here or by a list that was ever cut,
+                // has a key at least the last kept one's (when any was
+                // dropped: a list that was cut holds `capacity` or more).
+                let dropped_above = if merged.len() >= capacity {
+                    merged.select_nth_unstable_by(capacity - 1, by_key_then_row);
+                    merged.truncate(capacity);
+                    merged[capacity - 1].0
+                } else {
+                    f32::INFINITY
+                };
                 arch.dispatch(Remeasure {
                     plan,
                     query: query_vector(plan, query_idx, dimension),
                     candidates: merged,
                 });
-                merged.sort_unstable_by(|left, right| {
-                    left.0.total_cmp(&right.0).then(left.1.cmp(&right.1))
-                });
+                merged.sort_unstable_by(by_key_then_row);
                 let length = merged.len().min(k);
+                if let Some(scales) = query_scales
+                    && length > 0
+                    && dropped_above.is_finite()
+                    && key_upper(plan.metric, merged[length - 1].0, scales[query_idx])
+                        >= f64::from(dropped_above)
+                {
+                    unproven.push(query_idx);
+                }
                 lengths.push(length);
                 nearest.extend(
                     merged[..length]
@@ -364,19 +533,21 @@ pub(crate) fn measured_lists(
                         .map(|&(distance, row)| (row, distance)),
                 );
             }
-            Ok((lengths, nearest))
+            Ok((lengths, nearest, unproven))
         },
     )?;
     let mut lists =
         NeighbourLists::with_capacity(plan.n_queries, k, plan.metric, plan.dataset.n_rows());
-    for (lengths, nearest) in block_lists {
+    let mut all_unproven = Vec::new();
+    for (lengths, nearest, unproven) in block_lists {
         let mut start = 0;
         for length in lengths {
             lists.push_list(nearest[start..start + length].iter().copied());
             start += length;
         }
+        all_unproven.extend(unproven);
     }
-    Ok(lists)
+    Ok((lists, all_unproven))
 }
 
 fn query_vector<'a>(plan: &SearchPlan<'a>, query_idx: usize, dimension: usize) -> &'a [f32] {
@@ -392,6 +563,7 @@ fn query_vector<'a>(plan: &SearchPlan<'a>, query_idx: usize, dimension: usize) -
 /// candidate lists.
 fn scan_tile(
     plan: &SearchPlan<'_>,
+    products: Option<Bf16Products>,
     buffers: &mut WorkerBuffers,
     query_range: std::ops::Range<usize>,
     row_range: std::ops::Range<usize>,
@@ -403,7 +575,19 @@ fn scan_tile(
         &plan.gemm_queries[query_range.start * dimension..query_range.end * dimension];
     let tile_values = &plan.gemm_rows[row_range.start * dimension..row_range.end * dimension];
     let dots = &mut buffers.dots[..n_block_queries * n_tile_rows];
-    if n_block_queries <= FEW_QUERIES {
+    if let Some(products) = products {
+        // Each product raised by its error bound: the keys below are lower
+        // bounds of the exact ones.
+        buffers.packed_rows.pack(tile_values, dimension);
+        let bound = ErrorBound::new(dimension, plan.metric == Metric::L2);
+        products.bounded_dots(
+            &buffers.packed_queries,
+            &buffers.packed_rows,
+            bound,
+            dots,
+            n_tile_rows,
+        );
+    } else if n_block_queries <= FEW_QUERIES {
         pulp::Arch::new().dispatch(FewQueryDots {
             queries: query_values,
             rows: tile_values,
@@ -610,4 +794,98 @@ fn scan_dot_row(
         candidates,
         |dot, _| -dot,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::random::SplitMix64;
+
+    /// Searches `queries` in `rows` (l2 terms, no centring) with the
+    /// emulated bf16 filter.
+    fn filtered(
+        rows: &[f32],
+        queries: &[f32],
+        dimension: usize,
+        metric: Metric,
+        k: usize,
+    ) -> (NeighbourLists, usize) {
+        let execution = Execution::new().with_threads(2);
+        let dataset = DatasetView::new(rows, dimension).unwrap();
+        let row_terms = row_terms(rows, dimension, metric, &execution).unwrap();
+        let plan = SearchPlan {
+            dataset,
+            gemm_rows: rows,
+            gemm_queries: queries,
+            metric,
+            row_terms: &row_terms,
+            queries: QuerySource::External(queries),
+            n_queries: queries.len() / dimension,
+            k,
+            filter: None,
+            bf16: Some(Bf16Products::emulated()),
+        };
+        search_outside(&plan, &execution).unwrap()
+    }
+
+    fn exact_rows(
+        rows: &[f32],
+        query: &[f32],
+        dimension: usize,
+        metric: Metric,
+        k: usize,
+    ) -> Vec<u32> {
+        let mut all: Vec<(f32, u32)> = rows
+            .chunks_exact(dimension)
+            .enumerate()
+            .map(|(row, vector)| (metric.distance(query, vector), row as u32))
+            .collect();
+        all.sort_by(|left, right| left.0.total_cmp(&right.0).then(left.1.cmp(&right.1)));
+        all.iter().take(k).map(|&(_, row)| row).collect()
+    }
+
+    #[test]
+    fn the_bf16_filter_proves_its_lists_on_spread_out_data() {
+        let (n_rows, n_queries, dimension, k) = (3_000, 24, 96, 10);
+        let mut random = SplitMix64::new(5);
+        let mut values = |count: usize| -> Vec<f32> {
+            (0..count)
+                .map(|_| (random.next_f64() * 2.0 - 1.0) as f32)
+                .collect()
+        };
+        let (rows, queries) = (values(n_rows * dimension), values(n_queries * dimension));
+        for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+            let (lists, researched) = filtered(&rows, &queries, dimension, metric, k);
+            assert_eq!(researched, 0, "{metric:?}");
+            for (query_idx, query) in queries.chunks_exact(dimension).enumerate() {
+                assert_eq!(
+                    lists.rows(query_idx),
+                    exact_rows(&rows, query, dimension, metric, k)
+                );
+            }
+        }
+    }
+
+    /// Rows that differ by far less than the bf16 products' error: the
+    /// filter cannot tell them apart, proves nothing, and every query is
+    /// searched again in f32, which finds the exact neighbours.
+    #[test]
+    fn queries_the_bf16_filter_cannot_prove_are_searched_again_in_f32() {
+        let (n_rows, n_queries, dimension, k) = (400, 12, 16, 3);
+        let mut random = SplitMix64::new(9);
+        let rows: Vec<f32> = (0..n_rows * dimension)
+            .map(|_| 100.0 + (random.next_f64() * 1e-3) as f32)
+            .collect();
+        let queries: Vec<f32> = (0..n_queries * dimension)
+            .map(|_| (random.next_f64() * 2.0 - 1.0) as f32)
+            .collect();
+        let (lists, researched) = filtered(&rows, &queries, dimension, Metric::Dot, k);
+        assert_eq!(researched, n_queries);
+        for (query_idx, query) in queries.chunks_exact(dimension).enumerate() {
+            assert_eq!(
+                lists.rows(query_idx),
+                exact_rows(&rows, query, dimension, Metric::Dot, k)
+            );
+        }
+    }
 }

@@ -36,7 +36,7 @@ const SCAN_CHUNK: usize = 16;
 /// lists, the merge's output, and the centred copy of l2 data.
 pub(crate) fn peak_bytes(n_rows: usize, dimension: usize, k: usize, threads: usize) -> u64 {
     let (n_rows_u64, k_u64) = (n_rows as u64, k as u64);
-    let candidate_bytes = 8 * candidate_capacity(k) as u64 + 8;
+    let candidate_bytes = CandidateLists::bytes_per_list(candidate_capacity(k));
     let workers = threads.max(1) as u64
         * (n_rows_u64 * candidate_bytes + 4 * (BLOCK_ROWS * TILE_ROWS + TILE_ROWS) as u64);
     let lists = 2 * n_rows_u64 * (8 * k_u64 + 8);
@@ -81,8 +81,7 @@ pub(crate) fn self_graph(
         .collect::<Result<Vec<CandidateLists>>>()?;
     let mut lists = measured_lists(plan, capacity, execution, |row, merged| {
         for candidates in &per_worker {
-            let (keys, rows) = candidates.get(row);
-            merged.extend(keys.iter().copied().zip(rows.iter().copied()));
+            merged.extend_from_slice(candidates.get(row));
         }
     })?;
     lists.mark_self_graph();

@@ -1,0 +1,469 @@
+//! Dot products from bfloat16 copies of the vectors, on the AVX-512 BF16
+//! units of CPUs that have them (AMD Zen 4 and later, Intel Cooper Lake and
+//! Sapphire Rapids and later): twice the multiply-adds an instruction of f32
+//! FMA gives, on half the bytes.
+//!
+//! A bfloat16 keeps 8 of an f32's 24 significand bits, so these products are
+//! not the distances a search returns. The search uses them as a filter
+//! with a proven bound: every product comes out raised by
+//! [`ErrorBound`]'s bound on its own error, so the key computed from it is
+//! never above the exact key. The search keeps the rows whose lower bound
+//! is small, measures them exactly, and checks that no row it dropped could
+//! have been nearer (`search::run`); a query whose check fails is searched
+//! again in f32.
+//!
+//! This is the one module of the crate with `unsafe` code: the kernel is a
+//! `#[target_feature]` function called after the CPU was seen to have the
+//! feature, and it loads and stores through pointers whose bounds it checks
+//! first. [`reference_dots`] computes the same products in plain Rust, for
+//! the tests.
+#![allow(unsafe_code)]
+
+/// Queries per micro-tile: each query's pairs are broadcast against a
+/// panel of rows.
+const MICRO_QUERIES: usize = 8;
+/// f32 lanes of one AVX-512 register.
+const LANES: usize = 16;
+/// Registers of rows per micro-tile: 8 queries x 3 registers keep 24 of the
+/// 32 registers accumulating.
+const PANEL_VECTORS: usize = 3;
+/// Dataset rows per packed panel.
+const PANEL_ROWS: usize = LANES * PANEL_VECTORS;
+
+/// Proof that this CPU runs AVX-512 BF16: only [`Bf16Products::detect`]
+/// makes one (and, in tests, [`Bf16Products::emulated`], which computes the
+/// same products in plain Rust on any CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bf16Products {
+    route: Route,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Avx512,
+    #[cfg(test)]
+    Emulated,
+}
+
+impl Bf16Products {
+    /// `Some` where the CPU has AVX-512 F and BF16 and the environment does
+    /// not turn the filter off (`MUTANT_KNN_BF16=0`, for comparisons and for
+    /// anyone who wants every product in f32).
+    pub(crate) fn detect() -> Option<Self> {
+        if std::env::var_os("MUTANT_KNN_BF16").is_some_and(|value| value == "0") {
+            return None;
+        }
+        cpu_has_bf16().then_some(Bf16Products {
+            route: Route::Avx512,
+        })
+    }
+
+    /// The products in plain Rust, one at a time: the search's bf16 path on
+    /// any CPU, for tests.
+    #[cfg(test)]
+    pub(crate) fn emulated() -> Self {
+        Bf16Products {
+            route: Route::Emulated,
+        }
+    }
+
+    /// `dots[q * stride + r]` = the bf16 dot product of query `q` and row
+    /// `r`, raised by `bound`'s bound on its error, so never below the exact
+    /// f32 dot product of the original vectors. `stride` is at least the
+    /// rows' count.
+    pub(crate) fn bounded_dots(
+        self,
+        queries: &PackedQueries,
+        rows: &PackedRows,
+        bound: ErrorBound,
+        dots: &mut [f32],
+        stride: usize,
+    ) {
+        let n_pairs = rows.n_pairs;
+        assert_eq!(queries.n_pairs, n_pairs, "packed for one dimension");
+        assert!(
+            stride >= rows.n_rows
+                && dots.len() >= queries.n_queries.saturating_sub(1) * stride + rows.n_rows
+        );
+        let mut tile = [0.0f32; MICRO_QUERIES * PANEL_ROWS];
+        let blocks = queries.pairs.chunks_exact(n_pairs * MICRO_QUERIES);
+        for (block_idx, block) in blocks.enumerate() {
+            let first_query = block_idx * MICRO_QUERIES;
+            let block_queries = MICRO_QUERIES.min(queries.n_queries - first_query);
+            let panels = rows.pairs.chunks_exact(n_pairs * PANEL_ROWS);
+            for (panel_idx, panel) in panels.enumerate() {
+                let first_row = panel_idx * PANEL_ROWS;
+                let panel_rows = PANEL_ROWS.min(rows.n_rows - first_row);
+                match self.route {
+                    Route::Avx512 => micro_tile(block, panel, &mut tile),
+                    #[cfg(test)]
+                    Route::Emulated => emulated_micro_tile(block, panel, &mut tile),
+                }
+                let norms = &rows.norms[first_row..first_row + panel_rows];
+                for local_query in 0..block_queries {
+                    let query = first_query + local_query;
+                    let query_bound = bound.per_product * queries.norms[query];
+                    let out = &mut dots[query * stride + first_row..][..panel_rows];
+                    let products = &tile[local_query * PANEL_ROWS..][..panel_rows];
+                    for ((out, &product), &norm) in out.iter_mut().zip(products).zip(norms) {
+                        *out = product + norm * (query_bound + bound.per_squared_norm * norm);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn cpu_has_bf16() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bf16")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpu_has_bf16() -> bool {
+    false
+}
+
+/// How far a bf16 dot product may stray from the f32 one, as the search
+/// needs it: `|bf16 - exact| <= per_product * |q| * |x|`, where `q` and `x`
+/// are the f32 vectors (Cauchy-Schwarz over the per-element error), and
+/// `per_squared_norm * |x|^2` covers the rounding of an l2 key
+/// `|x|^2 - 2 q.x` in f32.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ErrorBound {
+    per_product: f32,
+    per_squared_norm: f32,
+}
+
+impl ErrorBound {
+    /// The bound for vectors of `dimension` values; `l2_keys` where the keys
+    /// add a squared norm to the product.
+    ///
+    /// Rounding a value to bf16 moves it by at most 2^-8 of itself, so a
+    /// product of two moves by at most 2^-7 + 2^-16 of `|q_i x_i|`; the
+    /// products of two bf16 are exact in f32, and their f32 sum adds at most
+    /// `dimension` f32 roundings (2^-24 each) of the sum of `|q_i x_i|`. The
+    /// last term doubles that and covers the f32 arithmetic of the keys.
+    pub(crate) fn new(dimension: usize, l2_keys: bool) -> Self {
+        let roundings = (dimension + 8) as f32;
+        ErrorBound {
+            per_product: 2f32.powi(-7) + 2f32.powi(-16) + roundings * 2f32.powi(-23),
+            per_squared_norm: if l2_keys { 2f32.powi(-21) } else { 0.0 },
+        }
+    }
+}
+
+/// The f32 norm of `vector` raised by the most its f32 rounding can have
+/// taken off, so that bounds built on it hold. Summed in independent lanes,
+/// which the compiler vectorizes.
+fn norm_upper(vector: &[f32]) -> f32 {
+    const SUM_LANES: usize = 16;
+    let mut lanes = [0.0f32; SUM_LANES];
+    let (chunks, rest) = vector.as_chunks::<SUM_LANES>();
+    for chunk in chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            *lane += value * value;
+        }
+    }
+    let squared: f32 =
+        lanes.iter().sum::<f32>() + rest.iter().map(|value| value * value).sum::<f32>();
+    squared.sqrt() * (1.0 + (vector.len() + 4 * SUM_LANES) as f32 * 2f32.powi(-23))
+}
+
+/// An f32 rounded to the nearest bf16 (ties to even), as its 16 bits. Finite
+/// values only: the data model admits no others.
+fn bf16_bits(value: f32) -> u16 {
+    let bits = value.to_bits();
+    let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1));
+    (rounded >> 16) as u16
+}
+
+/// The bf16 value with these bits, as an f32.
+#[cfg(test)]
+fn bf16_value(bits: u16) -> f32 {
+    f32::from_bits(u32::from(bits) << 16)
+}
+
+/// A vector's values in bf16, two to a 32-bit lane (the first in the low
+/// half, as the BF16 dot product instruction pairs them), the last lane
+/// padded with a zero for an odd dimension. A loop the compiler vectorizes.
+fn pairs_of(values: &[f32], pairs: &mut [u32]) {
+    let (whole, rest) = values.as_chunks::<2>();
+    for (pair, &[low, high]) in pairs.iter_mut().zip(whole) {
+        *pair = u32::from(bf16_bits(low)) | (u32::from(bf16_bits(high)) << 16);
+    }
+    if let [last] = rest {
+        pairs[whole.len()] = u32::from(bf16_bits(*last));
+    }
+}
+
+/// Dataset rows in bf16, in panels of [`PANEL_ROWS`]: within a panel, pair
+/// `p` of every row sits side by side, so one load brings 16 rows' pair `p`.
+/// The last panel is padded with zero rows.
+#[derive(Debug, Default)]
+pub(crate) struct PackedRows {
+    pairs: Vec<u32>,
+    norms: Vec<f32>,
+    n_rows: usize,
+    n_pairs: usize,
+    /// One row's pairs, before they are spread over its panel.
+    row_pairs: Vec<u32>,
+}
+
+impl PackedRows {
+    /// Packs the row-major `rows` of `dimension` values, reusing the
+    /// allocation.
+    pub(crate) fn pack(&mut self, rows: &[f32], dimension: usize) {
+        let n_rows = rows.len() / dimension;
+        let n_pairs = dimension.div_ceil(2);
+        self.n_rows = n_rows;
+        self.n_pairs = n_pairs;
+        self.pairs.clear();
+        self.pairs
+            .resize(n_rows.div_ceil(PANEL_ROWS) * n_pairs * PANEL_ROWS, 0);
+        self.norms.clear();
+        self.row_pairs.resize(n_pairs, 0);
+        for (row_idx, row) in rows.chunks_exact(dimension).enumerate() {
+            pairs_of(row, &mut self.row_pairs);
+            let panel = &mut self.pairs[(row_idx / PANEL_ROWS) * n_pairs * PANEL_ROWS..];
+            let lane = row_idx % PANEL_ROWS;
+            for (pair_idx, &pair) in self.row_pairs.iter().enumerate() {
+                panel[pair_idx * PANEL_ROWS + lane] = pair;
+            }
+            self.norms.push(norm_upper(row));
+        }
+    }
+
+    /// Bytes held for `n_rows` rows of `dimension` values, for memory plans.
+    pub(crate) fn bytes_for(n_rows: usize, dimension: usize) -> u64 {
+        (n_rows.div_ceil(PANEL_ROWS) * PANEL_ROWS * dimension.div_ceil(2) * 4
+            + n_rows * 4
+            + dimension * 2) as u64
+    }
+}
+
+/// Queries in bf16, in blocks of [`MICRO_QUERIES`]: within a block, pair `p`
+/// of every query sits side by side. The last block is padded with zero
+/// queries.
+#[derive(Debug, Default)]
+pub(crate) struct PackedQueries {
+    pairs: Vec<u32>,
+    norms: Vec<f32>,
+    n_queries: usize,
+    n_pairs: usize,
+}
+
+impl PackedQueries {
+    /// Packs the row-major `queries` of `dimension` values, reusing the
+    /// allocation.
+    pub(crate) fn pack(&mut self, queries: &[f32], dimension: usize) {
+        let n_queries = queries.len() / dimension;
+        let n_pairs = dimension.div_ceil(2);
+        self.n_queries = n_queries;
+        self.n_pairs = n_pairs;
+        self.pairs.clear();
+        self.pairs.resize(
+            n_queries.div_ceil(MICRO_QUERIES) * n_pairs * MICRO_QUERIES,
+            0,
+        );
+        self.norms.clear();
+        let mut query_pairs = vec![0; n_pairs];
+        for (query_idx, query) in queries.chunks_exact(dimension).enumerate() {
+            pairs_of(query, &mut query_pairs);
+            let block = &mut self.pairs[(query_idx / MICRO_QUERIES) * n_pairs * MICRO_QUERIES..];
+            let lane = query_idx % MICRO_QUERIES;
+            for (pair_idx, &pair) in query_pairs.iter().enumerate() {
+                block[pair_idx * MICRO_QUERIES + lane] = pair;
+            }
+            self.norms.push(norm_upper(query));
+        }
+    }
+
+    /// Bytes held for `n_queries` queries of `dimension` values.
+    pub(crate) fn bytes_for(n_queries: usize, dimension: usize) -> u64 {
+        (n_queries.div_ceil(MICRO_QUERIES) * MICRO_QUERIES * dimension.div_ceil(2) * 4
+            + n_queries * 4) as u64
+    }
+}
+
+/// One micro-tile: the products of a block of [`MICRO_QUERIES`] packed
+/// queries with a panel of [`PANEL_ROWS`] packed rows, a row of the tile per
+/// query. Only called for a [`Route::Avx512`] proof.
+#[cfg(target_arch = "x86_64")]
+fn micro_tile(block: &[u32], panel: &[u32], tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS]) {
+    // SAFETY: a `Route::Avx512` proof exists only where `detect` saw AVX-512
+    // F and BF16 on this CPU, the features `micro_tile_avx512` is compiled
+    // for.
+    unsafe { micro_tile_avx512(block, panel, tile) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn micro_tile(_block: &[u32], _panel: &[u32], _tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS]) {
+    unreachable!("Bf16Products::detect never succeeds off x86_64")
+}
+
+/// [`micro_tile`] in plain Rust: each lane's pairs multiplied in f32 and
+/// summed in order, as the instruction does.
+#[cfg(test)]
+fn emulated_micro_tile(block: &[u32], panel: &[u32], tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS]) {
+    let n_pairs = block.len() / MICRO_QUERIES;
+    let halves = |lane: u32| (bf16_value(lane as u16), bf16_value((lane >> 16) as u16));
+    for query_idx in 0..MICRO_QUERIES {
+        for row_idx in 0..PANEL_ROWS {
+            let mut sum = 0.0f32;
+            for pair_idx in 0..n_pairs {
+                let (query_low, query_high) = halves(block[pair_idx * MICRO_QUERIES + query_idx]);
+                let (row_low, row_high) = halves(panel[pair_idx * PANEL_ROWS + row_idx]);
+                sum += query_high * row_high;
+                sum += query_low * row_low;
+            }
+            tile[query_idx * PANEL_ROWS + row_idx] = sum;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn micro_tile_avx512(block: &[u32], panel: &[u32], tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS]) {
+    use std::arch::x86_64::{
+        __m512, __m512bh, _mm512_dpbf16_ps, _mm512_loadu_ps, _mm512_set1_epi32, _mm512_setzero_ps,
+        _mm512_storeu_ps,
+    };
+    let n_pairs = block.len() / MICRO_QUERIES;
+    assert!(block.len() == n_pairs * MICRO_QUERIES && panel.len() == n_pairs * PANEL_ROWS);
+    let mut sums = [[_mm512_setzero_ps(); PANEL_VECTORS]; MICRO_QUERIES];
+    for pair_idx in 0..n_pairs {
+        let mut rows = [_mm512_setzero_ps(); PANEL_VECTORS];
+        for (vector_idx, row_vector) in rows.iter_mut().enumerate() {
+            let offset = pair_idx * PANEL_ROWS + vector_idx * LANES;
+            // SAFETY: `offset + 16 <= panel.len()`, since `pair_idx <
+            // n_pairs` and the panel holds `n_pairs * PANEL_ROWS` lanes.
+            *row_vector = unsafe { _mm512_loadu_ps(panel.as_ptr().add(offset).cast::<f32>()) };
+        }
+        let query_pairs = &block[pair_idx * MICRO_QUERIES..(pair_idx + 1) * MICRO_QUERIES];
+        for (query_sums, &query_pair) in sums.iter_mut().zip(query_pairs) {
+            // SAFETY: `__m512i`, `__m512` and `__m512bh` are all 64 bytes of
+            // plain lanes; every bit pattern is a valid value of each.
+            let query: __m512bh =
+                unsafe { std::mem::transmute(_mm512_set1_epi32(query_pair as i32)) };
+            for (sum, row_vector) in query_sums.iter_mut().zip(rows) {
+                // SAFETY: as above.
+                let row_pairs: __m512bh =
+                    unsafe { std::mem::transmute::<__m512, __m512bh>(row_vector) };
+                *sum = _mm512_dpbf16_ps(*sum, query, row_pairs);
+            }
+        }
+    }
+    for (query_idx, query_sums) in sums.iter().enumerate() {
+        for (vector_idx, &sum) in query_sums.iter().enumerate() {
+            let offset = query_idx * PANEL_ROWS + vector_idx * LANES;
+            // SAFETY: `offset + 16 <= MICRO_QUERIES * PANEL_ROWS`, the tile's
+            // length.
+            unsafe { _mm512_storeu_ps(tile.as_mut_ptr().add(offset), sum) };
+        }
+    }
+}
+
+/// The products [`Bf16Products::bounded_dots`] computes, before the bound is
+/// added, in plain Rust: the vectors rounded to bf16, the products summed in
+/// f64. For tests, on any CPU.
+#[cfg(test)]
+pub(crate) fn reference_dots(queries: &[f32], rows: &[f32], dimension: usize) -> Vec<f32> {
+    let rounded = |vector: &[f32]| -> Vec<f64> {
+        vector
+            .iter()
+            .map(|&value| f64::from(bf16_value(bf16_bits(value))))
+            .collect()
+    };
+    let queries = rounded(queries);
+    let rows = rounded(rows);
+    let mut dots = Vec::new();
+    for query in queries.chunks_exact(dimension) {
+        for row in rows.chunks_exact(dimension) {
+            dots.push(query.iter().zip(row).map(|(a, b)| a * b).sum::<f64>() as f32);
+        }
+    }
+    dots
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::random::SplitMix64;
+
+    fn vectors(seed: u64, n: usize, dimension: usize, offset: f32) -> Vec<f32> {
+        let mut random = SplitMix64::new(seed);
+        (0..n * dimension)
+            .map(|_| offset + random.next_f64() as f32 - 0.5)
+            .collect()
+    }
+
+    #[test]
+    fn rounding_to_bf16_is_to_nearest_even() {
+        assert_eq!(bf16_value(bf16_bits(1.0)), 1.0);
+        // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to even (1).
+        assert_eq!(bf16_value(bf16_bits(1.0 + 2f32.powi(-8))), 1.0);
+        assert_eq!(
+            bf16_value(bf16_bits(1.0 + 3.0 * 2f32.powi(-8))),
+            1.0 + 2f32.powi(-6)
+        );
+        assert_eq!(bf16_value(bf16_bits(-3.0)), -3.0);
+        let value = 0.123_456_79f32;
+        assert!((bf16_value(bf16_bits(value)) - value).abs() <= value * 2f32.powi(-8));
+    }
+
+    #[test]
+    fn bounded_dots_match_the_reference_and_never_fall_below_the_exact_product() {
+        let routes = [Some(Bf16Products::emulated()), Bf16Products::detect()];
+        for products in routes.into_iter().flatten() {
+            bounded_dots_hold_their_bound(products);
+        }
+    }
+
+    fn bounded_dots_hold_their_bound(products: Bf16Products) {
+        for (dimension, n_queries, n_rows, offset) in [
+            (384, 13, 100, 0.0),
+            (7, 9, 49, 3.0),
+            (1, 8, 48, -1.0),
+            (130, 1, 97, 0.25),
+        ] {
+            let queries = vectors(1, n_queries, dimension, offset);
+            let rows = vectors(2, n_rows, dimension, -offset);
+            let mut packed_queries = PackedQueries::default();
+            packed_queries.pack(&queries, dimension);
+            let mut packed_rows = PackedRows::default();
+            packed_rows.pack(&rows, dimension);
+            let bound = ErrorBound::new(dimension, true);
+            let mut dots = vec![f32::NAN; n_queries * (n_rows + 3)];
+            products.bounded_dots(&packed_queries, &packed_rows, bound, &mut dots, n_rows + 3);
+            let reference = reference_dots(&queries, &rows, dimension);
+            for query_idx in 0..n_queries {
+                let query = &queries[query_idx * dimension..][..dimension];
+                for row_idx in 0..n_rows {
+                    let row = &rows[row_idx * dimension..][..dimension];
+                    let exact: f64 = query
+                        .iter()
+                        .zip(row)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                        .sum();
+                    let norms = f64::from(norm_upper(query)) * f64::from(norm_upper(row));
+                    let raised = f64::from(dots[query_idx * (n_rows + 3) + row_idx]);
+                    assert!(raised >= exact, "{raised} below the exact {exact}");
+                    assert!(
+                        raised - exact
+                            <= 2.0 * f64::from(bound.per_product) * norms + 1e-3 * norms.max(1e-3)
+                    );
+                    let unbounded = raised
+                        - f64::from(bound.per_product) * norms
+                        - f64::from(bound.per_squared_norm) * f64::from(norm_upper(row)).powi(2);
+                    let expected = f64::from(reference[query_idx * n_rows + row_idx]);
+                    assert!(
+                        (unbounded - expected).abs() <= 1e-5 * norms.max(1.0),
+                        "{unbounded} vs the reference {expected} (dimension {dimension})"
+                    );
+                }
+            }
+        }
+    }
+}
