@@ -102,11 +102,17 @@ impl Bf16Products {
                 let norms = &rows.norms[first_row..first_row + panel_rows];
                 for local_query in 0..block_queries {
                     let query = first_query + local_query;
-                    let query_bound = bound.per_product * queries.norms[query];
+                    let query_norm = queries.norms[query];
+                    let per_row_norm = bound.per_product * query_norm + bound.per_norm;
+                    let per_query = query_norm
+                        * (bound.per_squared_norm * query_norm + bound.per_norm)
+                        + bound.absolute;
                     let out = &mut dots[query * stride + first_row..][..panel_rows];
                     let products = &tile[local_query * PANEL_ROWS..][..panel_rows];
                     for ((out, &product), &norm) in out.iter_mut().zip(products).zip(norms) {
-                        *out = product + norm * (query_bound + bound.per_squared_norm * norm);
+                        *out = product
+                            + norm * (per_row_norm + bound.per_squared_norm * norm)
+                            + per_query;
                     }
                 }
             }
@@ -126,30 +132,41 @@ fn cpu_has_bf16() -> bool {
 }
 
 /// How far a bf16 dot product may stray from the f32 one, as the search
-/// needs it: `|bf16 - exact| <= per_product * |q| * |x|`, where `q` and `x`
-/// are the f32 vectors (Cauchy-Schwarz over the per-element error), and
-/// `per_squared_norm * |x|^2` covers the rounding of an l2 key
-/// `|x|^2 - 2 q.x` in f32.
+/// needs it, for vectors `q` and `x`:
+/// `per_product * |q| * |x| + per_squared_norm * (|q|^2 + |x|^2) +
+/// per_norm * (|q| + |x|) + absolute`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ErrorBound {
     per_product: f32,
     per_squared_norm: f32,
+    per_norm: f32,
+    absolute: f32,
 }
 
 impl ErrorBound {
     /// The bound for vectors of `dimension` values; `l2_keys` where the keys
     /// add a squared norm to the product.
     ///
-    /// Rounding a value to bf16 moves it by at most 2^-8 of itself, so a
-    /// product of two moves by at most 2^-7 + 2^-16 of `|q_i x_i|`; the
-    /// products of two bf16 are exact in f32, and their f32 sum adds at most
-    /// `dimension` f32 roundings (2^-24 each) of the sum of `|q_i x_i|`. The
-    /// last term doubles that and covers the f32 arithmetic of the keys.
+    /// - Rounding a value to bf16 moves it by at most 2^-8 of itself, so a
+    ///   product of two moves by at most 2^-7 + 2^-16 of `|q_i x_i|`, and
+    ///   the sum of `|q_i x_i|` is at most `|q| |x|` (Cauchy-Schwarz). The
+    ///   products of two bf16 are exact in f32; their f32 sum adds at most
+    ///   `dimension` roundings of 2^-24 of the same sum. `per_product`
+    ///   doubles the latter, which also covers the keys' f32 arithmetic.
+    /// - An l2 key `|x|^2 - 2 q.x` is rounded in f32 with `|x|^2` in it:
+    ///   `per_squared_norm` covers it for either vector's key (a self graph
+    ///   shares one product between two rows' lists).
+    /// - The instruction reads values under 2^-126 (f32 subnormals) as zero
+    ///   and flushes such sums: at most `2^-126 * sqrt(dimension)` of each
+    ///   norm, and `2^-126` a step.
     pub(crate) fn new(dimension: usize, l2_keys: bool) -> Self {
         let roundings = (dimension + 8) as f32;
+        let smallest_normal = f32::MIN_POSITIVE;
         ErrorBound {
             per_product: 2f32.powi(-7) + 2f32.powi(-16) + roundings * 2f32.powi(-23),
             per_squared_norm: if l2_keys { 2f32.powi(-21) } else { 0.0 },
+            per_norm: smallest_normal * (dimension as f32).sqrt() * 2.0,
+            absolute: smallest_normal * roundings * 2.0,
         }
     }
 }
@@ -454,9 +471,14 @@ mod tests {
                         raised - exact
                             <= 2.0 * f64::from(bound.per_product) * norms + 1e-3 * norms.max(1e-3)
                     );
+                    let (query_norm, row_norm) =
+                        (f64::from(norm_upper(query)), f64::from(norm_upper(row)));
                     let unbounded = raised
                         - f64::from(bound.per_product) * norms
-                        - f64::from(bound.per_squared_norm) * f64::from(norm_upper(row)).powi(2);
+                        - f64::from(bound.per_squared_norm)
+                            * (query_norm.powi(2) + row_norm.powi(2))
+                        - f64::from(bound.per_norm) * (query_norm + row_norm)
+                        - f64::from(bound.absolute);
                     let expected = f64::from(reference[query_idx * n_rows + row_idx]);
                     assert!(
                         (unbounded - expected).abs() <= 1e-5 * norms.max(1.0),

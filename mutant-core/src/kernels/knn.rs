@@ -287,13 +287,24 @@ impl<'a> ExactIndex<'a> {
         options: &KnnOptions<'_>,
         execution: &Execution<'_>,
     ) -> Result<NeighbourLists> {
+        self.self_graph_with(options, execution, Bf16Products::detect())
+    }
+
+    /// [`ExactIndex::self_graph`] with the bf16 filter given: the CPU's,
+    /// none, or (in tests) the emulated one.
+    pub(super) fn self_graph_with(
+        &self,
+        options: &KnnOptions<'_>,
+        execution: &Execution<'_>,
+        bf16: Option<Bf16Products>,
+    ) -> Result<NeighbourLists> {
         let mut lists = self.run(
             QuerySource::DatasetRows,
             self.gemm_rows(),
             self.dataset.n_rows(),
             options,
             execution,
-            None,
+            bf16,
         )?;
         lists.mark_self_graph();
         Ok(lists)

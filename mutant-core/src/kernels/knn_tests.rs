@@ -177,6 +177,34 @@ proptest! {
         }
     }
 
+    /// The self graph with the bf16 filter (emulated, and the CPU's own where
+    /// it has one): the same lists as the model, with every tie and
+    /// duplicate of the small-integer matrices.
+    #[test]
+    fn bf16_self_graph_equals_brute_force(
+        (dimension, dataset, n_rows) in matrix_strategy(700),
+        k in 1usize..12,
+        metric in metric_strategy(),
+        threads in 1usize..4,
+        filter_seed in proptest::option::of(any::<u64>()),
+    ) {
+        let mask: Option<Vec<bool>> = filter_seed.map(|seed| {
+            let mut generator = super::super::SplitMix64::new(seed);
+            (0..n_rows).map(|_| generator.below(3) != 0).collect()
+        });
+        let view = DatasetView::new(&dataset, dimension).unwrap();
+        let mut options = KnnOptions::new(k);
+        if let Some(mask) = &mask { options = options.with_filter(mask); }
+        let execution = Execution::new().with_threads(threads);
+        let index = ExactIndex::new(view, metric, &execution).unwrap();
+        let expected = brute_force(&dataset, dimension, &dataset, metric, mask.as_deref(), true);
+        for route in [Some(Bf16Products::emulated()), Bf16Products::detect()].into_iter().flatten() {
+            let graph = index.self_graph_with(&options, &execution, Some(route)).unwrap();
+            prop_assert!(graph.excludes_self());
+            assert_matches_model(&graph, &expected);
+        }
+    }
+
     #[test]
     fn result_does_not_depend_on_thread_count((dimension, dataset, _n_rows) in matrix_strategy(900), k in 1usize..8) {
         let view = DatasetView::new(&dataset, dimension).unwrap();

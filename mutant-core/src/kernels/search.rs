@@ -243,7 +243,7 @@ pub(crate) fn candidate_capacity(k: usize) -> usize {
 /// and more for 3% of them (none failed at 32 more); scikit-learn's digits
 /// and breast cancer sets, every metric, none failed at 32 more (1% at 16).
 /// More costs offers in every scan (k + 74 took 20% longer than k + 32).
-fn bounded_capacity(k: usize) -> usize {
+pub(crate) fn bounded_capacity(k: usize) -> usize {
     k + k.max(32)
 }
 
@@ -335,9 +335,21 @@ fn search_outside(
             merged.extend_from_slice(candidates.get(query_idx - block_idx * query_block));
         }
     };
-    if products.is_none() {
-        return Ok((measured_lists(plan, capacity, execution, gather)?, 0));
+    match products {
+        Some(_) => proven_lists(plan, capacity, execution, gather),
+        None => Ok((measured_lists(plan, capacity, execution, gather)?, 0)),
     }
+}
+
+/// [`measured_lists`] for candidates whose keys are bf16 lower bounds: the
+/// lists, with every query they do not prove searched again in f32, and how
+/// many were.
+pub(crate) fn proven_lists(
+    plan: &SearchPlan<'_>,
+    capacity: usize,
+    execution: &Execution<'_>,
+    gather: impl Fn(usize, &mut Vec<(f32, u32)>) + Sync,
+) -> Result<(NeighbourLists, usize)> {
     let query_scales = query_scales(plan, execution)?;
     let (mut lists, unproven) =
         checked_lists(plan, capacity, Some(&query_scales), execution, gather)?;
@@ -397,7 +409,9 @@ fn key_upper(metric: Metric, distance: f32, query_scale: f32) -> f64 {
 }
 
 /// Searches again, with f32 products, the queries whose bf16 filter could not
-/// prove its answer (`unproven`), and puts their lists in place.
+/// prove its answer (`unproven`), and puts their lists in place. The rows of
+/// a self graph search as outside queries, with one neighbour more, since
+/// each finds itself, which its list then leaves out.
 fn research_in_f32(
     plan: &SearchPlan<'_>,
     unproven: &[usize],
@@ -405,34 +419,34 @@ fn research_in_f32(
     execution: &Execution<'_>,
 ) -> Result<()> {
     let dimension = plan.dataset.dimension();
-    let gather = |source: &[f32]| -> Vec<f32> {
-        unproven
-            .iter()
-            .flat_map(|&query_idx| &source[query_idx * dimension..(query_idx + 1) * dimension])
-            .copied()
-            .collect()
-    };
-    let QuerySource::External(queries) = plan.queries else {
-        unreachable!("only outside queries take the bf16 path");
-    };
-    let (queries, gemm_queries) = (gather(queries), gather(plan.gemm_queries));
+    let mut queries = Vec::with_capacity(unproven.len() * dimension);
+    let mut gemm_queries = Vec::with_capacity(unproven.len() * dimension);
+    for &query_idx in unproven {
+        queries.extend_from_slice(query_vector(plan, query_idx, dimension));
+        gemm_queries.extend_from_slice(
+            &plan.gemm_queries[query_idx * dimension..(query_idx + 1) * dimension],
+        );
+    }
+    let self_rows = matches!(plan.queries, QuerySource::DatasetRows);
     let f32_plan = SearchPlan {
         gemm_queries: &gemm_queries,
         queries: QuerySource::External(&queries),
         n_queries: unproven.len(),
+        k: (plan.k + usize::from(self_rows)).min(plan.dataset.n_rows()),
         bf16: None,
         ..*plan
     };
-    let researched = run(&f32_plan, execution)?;
+    // Progress has reached its end; the few queries searched again stay there.
+    let researched = run(&f32_plan, &execution.part(1.0, 1.0))?;
     for (researched_idx, &query_idx) in unproven.iter().enumerate() {
-        lists.replace_list(
-            query_idx,
-            researched
-                .rows(researched_idx)
-                .iter()
-                .copied()
-                .zip(researched.distances(researched_idx).iter().copied()),
-        );
+        let neighbours = researched
+            .rows(researched_idx)
+            .iter()
+            .copied()
+            .zip(researched.distances(researched_idx).iter().copied())
+            .filter(|&(row, _)| !(self_rows && row as usize == query_idx))
+            .take(plan.k);
+        lists.replace_list(query_idx, neighbours);
     }
     Ok(())
 }

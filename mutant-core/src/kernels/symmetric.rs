@@ -16,9 +16,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
+use super::bf16::{ErrorBound, PackedQueries, PackedRows};
 use super::neighbours::NeighbourLists;
 use super::progress::{Execution, Stage, on_threads};
-use super::search::{SearchPlan, candidate_capacity, measured_lists};
+use super::search::{
+    SearchPlan, bounded_capacity, candidate_capacity, measured_lists, proven_lists,
+};
 use super::topk::CandidateLists;
 use super::view::Metric;
 use crate::Result;
@@ -36,9 +39,13 @@ const SCAN_CHUNK: usize = 16;
 /// lists, the merge's output, and the centred copy of l2 data.
 pub(crate) fn peak_bytes(n_rows: usize, dimension: usize, k: usize, threads: usize) -> u64 {
     let (n_rows_u64, k_u64) = (n_rows as u64, k as u64);
-    let candidate_bytes = CandidateLists::bytes_per_list(candidate_capacity(k));
+    // Planned for the bf16 filter's lists, the longer ones, whichever runs.
+    let capacity = bounded_capacity(k).max(candidate_capacity(k));
+    let candidate_bytes = CandidateLists::bytes_per_list(capacity);
+    let packed = PackedQueries::bytes_for(BLOCK_ROWS, dimension)
+        + PackedRows::bytes_for(TILE_ROWS, dimension);
     let workers = threads.max(1) as u64
-        * (n_rows_u64 * candidate_bytes + 4 * (BLOCK_ROWS * TILE_ROWS + TILE_ROWS) as u64);
+        * (n_rows_u64 * candidate_bytes + 4 * (BLOCK_ROWS * TILE_ROWS + TILE_ROWS) as u64 + packed);
     let lists = 2 * n_rows_u64 * (8 * k_u64 + 8);
     let copies = 4 * (n_rows * dimension) as u64 + 8 * n_rows_u64;
     workers + lists + copies
@@ -51,7 +58,10 @@ pub(crate) fn self_graph(
     execution: &Execution<'_>,
 ) -> Result<NeighbourLists> {
     let n_rows = plan.dataset.n_rows();
-    let capacity = candidate_capacity(plan.k);
+    let capacity = match plan.bf16 {
+        Some(_) => bounded_capacity(plan.k),
+        None => candidate_capacity(plan.k),
+    };
     let n_blocks = n_rows.div_ceil(BLOCK_ROWS);
     let n_tiles: usize = (0..n_blocks)
         .map(|block_idx| (n_rows - block_idx * BLOCK_ROWS).div_ceil(TILE_ROWS))
@@ -65,6 +75,8 @@ pub(crate) fn self_graph(
             dots: vec![0.0; BLOCK_ROWS * TILE_ROWS],
             tile_terms: vec![0.0; TILE_ROWS],
             thresholds: vec![0.0; TILE_ROWS],
+            packed_block: PackedQueries::default(),
+            packed_tile: PackedRows::default(),
         };
         loop {
             let block_idx = next_block.fetch_add(1, Ordering::Relaxed);
@@ -79,11 +91,15 @@ pub(crate) fn self_graph(
     let per_worker = on_threads(n_workers, work)
         .into_iter()
         .collect::<Result<Vec<CandidateLists>>>()?;
-    let mut lists = measured_lists(plan, capacity, execution, |row, merged| {
+    let gather = |row: usize, merged: &mut Vec<(f32, u32)>| {
         for candidates in &per_worker {
             merged.extend_from_slice(candidates.get(row));
         }
-    })?;
+    };
+    let mut lists = match plan.bf16 {
+        Some(_) => proven_lists(plan, capacity, execution, gather)?.0,
+        None => measured_lists(plan, capacity, execution, gather)?,
+    };
     lists.mark_self_graph();
     Ok(lists)
 }
@@ -97,12 +113,22 @@ struct Worker<'p, 'a> {
     tile_terms: Vec<f32>,
     /// Per row of the current tile: the key its list's last entry holds.
     thresholds: Vec<f32>,
+    /// With the bf16 filter: the current block's rows and tile's rows.
+    packed_block: PackedQueries,
+    packed_tile: PackedRows,
 }
 
 impl Worker<'_, '_> {
     /// Every pair of a row of `block` with a later row.
     fn scan_block(&mut self, block: Range<usize>, stage: &Stage<'_>) -> Result<()> {
         let n_rows = self.plan.dataset.n_rows();
+        let dimension = self.plan.dataset.dimension();
+        if self.plan.bf16.is_some() {
+            self.packed_block.pack(
+                &self.plan.gemm_rows[block.start * dimension..block.end * dimension],
+                dimension,
+            );
+        }
         let mut tile_start = block.start;
         while tile_start < n_rows {
             let tile = tile_start..(tile_start + TILE_ROWS).min(n_rows);
@@ -130,22 +156,27 @@ impl Worker<'_, '_> {
         let dimension = plan.dataset.dimension();
         let (n_block, n_tile) = (block.len(), tile.len());
         let dots = &mut self.dots[..n_block * n_tile];
-        matmul(
-            MatMut::from_row_major_slice_mut(dots, n_block, n_tile),
-            Accum::Replace,
-            MatRef::from_row_major_slice(
-                &plan.gemm_rows[block.start * dimension..block.end * dimension],
-                n_block,
-                dimension,
-            ),
-            MatRef::from_column_major_slice(
-                &plan.gemm_rows[tile.start * dimension..tile.end * dimension],
-                dimension,
-                n_tile,
-            ),
-            1.0f32,
-            Par::Seq,
-        );
+        let tile_rows = &plan.gemm_rows[tile.start * dimension..tile.end * dimension];
+        if let Some(products) = plan.bf16 {
+            // Each product raised by its error bound for either row's key:
+            // the keys below are lower bounds of the exact ones.
+            self.packed_tile.pack(tile_rows, dimension);
+            let bound = ErrorBound::new(dimension, plan.metric == Metric::L2);
+            products.bounded_dots(&self.packed_block, &self.packed_tile, bound, dots, n_tile);
+        } else {
+            matmul(
+                MatMut::from_row_major_slice_mut(dots, n_block, n_tile),
+                Accum::Replace,
+                MatRef::from_row_major_slice(
+                    &plan.gemm_rows[block.start * dimension..block.end * dimension],
+                    n_block,
+                    dimension,
+                ),
+                MatRef::from_column_major_slice(tile_rows, dimension, n_tile),
+                1.0f32,
+                Par::Seq,
+            );
+        }
         // The scan compiled for the widest SIMD the CPU has (pulp's dispatch).
         pulp::Arch::new().dispatch(TileScan {
             worker: self,
