@@ -19,6 +19,8 @@
 //! the tests.
 #![allow(unsafe_code)]
 
+use std::ops::Range;
+
 /// Queries per micro-tile: each query's pairs are broadcast against a
 /// panel of rows.
 const MICRO_QUERIES: usize = 8;
@@ -28,7 +30,7 @@ const LANES: usize = 16;
 /// 32 registers accumulating.
 const PANEL_VECTORS: usize = 3;
 /// Dataset rows per packed panel.
-const PANEL_ROWS: usize = LANES * PANEL_VECTORS;
+pub(crate) const PANEL_ROWS: usize = LANES * PANEL_VECTORS;
 
 /// Proof that this CPU runs AVX-512 BF16: only [`Bf16Products::detect`]
 /// makes one (and, in tests, [`Bf16Products::emulated`], which computes the
@@ -67,47 +69,60 @@ impl Bf16Products {
         }
     }
 
-    /// `dots[q * stride + r]` = the bf16 dot product of query `q` and row
-    /// `r`, raised by `bound`'s bound on its error, so never below the exact
-    /// f32 dot product of the original vectors. `stride` is at least the
-    /// rows' count.
+    /// `dots[q * stride + r]` = the bf16 dot product of query
+    /// `queries.range.start + q` and row `rows.range.start + r`, raised by
+    /// `bound`'s bound on its error, so never below the exact f32 dot product
+    /// of the original vectors. The query range starts on a micro-tile
+    /// ([`MICRO_QUERIES`]) and the row range on a panel of rows packed
+    /// [`Packed::rows`].
     pub(crate) fn bounded_dots(
         self,
-        queries: &PackedQueries,
-        rows: &PackedRows,
+        queries: PackedRange<'_>,
+        rows: PackedRange<'_>,
         bound: ErrorBound,
         dots: &mut [f32],
         stride: usize,
     ) {
+        let (query_range, row_range) = (queries.range, rows.range);
+        let (queries, rows) = (queries.packed, rows.packed);
         let n_pairs = rows.n_pairs;
         assert_eq!(queries.n_pairs, n_pairs, "packed for one dimension");
+        assert_eq!(rows.group, PANEL_ROWS, "rows packed in panels");
         assert!(
-            stride >= rows.n_rows
-                && dots.len() >= queries.n_queries.saturating_sub(1) * stride + rows.n_rows
+            query_range.start.is_multiple_of(MICRO_QUERIES)
+                && row_range.start.is_multiple_of(PANEL_ROWS)
+        );
+        assert!(query_range.end <= queries.n_vectors && row_range.end <= rows.n_vectors);
+        assert!(
+            stride >= row_range.len()
+                && dots.len() >= query_range.len().saturating_sub(1) * stride + row_range.len()
         );
         let mut tile = [0.0f32; MICRO_QUERIES * PANEL_ROWS];
-        let blocks = queries.pairs.chunks_exact(n_pairs * MICRO_QUERIES);
-        for (block_idx, block) in blocks.enumerate() {
-            let first_query = block_idx * MICRO_QUERIES;
-            let block_queries = MICRO_QUERIES.min(queries.n_queries - first_query);
-            let panels = rows.pairs.chunks_exact(n_pairs * PANEL_ROWS);
-            for (panel_idx, panel) in panels.enumerate() {
-                let first_row = panel_idx * PANEL_ROWS;
-                let panel_rows = PANEL_ROWS.min(rows.n_rows - first_row);
+        for first_query in query_range.clone().step_by(MICRO_QUERIES) {
+            let block_queries = MICRO_QUERIES.min(query_range.end - first_query);
+            let (block, block_stride) = queries.lanes_from(first_query);
+            for first_row in row_range.clone().step_by(PANEL_ROWS) {
+                let panel_rows = PANEL_ROWS.min(row_range.end - first_row);
+                let (panel, _) = rows.lanes_from(first_row);
+                let panel = &panel[..n_pairs * PANEL_ROWS];
                 match self.route {
-                    Route::Avx512 => micro_tile(block, panel, &mut tile),
+                    Route::Avx512 => micro_tile(block, block_stride, panel, &mut tile),
                     #[cfg(test)]
-                    Route::Emulated => emulated_micro_tile(block, panel, &mut tile),
+                    Route::Emulated => {
+                        emulated_micro_tile(block, block_stride, panel, &mut tile);
+                    }
                 }
                 let norms = &rows.norms[first_row..first_row + panel_rows];
                 for local_query in 0..block_queries {
-                    let query = first_query + local_query;
-                    let query_norm = queries.norms[query];
+                    let query_norm = queries.norms[first_query + local_query];
                     let per_row_norm = bound.per_product * query_norm + bound.per_norm;
                     let per_query = query_norm
                         * (bound.per_squared_norm * query_norm + bound.per_norm)
                         + bound.absolute;
-                    let out = &mut dots[query * stride + first_row..][..panel_rows];
+                    let out_start = (first_query - query_range.start + local_query) * stride
+                        + first_row
+                        - row_range.start;
+                    let out = &mut dots[out_start..][..panel_rows];
                     let products = &tile[local_query * PANEL_ROWS..][..panel_rows];
                     for ((out, &product), &norm) in out.iter_mut().zip(products).zip(norms) {
                         *out = product
@@ -215,122 +230,161 @@ fn pairs_of(values: &[f32], pairs: &mut [u32]) {
     }
 }
 
-/// Dataset rows in bf16, in panels of [`PANEL_ROWS`]: within a panel, pair
-/// `p` of every row sits side by side, so one load brings 16 rows' pair `p`.
-/// The last panel is padded with zero rows.
+/// Vectors in bf16, interleaved in groups: within a group of `group`
+/// vectors, pair `p` of every vector sits side by side, so that one load
+/// brings pair `p` of 16 of them. Rows to search are packed in panels of
+/// [`PANEL_ROWS`] ([`Packed::rows`]), which also serve as queries (a self
+/// graph's blocks); outside queries in groups of [`MICRO_QUERIES`]
+/// ([`Packed::queries`]). The last group is padded with zero vectors.
 #[derive(Debug, Default)]
-pub(crate) struct PackedRows {
+pub(crate) struct Packed {
     pairs: Vec<u32>,
     norms: Vec<f32>,
-    n_rows: usize,
+    n_vectors: usize,
     n_pairs: usize,
-    /// One row's pairs, before they are spread over its panel.
-    row_pairs: Vec<u32>,
+    group: usize,
 }
 
-impl PackedRows {
-    /// Packs the row-major `rows` of `dimension` values, reusing the
-    /// allocation.
-    pub(crate) fn pack(&mut self, rows: &[f32], dimension: usize) {
-        let n_rows = rows.len() / dimension;
+/// Some consecutive vectors of a [`Packed`].
+#[derive(Debug, Clone)]
+pub(crate) struct PackedRange<'a> {
+    packed: &'a Packed,
+    range: Range<usize>,
+}
+
+/// Vectors per piece of a parallel [`Packed::rows`]: whole panels.
+const PACK_PIECE: usize = 64 * PANEL_ROWS;
+
+impl Packed {
+    /// The row-major `rows` of `dimension` values in panels of
+    /// [`PANEL_ROWS`], packed on up to `threads` threads.
+    pub(crate) fn rows(rows: &[f32], dimension: usize, threads: usize) -> Self {
+        let mut packed = Packed::default();
+        packed.repack(rows, dimension, PANEL_ROWS, threads);
+        packed
+    }
+
+    /// Packs the row-major `queries` of `dimension` values in groups of
+    /// [`MICRO_QUERIES`], reusing the allocation.
+    pub(crate) fn pack_queries(&mut self, queries: &[f32], dimension: usize) {
+        self.repack(queries, dimension, MICRO_QUERIES, 1);
+    }
+
+    fn repack(&mut self, vectors: &[f32], dimension: usize, group: usize, threads: usize) {
+        let n_vectors = vectors.len() / dimension;
         let n_pairs = dimension.div_ceil(2);
-        self.n_rows = n_rows;
+        self.n_vectors = n_vectors;
         self.n_pairs = n_pairs;
+        self.group = group;
         self.pairs.clear();
         self.pairs
-            .resize(n_rows.div_ceil(PANEL_ROWS) * n_pairs * PANEL_ROWS, 0);
+            .resize(n_vectors.div_ceil(group) * n_pairs * group, 0);
         self.norms.clear();
-        self.row_pairs.resize(n_pairs, 0);
-        for (row_idx, row) in rows.chunks_exact(dimension).enumerate() {
-            pairs_of(row, &mut self.row_pairs);
-            let panel = &mut self.pairs[(row_idx / PANEL_ROWS) * n_pairs * PANEL_ROWS..];
-            let lane = row_idx % PANEL_ROWS;
-            for (pair_idx, &pair) in self.row_pairs.iter().enumerate() {
-                panel[pair_idx * PANEL_ROWS + lane] = pair;
+        self.norms.resize(n_vectors, 0.0);
+        let pieces = self
+            .pairs
+            .chunks_mut(PACK_PIECE * n_pairs)
+            .zip(self.norms.chunks_mut(PACK_PIECE))
+            .zip(vectors.chunks(PACK_PIECE * dimension));
+        let pack_piece = |((pairs, norms), vectors): ((&mut [u32], &mut [f32]), &[f32])| {
+            let mut vector_pairs = vec![0; n_pairs];
+            for (idx, (vector, norm)) in vectors.chunks_exact(dimension).zip(norms).enumerate() {
+                pairs_of(vector, &mut vector_pairs);
+                let group_pairs = &mut pairs[(idx / group) * n_pairs * group..];
+                for (pair_idx, &pair) in vector_pairs.iter().enumerate() {
+                    group_pairs[pair_idx * group + idx % group] = pair;
+                }
+                *norm = norm_upper(vector);
             }
-            self.norms.push(norm_upper(row));
+        };
+        if threads <= 1 || n_vectors <= PACK_PIECE {
+            pieces.for_each(pack_piece);
+        } else {
+            let pieces = std::sync::Mutex::new(pieces);
+            std::thread::scope(|scope| {
+                let work = || {
+                    loop {
+                        let piece = pieces.lock().map(|mut pieces| pieces.next());
+                        match piece {
+                            Ok(Some(piece)) => pack_piece(piece),
+                            _ => break,
+                        }
+                    }
+                };
+                for _ in 1..threads {
+                    scope.spawn(work);
+                }
+                work();
+            });
         }
     }
 
-    /// Bytes held for `n_rows` rows of `dimension` values, for memory plans.
-    pub(crate) fn bytes_for(n_rows: usize, dimension: usize) -> u64 {
-        (n_rows.div_ceil(PANEL_ROWS) * PANEL_ROWS * dimension.div_ceil(2) * 4
-            + n_rows * 4
-            + dimension * 2) as u64
-    }
-}
-
-/// Queries in bf16, in blocks of [`MICRO_QUERIES`]: within a block, pair `p`
-/// of every query sits side by side. The last block is padded with zero
-/// queries.
-#[derive(Debug, Default)]
-pub(crate) struct PackedQueries {
-    pairs: Vec<u32>,
-    norms: Vec<f32>,
-    n_queries: usize,
-    n_pairs: usize,
-}
-
-impl PackedQueries {
-    /// Packs the row-major `queries` of `dimension` values, reusing the
-    /// allocation.
-    pub(crate) fn pack(&mut self, queries: &[f32], dimension: usize) {
-        let n_queries = queries.len() / dimension;
-        let n_pairs = dimension.div_ceil(2);
-        self.n_queries = n_queries;
-        self.n_pairs = n_pairs;
-        self.pairs.clear();
-        self.pairs.resize(
-            n_queries.div_ceil(MICRO_QUERIES) * n_pairs * MICRO_QUERIES,
-            0,
-        );
-        self.norms.clear();
-        let mut query_pairs = vec![0; n_pairs];
-        for (query_idx, query) in queries.chunks_exact(dimension).enumerate() {
-            pairs_of(query, &mut query_pairs);
-            let block = &mut self.pairs[(query_idx / MICRO_QUERIES) * n_pairs * MICRO_QUERIES..];
-            let lane = query_idx % MICRO_QUERIES;
-            for (pair_idx, &pair) in query_pairs.iter().enumerate() {
-                block[pair_idx * MICRO_QUERIES + lane] = pair;
-            }
-            self.norms.push(norm_upper(query));
+    /// Vectors `range` of the pack, for [`Bf16Products::bounded_dots`].
+    pub(crate) fn range(&self, range: Range<usize>) -> PackedRange<'_> {
+        PackedRange {
+            packed: self,
+            range,
         }
     }
 
-    /// Bytes held for `n_queries` queries of `dimension` values.
-    pub(crate) fn bytes_for(n_queries: usize, dimension: usize) -> u64 {
-        (n_queries.div_ceil(MICRO_QUERIES) * MICRO_QUERIES * dimension.div_ceil(2) * 4
-            + n_queries * 4) as u64
+    /// The lanes from vector `first` on (which starts a micro-tile), and the
+    /// distance between one pair of them and the next.
+    fn lanes_from(&self, first: usize) -> (&[u32], usize) {
+        let start = (first / self.group) * self.n_pairs * self.group + first % self.group;
+        (&self.pairs[start..], self.group)
+    }
+
+    /// Bytes held for `n_vectors` vectors of `dimension` values, packed as
+    /// rows or as queries, for memory plans.
+    pub(crate) fn bytes_for(n_vectors: usize, dimension: usize) -> u64 {
+        (n_vectors.div_ceil(PANEL_ROWS) * PANEL_ROWS * dimension.div_ceil(2) * 4 + n_vectors * 4)
+            as u64
     }
 }
 
-/// One micro-tile: the products of a block of [`MICRO_QUERIES`] packed
-/// queries with a panel of [`PANEL_ROWS`] packed rows, a row of the tile per
-/// query. Only called for a [`Route::Avx512`] proof.
+/// One micro-tile: the products of [`MICRO_QUERIES`] packed queries (pair
+/// `p` of query `j` at `block[p * block_stride + j]`) with a panel of
+/// [`PANEL_ROWS`] packed rows, a row of the tile per query. Only called for
+/// a [`Route::Avx512`] proof.
 #[cfg(target_arch = "x86_64")]
-fn micro_tile(block: &[u32], panel: &[u32], tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS]) {
+fn micro_tile(
+    block: &[u32],
+    block_stride: usize,
+    panel: &[u32],
+    tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS],
+) {
     // SAFETY: a `Route::Avx512` proof exists only where `detect` saw AVX-512
     // F and BF16 on this CPU, the features `micro_tile_avx512` is compiled
     // for.
-    unsafe { micro_tile_avx512(block, panel, tile) }
+    unsafe { micro_tile_avx512(block, block_stride, panel, tile) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn micro_tile(_block: &[u32], _panel: &[u32], _tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS]) {
+fn micro_tile(
+    _block: &[u32],
+    _block_stride: usize,
+    _panel: &[u32],
+    _tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS],
+) {
     unreachable!("Bf16Products::detect never succeeds off x86_64")
 }
 
 /// [`micro_tile`] in plain Rust: each lane's pairs multiplied in f32 and
 /// summed in order, as the instruction does.
 #[cfg(test)]
-fn emulated_micro_tile(block: &[u32], panel: &[u32], tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS]) {
-    let n_pairs = block.len() / MICRO_QUERIES;
+fn emulated_micro_tile(
+    block: &[u32],
+    block_stride: usize,
+    panel: &[u32],
+    tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS],
+) {
+    let n_pairs = panel.len() / PANEL_ROWS;
     let halves = |lane: u32| (bf16_value(lane as u16), bf16_value((lane >> 16) as u16));
     for query_idx in 0..MICRO_QUERIES {
         for row_idx in 0..PANEL_ROWS {
             let mut sum = 0.0f32;
             for pair_idx in 0..n_pairs {
-                let (query_low, query_high) = halves(block[pair_idx * MICRO_QUERIES + query_idx]);
+                let (query_low, query_high) = halves(block[pair_idx * block_stride + query_idx]);
                 let (row_low, row_high) = halves(panel[pair_idx * PANEL_ROWS + row_idx]);
                 sum += query_high * row_high;
                 sum += query_low * row_low;
@@ -342,13 +396,22 @@ fn emulated_micro_tile(block: &[u32], panel: &[u32], tile: &mut [f32; MICRO_QUER
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-fn micro_tile_avx512(block: &[u32], panel: &[u32], tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS]) {
+fn micro_tile_avx512(
+    block: &[u32],
+    block_stride: usize,
+    panel: &[u32],
+    tile: &mut [f32; MICRO_QUERIES * PANEL_ROWS],
+) {
     use std::arch::x86_64::{
         __m512, __m512bh, _mm512_dpbf16_ps, _mm512_loadu_ps, _mm512_set1_epi32, _mm512_setzero_ps,
         _mm512_storeu_ps,
     };
-    let n_pairs = block.len() / MICRO_QUERIES;
-    assert!(block.len() == n_pairs * MICRO_QUERIES && panel.len() == n_pairs * PANEL_ROWS);
+    let n_pairs = panel.len() / PANEL_ROWS;
+    assert!(
+        panel.len() == n_pairs * PANEL_ROWS
+            && block_stride >= MICRO_QUERIES
+            && block.len() >= n_pairs.saturating_sub(1) * block_stride + MICRO_QUERIES
+    );
     let mut sums = [[_mm512_setzero_ps(); PANEL_VECTORS]; MICRO_QUERIES];
     for pair_idx in 0..n_pairs {
         let mut rows = [_mm512_setzero_ps(); PANEL_VECTORS];
@@ -358,7 +421,7 @@ fn micro_tile_avx512(block: &[u32], panel: &[u32], tile: &mut [f32; MICRO_QUERIE
             // n_pairs` and the panel holds `n_pairs * PANEL_ROWS` lanes.
             *row_vector = unsafe { _mm512_loadu_ps(panel.as_ptr().add(offset).cast::<f32>()) };
         }
-        let query_pairs = &block[pair_idx * MICRO_QUERIES..(pair_idx + 1) * MICRO_QUERIES];
+        let query_pairs = &block[pair_idx * block_stride..][..MICRO_QUERIES];
         for (query_sums, &query_pair) in sums.iter_mut().zip(query_pairs) {
             // SAFETY: `__m512i`, `__m512` and `__m512bh` are all 64 bytes of
             // plain lanes; every bit pattern is a valid value of each.
@@ -438,53 +501,77 @@ mod tests {
         }
     }
 
+    /// Queries packed as queries and as rows (a self graph's blocks), rows
+    /// packed in parallel pieces, ranges that start past the first micro-tile
+    /// and panel.
     fn bounded_dots_hold_their_bound(products: Bf16Products) {
-        for (dimension, n_queries, n_rows, offset) in [
-            (384, 13, 100, 0.0),
-            (7, 9, 49, 3.0),
-            (1, 8, 48, -1.0),
-            (130, 1, 97, 0.25),
+        for (dimension, n_queries, n_rows, offset, skip) in [
+            (384, 13, 100, 0.0, (0, 0)),
+            (7, 9, 49, 3.0, (8, 48)),
+            (1, 8, 48, -1.0, (0, 0)),
+            (130, 17, 97, 0.25, (16, 48)),
+            (4, 9, 3_200, 1.0, (8, 3_072)),
         ] {
             let queries = vectors(1, n_queries, dimension, offset);
             let rows = vectors(2, n_rows, dimension, -offset);
-            let mut packed_queries = PackedQueries::default();
-            packed_queries.pack(&queries, dimension);
-            let mut packed_rows = PackedRows::default();
-            packed_rows.pack(&rows, dimension);
+            let mut as_queries = Packed::default();
+            as_queries.pack_queries(&queries, dimension);
+            let as_rows = Packed::rows(&queries, dimension, 1);
+            let packed_rows = Packed::rows(&rows, dimension, 2);
             let bound = ErrorBound::new(dimension, true);
-            let mut dots = vec![f32::NAN; n_queries * (n_rows + 3)];
-            products.bounded_dots(&packed_queries, &packed_rows, bound, &mut dots, n_rows + 3);
-            let reference = reference_dots(&queries, &rows, dimension);
-            for query_idx in 0..n_queries {
-                let query = &queries[query_idx * dimension..][..dimension];
-                for row_idx in 0..n_rows {
-                    let row = &rows[row_idx * dimension..][..dimension];
-                    let exact: f64 = query
-                        .iter()
-                        .zip(row)
-                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                        .sum();
-                    let norms = f64::from(norm_upper(query)) * f64::from(norm_upper(row));
-                    let raised = f64::from(dots[query_idx * (n_rows + 3) + row_idx]);
-                    assert!(raised >= exact, "{raised} below the exact {exact}");
-                    assert!(
-                        raised - exact
-                            <= 2.0 * f64::from(bound.per_product) * norms + 1e-3 * norms.max(1e-3)
-                    );
-                    let (query_norm, row_norm) =
-                        (f64::from(norm_upper(query)), f64::from(norm_upper(row)));
-                    let unbounded = raised
-                        - f64::from(bound.per_product) * norms
-                        - f64::from(bound.per_squared_norm)
-                            * (query_norm.powi(2) + row_norm.powi(2))
-                        - f64::from(bound.per_norm) * (query_norm + row_norm)
-                        - f64::from(bound.absolute);
-                    let expected = f64::from(reference[query_idx * n_rows + row_idx]);
-                    assert!(
-                        (unbounded - expected).abs() <= 1e-5 * norms.max(1.0),
-                        "{unbounded} vs the reference {expected} (dimension {dimension})"
-                    );
-                }
+            let (query_range, row_range) = (skip.0..n_queries, skip.1..n_rows);
+            let stride = row_range.len() + 3;
+            for packed_queries in [&as_queries, &as_rows] {
+                let mut dots = vec![f32::NAN; query_range.len() * stride];
+                products.bounded_dots(
+                    packed_queries.range(query_range.clone()),
+                    packed_rows.range(row_range.clone()),
+                    bound,
+                    &mut dots,
+                    stride,
+                );
+                check_bounded(&queries, &rows, dimension, bound, &dots, stride, skip);
+            }
+        }
+    }
+
+    fn check_bounded(
+        queries: &[f32],
+        rows: &[f32],
+        dimension: usize,
+        bound: ErrorBound,
+        dots: &[f32],
+        stride: usize,
+        skip: (usize, usize),
+    ) {
+        let reference = reference_dots(queries, rows, dimension);
+        let n_rows = rows.len() / dimension;
+        for (query_idx, query) in queries.chunks_exact(dimension).enumerate().skip(skip.0) {
+            for (row_idx, row) in rows.chunks_exact(dimension).enumerate().skip(skip.1) {
+                let exact: f64 = query
+                    .iter()
+                    .zip(row)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum();
+                let (query_norm, row_norm) =
+                    (f64::from(norm_upper(query)), f64::from(norm_upper(row)));
+                let norms = query_norm * row_norm;
+                let raised = f64::from(dots[(query_idx - skip.0) * stride + row_idx - skip.1]);
+                assert!(raised >= exact, "{raised} below the exact {exact}");
+                assert!(
+                    raised - exact
+                        <= 2.0 * f64::from(bound.per_product) * norms + 1e-3 * norms.max(1e-3)
+                );
+                let unbounded = raised
+                    - f64::from(bound.per_product) * norms
+                    - f64::from(bound.per_squared_norm) * (query_norm.powi(2) + row_norm.powi(2))
+                    - f64::from(bound.per_norm) * (query_norm + row_norm)
+                    - f64::from(bound.absolute);
+                let expected = f64::from(reference[query_idx * n_rows + row_idx]);
+                assert!(
+                    (unbounded - expected).abs() <= 1e-5 * norms.max(1.0),
+                    "{unbounded} vs the reference {expected} (dimension {dimension})"
+                );
             }
         }
     }

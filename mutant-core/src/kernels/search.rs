@@ -12,7 +12,7 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-use super::bf16::{Bf16Products, ErrorBound, PackedQueries, PackedRows};
+use super::bf16::{Bf16Products, ErrorBound, PANEL_ROWS, Packed};
 use super::neighbours::NeighbourLists;
 use super::progress::{Execution, parallel_map};
 use super::symmetric;
@@ -211,22 +211,24 @@ pub(crate) fn search_peak_bytes(
     } as u64;
     let (n_queries, threads) = (n_queries as u64, threads.max(1) as u64);
     let candidate_bytes = CandidateLists::bytes_per_list(capacity as usize);
-    let packed = PackedQueries::bytes_for(query_block, dimension)
-        + PackedRows::bytes_for(dataset_tile, dimension);
+    let packed_queries = Packed::bytes_for(query_block, dimension);
     let workers = threads
-        * (4 * (query_block * dataset_tile) as u64 + candidate_bytes * query_block as u64 + packed);
+        * (4 * (query_block * (dataset_tile + PANEL_ROWS)) as u64
+            + candidate_bytes * query_block as u64
+            + packed_queries);
+    let packed_rows = Packed::bytes_for(n_rows, dimension);
     let items = n_queries * n_splits * candidate_bytes;
     let lists = n_queries * (8 * k as u64 + 4) + threads * candidate_bytes * n_splits;
     let copies = 4 * ((n_rows + n_queries as usize) * dimension) as u64 + 8 * n_rows as u64;
-    workers + items + lists + copies
+    workers + items + lists + copies + packed_rows
 }
 
 /// Buffers one worker reuses across items.
 struct WorkerBuffers {
     dots: Vec<f32>,
     candidates: CandidateLists,
-    packed_queries: PackedQueries,
-    packed_rows: PackedRows,
+    /// The item's queries, for the bf16 filter.
+    packed_queries: Packed,
 }
 
 /// The candidates kept per query for `k` neighbours: a few spare ones
@@ -275,7 +277,16 @@ fn search_outside(
         Some(_) => bounded_capacity(plan.k),
         None => candidate_capacity(plan.k),
     };
-    let dataset_tile = dataset_tile(query_block, n_rows, execution.threads());
+    // The dataset in bf16, once for every query block; its tiles start on
+    // its panels.
+    let packed_rows =
+        products.map(|_| Packed::rows(plan.gemm_rows, dimension, execution.threads()));
+    let dataset_tile = match products {
+        Some(_) => {
+            dataset_tile(query_block, n_rows, execution.threads()).next_multiple_of(PANEL_ROWS)
+        }
+        None => dataset_tile(query_block, n_rows, execution.threads()),
+    };
     let n_tiles = n_rows.div_ceil(dataset_tile).max(1);
     let n_splits = if execution.threads() == 1 {
         1
@@ -294,8 +305,7 @@ fn search_outside(
         || WorkerBuffers {
             dots: vec![0.0; query_block * dataset_tile],
             candidates: CandidateLists::new(query_block, capacity),
-            packed_queries: PackedQueries::default(),
-            packed_rows: PackedRows::default(),
+            packed_queries: Packed::default(),
         },
         |buffers, item_idx| {
             let block_idx = item_idx / n_splits;
@@ -306,7 +316,7 @@ fn search_outside(
             let tile_end = ((split_idx + 1) * tiles_per_split).min(n_tiles);
             buffers.candidates.reset(query_end - query_start);
             if products.is_some() {
-                buffers.packed_queries.pack(
+                buffers.packed_queries.pack_queries(
                     &plan.gemm_queries[query_start * dimension..query_end * dimension],
                     dimension,
                 );
@@ -316,7 +326,7 @@ fn search_outside(
                 let row_end = (row_start + dataset_tile).min(n_rows);
                 scan_tile(
                     plan,
-                    products,
+                    products.zip(packed_rows.as_ref()),
                     buffers,
                     query_start..query_end,
                     row_start..row_end,
@@ -577,7 +587,7 @@ fn query_vector<'a>(plan: &SearchPlan<'a>, query_idx: usize, dimension: usize) -
 /// candidate lists.
 fn scan_tile(
     plan: &SearchPlan<'_>,
-    products: Option<Bf16Products>,
+    bf16: Option<(Bf16Products, &Packed)>,
     buffers: &mut WorkerBuffers,
     query_range: std::ops::Range<usize>,
     row_range: std::ops::Range<usize>,
@@ -589,14 +599,13 @@ fn scan_tile(
         &plan.gemm_queries[query_range.start * dimension..query_range.end * dimension];
     let tile_values = &plan.gemm_rows[row_range.start * dimension..row_range.end * dimension];
     let dots = &mut buffers.dots[..n_block_queries * n_tile_rows];
-    if let Some(products) = products {
+    if let Some((products, packed_rows)) = bf16 {
         // Each product raised by its error bound: the keys below are lower
         // bounds of the exact ones.
-        buffers.packed_rows.pack(tile_values, dimension);
         let bound = ErrorBound::new(dimension, plan.metric == Metric::L2);
         products.bounded_dots(
-            &buffers.packed_queries,
-            &buffers.packed_rows,
+            buffers.packed_queries.range(0..n_block_queries),
+            packed_rows.range(row_range.clone()),
             bound,
             dots,
             n_tile_rows,

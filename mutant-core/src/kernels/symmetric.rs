@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-use super::bf16::{ErrorBound, PackedQueries, PackedRows};
+use super::bf16::{Bf16Products, ErrorBound, PANEL_ROWS, Packed};
 use super::neighbours::NeighbourLists;
 use super::progress::{Execution, Stage, on_threads};
 use super::search::{
@@ -27,28 +27,29 @@ use super::view::Metric;
 use crate::Result;
 
 /// Rows of a block (the `m` of each product).
-const BLOCK_ROWS: usize = 512;
+const BLOCK_ROWS: usize = 10 * PANEL_ROWS;
 /// Rows of a tile (the `n` of each product): the tile of dot products stays
-/// in L2 while it is scanned.
-const TILE_ROWS: usize = 256;
+/// in L2 while it is scanned. Both sizes are whole panels of the bf16
+/// filter's packed rows, on which its tiles must start.
+const TILE_ROWS: usize = 5 * PANEL_ROWS;
 /// Lanes checked together against the thresholds before the slow path.
 const SCAN_CHUNK: usize = 16;
 
 /// The peak working memory of [`self_graph`] on `n_rows` rows, in bytes:
 /// each worker's candidate lists for every row and its tile, the final
-/// lists, the merge's output, and the centred copy of l2 data.
+/// lists, the merge's output, the centred copy of l2 data and the bf16 copy.
 pub(crate) fn peak_bytes(n_rows: usize, dimension: usize, k: usize, threads: usize) -> u64 {
     let (n_rows_u64, k_u64) = (n_rows as u64, k as u64);
     // Planned for the bf16 filter's lists, the longer ones, whichever runs.
     let capacity = bounded_capacity(k).max(candidate_capacity(k));
     let candidate_bytes = CandidateLists::bytes_per_list(capacity);
-    let packed = PackedQueries::bytes_for(BLOCK_ROWS, dimension)
-        + PackedRows::bytes_for(TILE_ROWS, dimension);
     let workers = threads.max(1) as u64
-        * (n_rows_u64 * candidate_bytes + 4 * (BLOCK_ROWS * TILE_ROWS + TILE_ROWS) as u64 + packed);
+        * (n_rows_u64 * candidate_bytes + 4 * (BLOCK_ROWS * TILE_ROWS + TILE_ROWS) as u64);
+    // The bf16 copy of the dataset, where the filter runs.
+    let packed = Packed::bytes_for(n_rows, dimension);
     let lists = 2 * n_rows_u64 * (8 * k_u64 + 8);
     let copies = 4 * (n_rows * dimension) as u64 + 8 * n_rows_u64;
-    workers + lists + copies
+    workers + lists + copies + packed
 }
 
 /// Every row's `plan.k` nearest other rows (`plan.queries` is the dataset's
@@ -68,6 +69,14 @@ pub(crate) fn self_graph(
         .sum();
     let stage = execution.stage(0.0, 1.0, n_tiles);
     let next_block = AtomicUsize::new(0);
+    // The dataset in bf16 for the filter, once: blocks and tiles alike.
+    let packed = plan.bf16.map(|_| {
+        Packed::rows(
+            plan.gemm_rows,
+            plan.dataset.dimension(),
+            execution.threads(),
+        )
+    });
     let work = || -> Result<CandidateLists> {
         let mut worker = Worker {
             plan,
@@ -75,8 +84,7 @@ pub(crate) fn self_graph(
             dots: vec![0.0; BLOCK_ROWS * TILE_ROWS],
             tile_terms: vec![0.0; TILE_ROWS],
             thresholds: vec![0.0; TILE_ROWS],
-            packed_block: PackedQueries::default(),
-            packed_tile: PackedRows::default(),
+            bf16: plan.bf16.zip(packed.as_ref()),
         };
         loop {
             let block_idx = next_block.fetch_add(1, Ordering::Relaxed);
@@ -113,22 +121,14 @@ struct Worker<'p, 'a> {
     tile_terms: Vec<f32>,
     /// Per row of the current tile: the key its list's last entry holds.
     thresholds: Vec<f32>,
-    /// With the bf16 filter: the current block's rows and tile's rows.
-    packed_block: PackedQueries,
-    packed_tile: PackedRows,
+    /// With the bf16 filter: the products and the packed dataset.
+    bf16: Option<(Bf16Products, &'p Packed)>,
 }
 
 impl Worker<'_, '_> {
     /// Every pair of a row of `block` with a later row.
     fn scan_block(&mut self, block: Range<usize>, stage: &Stage<'_>) -> Result<()> {
         let n_rows = self.plan.dataset.n_rows();
-        let dimension = self.plan.dataset.dimension();
-        if self.plan.bf16.is_some() {
-            self.packed_block.pack(
-                &self.plan.gemm_rows[block.start * dimension..block.end * dimension],
-                dimension,
-            );
-        }
         let mut tile_start = block.start;
         while tile_start < n_rows {
             let tile = tile_start..(tile_start + TILE_ROWS).min(n_rows);
@@ -157,12 +157,17 @@ impl Worker<'_, '_> {
         let (n_block, n_tile) = (block.len(), tile.len());
         let dots = &mut self.dots[..n_block * n_tile];
         let tile_rows = &plan.gemm_rows[tile.start * dimension..tile.end * dimension];
-        if let Some(products) = plan.bf16 {
+        if let Some((products, packed)) = self.bf16 {
             // Each product raised by its error bound for either row's key:
             // the keys below are lower bounds of the exact ones.
-            self.packed_tile.pack(tile_rows, dimension);
             let bound = ErrorBound::new(dimension, plan.metric == Metric::L2);
-            products.bounded_dots(&self.packed_block, &self.packed_tile, bound, dots, n_tile);
+            products.bounded_dots(
+                packed.range(block.clone()),
+                packed.range(tile.clone()),
+                bound,
+                dots,
+                n_tile,
+            );
         } else {
             matmul(
                 MatMut::from_row_major_slice_mut(dots, n_block, n_tile),
