@@ -85,6 +85,9 @@ impl Bf16Products {
     ) {
         let (query_range, row_range) = (queries.range, rows.range);
         let (queries, rows) = (queries.packed, rows.packed);
+        if query_range.is_empty() {
+            return;
+        }
         let n_pairs = rows.n_pairs;
         assert_eq!(queries.n_pairs, n_pairs, "packed for one dimension");
         assert_eq!(rows.group, PANEL_ROWS, "rows packed in panels");
@@ -106,7 +109,14 @@ impl Bf16Products {
                 let (panel, _) = rows.lanes_from(first_row);
                 let panel = &panel[..n_pairs * PANEL_ROWS];
                 match self.route {
-                    Route::Avx512 => micro_tile(block, block_stride, panel, &mut tile),
+                    // A lone query (a single search, or the last of a
+                    // batch) does not pay for seven padded ones.
+                    Route::Avx512 if block_queries == 1 => {
+                        micro_tile::<1>(block, block_stride, panel, &mut tile);
+                    }
+                    Route::Avx512 => {
+                        micro_tile::<MICRO_QUERIES>(block, block_stride, panel, &mut tile);
+                    }
                     #[cfg(test)]
                     Route::Emulated => {
                         emulated_micro_tile(block, block_stride, panel, &mut tile);
@@ -236,7 +246,7 @@ fn pairs_of(values: &[f32], pairs: &mut [u32]) {
 /// [`PANEL_ROWS`] ([`Packed::rows`]), which also serve as queries (a self
 /// graph's blocks); outside queries in groups of [`MICRO_QUERIES`]
 /// ([`Packed::queries`]). The last group is padded with zero vectors.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Packed {
     pairs: Vec<u32>,
     norms: Vec<f32>,
@@ -319,6 +329,50 @@ impl Packed {
         }
     }
 
+    /// Brings a [`Packed::rows`] up to date with `rows`, the same matrix
+    /// after the vectors `changed` were rewritten: it grows or shrinks to
+    /// the matrix, and repacks the changed vectors and any new ones.
+    pub(crate) fn update_rows(
+        &mut self,
+        rows: &[f32],
+        dimension: usize,
+        changed: impl Iterator<Item = usize>,
+    ) {
+        let (old_n_vectors, n_vectors) = (self.n_vectors, rows.len() / dimension);
+        let group = self.group;
+        self.pairs
+            .resize(n_vectors.div_ceil(group) * self.n_pairs * group, 0);
+        self.norms.resize(n_vectors, 0.0);
+        self.n_vectors = n_vectors;
+        let mut vector_pairs = vec![0; self.n_pairs];
+        let stale = changed.filter(|&idx| idx < old_n_vectors.min(n_vectors));
+        for idx in stale.chain(old_n_vectors..n_vectors) {
+            let vector = &rows[idx * dimension..(idx + 1) * dimension];
+            pairs_of(vector, &mut vector_pairs);
+            let group_pairs = &mut self.pairs[(idx / group) * self.n_pairs * group..];
+            for (pair_idx, &pair) in vector_pairs.iter().enumerate() {
+                group_pairs[pair_idx * group + idx % group] = pair;
+            }
+            self.norms[idx] = norm_upper(vector);
+        }
+        // Lanes past the end stay zero vectors, as a fresh pack leaves them.
+        for idx in n_vectors
+            ..n_vectors
+                .next_multiple_of(group)
+                .min(old_n_vectors.next_multiple_of(group))
+        {
+            let group_pairs = &mut self.pairs[(idx / group) * self.n_pairs * group..];
+            for pair_idx in 0..self.n_pairs {
+                group_pairs[pair_idx * group + idx % group] = 0;
+            }
+        }
+    }
+
+    /// Bytes held.
+    pub(crate) fn size_bytes(&self) -> usize {
+        self.pairs.capacity() * size_of::<u32>() + self.norms.capacity() * size_of::<f32>()
+    }
+
     /// Vectors `range` of the pack, for [`Bf16Products::bounded_dots`].
     pub(crate) fn range(&self, range: Range<usize>) -> PackedRange<'_> {
         PackedRange {
@@ -342,12 +396,12 @@ impl Packed {
     }
 }
 
-/// One micro-tile: the products of [`MICRO_QUERIES`] packed queries (pair
-/// `p` of query `j` at `block[p * block_stride + j]`) with a panel of
-/// [`PANEL_ROWS`] packed rows, a row of the tile per query. Only called for
-/// a [`Route::Avx512`] proof.
+/// One micro-tile: the products of `QUERIES` (at most [`MICRO_QUERIES`])
+/// packed queries (pair `p` of query `j` at `block[p * block_stride + j]`)
+/// with a panel of [`PANEL_ROWS`] packed rows, a row of the tile per query.
+/// Only called for a [`Route::Avx512`] proof.
 #[cfg(target_arch = "x86_64")]
-fn micro_tile(
+fn micro_tile<const QUERIES: usize>(
     block: &[u32],
     block_stride: usize,
     panel: &[u32],
@@ -356,11 +410,11 @@ fn micro_tile(
     // SAFETY: a `Route::Avx512` proof exists only where `detect` saw AVX-512
     // F and BF16 on this CPU, the features `micro_tile_avx512` is compiled
     // for.
-    unsafe { micro_tile_avx512(block, block_stride, panel, tile) }
+    unsafe { micro_tile_avx512::<QUERIES>(block, block_stride, panel, tile) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn micro_tile(
+fn micro_tile<const QUERIES: usize>(
     _block: &[u32],
     _block_stride: usize,
     _panel: &[u32],
@@ -396,7 +450,7 @@ fn emulated_micro_tile(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-fn micro_tile_avx512(
+fn micro_tile_avx512<const QUERIES: usize>(
     block: &[u32],
     block_stride: usize,
     panel: &[u32],
@@ -408,11 +462,12 @@ fn micro_tile_avx512(
     };
     let n_pairs = panel.len() / PANEL_ROWS;
     assert!(
-        panel.len() == n_pairs * PANEL_ROWS
-            && block_stride >= MICRO_QUERIES
-            && block.len() >= n_pairs.saturating_sub(1) * block_stride + MICRO_QUERIES
+        QUERIES <= MICRO_QUERIES
+            && panel.len() == n_pairs * PANEL_ROWS
+            && block_stride >= QUERIES
+            && block.len() >= n_pairs.saturating_sub(1) * block_stride + QUERIES
     );
-    let mut sums = [[_mm512_setzero_ps(); PANEL_VECTORS]; MICRO_QUERIES];
+    let mut sums = [[_mm512_setzero_ps(); PANEL_VECTORS]; QUERIES];
     for pair_idx in 0..n_pairs {
         let mut rows = [_mm512_setzero_ps(); PANEL_VECTORS];
         for (vector_idx, row_vector) in rows.iter_mut().enumerate() {
@@ -421,7 +476,7 @@ fn micro_tile_avx512(
             // n_pairs` and the panel holds `n_pairs * PANEL_ROWS` lanes.
             *row_vector = unsafe { _mm512_loadu_ps(panel.as_ptr().add(offset).cast::<f32>()) };
         }
-        let query_pairs = &block[pair_idx * block_stride..][..MICRO_QUERIES];
+        let query_pairs = &block[pair_idx * block_stride..][..QUERIES];
         for (query_sums, &query_pair) in sums.iter_mut().zip(query_pairs) {
             // SAFETY: `__m512i`, `__m512` and `__m512bh` are all 64 bytes of
             // plain lanes; every bit pattern is a valid value of each.
@@ -438,8 +493,8 @@ fn micro_tile_avx512(
     for (query_idx, query_sums) in sums.iter().enumerate() {
         for (vector_idx, &sum) in query_sums.iter().enumerate() {
             let offset = query_idx * PANEL_ROWS + vector_idx * LANES;
-            // SAFETY: `offset + 16 <= MICRO_QUERIES * PANEL_ROWS`, the tile's
-            // length.
+            // SAFETY: `offset + 16 <= QUERIES * PANEL_ROWS`, within the
+            // tile's `MICRO_QUERIES * PANEL_ROWS`.
             unsafe { _mm512_storeu_ps(tile.as_mut_ptr().add(offset), sum) };
         }
     }

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use super::bf16::Bf16Products;
+use super::bf16::{Bf16Products, Packed};
 use super::neighbours::NeighbourLists;
 use super::progress::Execution;
 use super::search::{self, QuerySource, SearchPlan};
@@ -74,6 +74,10 @@ pub struct SearchTerms {
     /// One per row, except for dot, which has none.
     row_terms: Vec<f32>,
     centring: Option<Centring>,
+    /// The rows the products read, in bf16 for the filter, where the CPU
+    /// has it: kept with the terms, a search need not pack them again, and
+    /// a single query reads half the bytes.
+    packed: Option<Packed>,
 }
 
 /// The centre l2 searches subtract, and the dataset minus it.
@@ -103,12 +107,15 @@ impl SearchTerms {
             .as_ref()
             .map_or(dataset.vectors(), |centring| centring.rows.as_slice());
         let row_terms = search::row_terms(gemm_rows, dataset.dimension(), metric, execution)?;
+        let packed = Bf16Products::detect()
+            .map(|_| Packed::rows(gemm_rows, dataset.dimension(), execution.threads()));
         Ok(SearchTerms {
             metric,
             dimension: dataset.dimension(),
             n_rows: dataset.n_rows(),
             row_terms,
             centring,
+            packed,
         })
     }
 
@@ -123,11 +130,12 @@ impl SearchTerms {
         let old_n_rows = self.n_rows;
         let n_rows = dataset.n_rows();
         let vectors = dataset.vectors();
-        let changed = rows
-            .iter()
-            .copied()
-            .filter(|&row| row < old_n_rows.min(n_rows))
-            .chain(old_n_rows..n_rows);
+        let rewritten = || {
+            rows.iter()
+                .copied()
+                .filter(|&row| row < old_n_rows.min(n_rows))
+        };
+        let changed = rewritten().chain(old_n_rows..n_rows);
         if let Some(centring) = &mut self.centring {
             centring.rows.resize(n_rows * dimension, 0.0);
         }
@@ -152,6 +160,13 @@ impl SearchTerms {
                 self.row_terms[row] = search::row_term(gemm_row, self.metric);
             }
         }
+        if let Some(packed) = &mut self.packed {
+            let gemm_rows = self
+                .centring
+                .as_ref()
+                .map_or(vectors, |centring| centring.rows.as_slice());
+            packed.update_rows(gemm_rows, dimension, rewritten());
+        }
         self.n_rows = n_rows;
         Ok(())
     }
@@ -171,7 +186,8 @@ impl SearchTerms {
         let centring = self.centring.as_ref().map_or(0, |centring| {
             (centring.centre.capacity() + centring.rows.capacity()) * size_of::<f32>()
         });
-        size_of::<Self>() + self.row_terms.capacity() * size_of::<f32>() + centring
+        let packed = self.packed.as_ref().map_or(0, Packed::size_bytes);
+        size_of::<Self>() + self.row_terms.capacity() * size_of::<f32>() + centring + packed
     }
 }
 
@@ -355,6 +371,7 @@ impl<'a> ExactIndex<'a> {
             n_queries,
             k: options.k.min(self.dataset.n_rows()),
             filter: options.filter,
+            packed_rows: bf16.and(self.terms.packed.as_ref()),
             bf16,
         };
         search::run(&plan, execution)

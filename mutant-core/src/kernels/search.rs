@@ -132,8 +132,12 @@ pub(crate) struct SearchPlan<'a> {
     pub(crate) k: usize,
     pub(crate) filter: Option<&'a [bool]>,
     /// The CPU's bf16 products, where it has them: a search of more than a
-    /// few outside queries then filters with them (see [`run`]).
+    /// few outside queries then filters with them (see [`run`]), and of
+    /// fewer where `packed_rows` is given.
     pub(crate) bf16: Option<Bf16Products>,
+    /// `gemm_rows` packed for the filter ([`Packed::rows`]), if they were
+    /// kept; a search that filters without them packs them itself.
+    pub(crate) packed_rows: Option<&'a Packed>,
 }
 
 /// The term of one row that turns its dot products into ranking keys: its
@@ -271,16 +275,21 @@ fn search_outside(
     let n_query_blocks = plan.n_queries.div_ceil(QUERY_BLOCK).max(1);
     let query_block = plan.n_queries.div_ceil(n_query_blocks).max(1);
     // A few queries read the matrix row by row (`FewQueryDots`), which
-    // packing it to bf16 would only slow down.
-    let products = plan.bf16.filter(|_| query_block > FEW_QUERIES);
+    // packing it to bf16 would only slow down; packed already, it is half
+    // the bytes to read.
+    let products = plan
+        .bf16
+        .filter(|_| query_block > FEW_QUERIES || plan.packed_rows.is_some());
     let capacity = match products {
         Some(_) => bounded_capacity(plan.k),
         None => candidate_capacity(plan.k),
     };
     // The dataset in bf16, once for every query block; its tiles start on
     // its panels.
-    let packed_rows =
-        products.map(|_| Packed::rows(plan.gemm_rows, dimension, execution.threads()));
+    let packed_here = products
+        .filter(|_| plan.packed_rows.is_none())
+        .map(|_| Packed::rows(plan.gemm_rows, dimension, execution.threads()));
+    let packed_rows = plan.packed_rows.or(packed_here.as_ref());
     let dataset_tile = match products {
         Some(_) => {
             dataset_tile(query_block, n_rows, execution.threads()).next_multiple_of(PANEL_ROWS)
@@ -326,7 +335,7 @@ fn search_outside(
                 let row_end = (row_start + dataset_tile).min(n_rows);
                 scan_tile(
                     plan,
-                    products.zip(packed_rows.as_ref()),
+                    products.zip(packed_rows),
                     buffers,
                     query_start..query_end,
                     row_start..row_end,
@@ -444,6 +453,7 @@ fn research_in_f32(
         n_queries: unproven.len(),
         k: (plan.k + usize::from(self_rows)).min(plan.dataset.n_rows()),
         bf16: None,
+        packed_rows: None,
         ..*plan
     };
     // Progress has reached its end; the few queries searched again stay there.
@@ -833,6 +843,17 @@ mod tests {
         metric: Metric,
         k: usize,
     ) -> (NeighbourLists, usize) {
+        filtered_with(rows, None, queries, dimension, metric, k)
+    }
+
+    fn filtered_with(
+        rows: &[f32],
+        packed_rows: Option<&Packed>,
+        queries: &[f32],
+        dimension: usize,
+        metric: Metric,
+        k: usize,
+    ) -> (NeighbourLists, usize) {
         let execution = Execution::new().with_threads(2);
         let dataset = DatasetView::new(rows, dimension).unwrap();
         let row_terms = row_terms(rows, dimension, metric, &execution).unwrap();
@@ -847,6 +868,7 @@ mod tests {
             k,
             filter: None,
             bf16: Some(Bf16Products::emulated()),
+            packed_rows,
         };
         search_outside(&plan, &execution).unwrap()
     }
@@ -885,6 +907,33 @@ mod tests {
                     lists.rows(query_idx),
                     exact_rows(&rows, query, dimension, metric, k)
                 );
+            }
+        }
+    }
+
+    /// With the rows packed already (as a dataset's kept terms hold them),
+    /// a few queries take the filter too, one of them alone.
+    #[test]
+    fn a_few_queries_take_the_filter_on_rows_packed_already() {
+        let (n_rows, dimension, k) = (1_000, 33, 5);
+        let mut random = SplitMix64::new(11);
+        let mut values = |count: usize| -> Vec<f32> {
+            (0..count)
+                .map(|_| (random.next_f64() * 2.0 - 1.0) as f32)
+                .collect()
+        };
+        let rows = values(n_rows * dimension);
+        let packed = Packed::rows(&rows, dimension, 2);
+        for n_queries in [1, 3, 8] {
+            let queries = values(n_queries * dimension);
+            for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+                let (lists, researched) =
+                    filtered_with(&rows, Some(&packed), &queries, dimension, metric, k);
+                assert_eq!(researched, 0, "{metric:?}");
+                for (query_idx, query) in queries.chunks_exact(dimension).enumerate() {
+                    let expected = exact_rows(&rows, query, dimension, metric, k);
+                    assert_eq!(lists.rows(query_idx), expected);
+                }
             }
         }
     }
