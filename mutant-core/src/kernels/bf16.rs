@@ -15,8 +15,8 @@
 //! This is the one module of the crate with `unsafe` code: the kernel is a
 //! `#[target_feature]` function called after the CPU was seen to have the
 //! feature, and it loads and stores through pointers whose bounds it checks
-//! first. [`reference_dots`] computes the same products in plain Rust, for
-//! the tests.
+//! first. In tests, `Bf16Products::emulated` runs the whole path on any
+//! CPU with the kernel in plain Rust, and `reference_dots` checks both.
 #![allow(unsafe_code)]
 
 use std::ops::Range;
@@ -33,7 +33,7 @@ const PANEL_VECTORS: usize = 3;
 pub(crate) const PANEL_ROWS: usize = LANES * PANEL_VECTORS;
 
 /// Proof that this CPU runs AVX-512 BF16: only [`Bf16Products::detect`]
-/// makes one (and, in tests, [`Bf16Products::emulated`], which computes the
+/// makes one (and, in tests, `Bf16Products::emulated`, which computes the
 /// same products in plain Rust on any CPU).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bf16Products {
@@ -245,7 +245,7 @@ fn pairs_of(values: &[f32], pairs: &mut [u32]) {
 /// brings pair `p` of 16 of them. Rows to search are packed in panels of
 /// [`PANEL_ROWS`] ([`Packed::rows`]), which also serve as queries (a self
 /// graph's blocks); outside queries in groups of [`MICRO_QUERIES`]
-/// ([`Packed::queries`]). The last group is padded with zero vectors.
+/// ([`Packed::pack_queries`]). The last group is padded with zero vectors.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Packed {
     pairs: Vec<u32>,

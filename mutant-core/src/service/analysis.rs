@@ -172,8 +172,21 @@ impl Service {
             let stale = self.is_stale(&job).await?;
             return status_of(&job, stale);
         }
-        self.analyses().cancel_here(id);
         job.cancel_requested = true;
+        // A job this server runs writes its own final state: `cancelled`
+        // (at once from the queue, within a second while it computes), or
+        // `done` if it was storing its results. Writing it here could undo
+        // its `running`, since a job that just left the queue may still read
+        // `queued` in the store.
+        match self.analyses().cancel_here(id) {
+            Some(JobState::Queued) => {
+                job.state = JobState::Cancelled;
+                job.finished_at_ms = Some(now_ms());
+                return status_of(&job, false);
+            }
+            Some(_) => return status_of(&job, false),
+            None => {}
+        }
         if job.state == JobState::Queued {
             job.state = JobState::Cancelled;
             job.finished_at_ms = Some(now_ms());

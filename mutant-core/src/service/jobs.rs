@@ -59,6 +59,18 @@ impl LocalJob {
     fn set_state(&self, state: JobState) {
         *lock(&self.state) = state;
     }
+
+    /// Moves a queued job to running, unless a cancel came first (checked
+    /// under the state's lock, which [`Analyses::cancel_here`] also takes,
+    /// so a cancel that answered `cancelled` is never followed by a run).
+    fn start_unless_cancelled(&self) -> bool {
+        let mut state = lock(&self.state);
+        if self.cancel.load(Ordering::Relaxed) {
+            return false;
+        }
+        *state = JobState::Running;
+        true
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -124,12 +136,14 @@ impl Analyses {
             .cloned()
     }
 
-    /// Stops a job at once if this server runs it.
-    pub(super) fn cancel_here(&self, id: Uuid) {
-        if let Some(job) = self.running_here(id) {
-            job.cancel.store(true, Ordering::Relaxed);
-            job.cancelled.notify_one();
-        }
+    /// Stops a job at once if this server runs it, and returns its state
+    /// here (queued or running): its own task then writes its final state.
+    pub(super) fn cancel_here(&self, id: Uuid) -> Option<JobState> {
+        let local = self.running_here(id)?;
+        let state = lock(&local.state);
+        local.cancel.store(true, Ordering::Relaxed);
+        local.cancelled.notify_one();
+        Some(*state)
     }
 }
 
@@ -206,7 +220,10 @@ impl Service {
             local.set_state(state);
             return;
         }
-        local.set_state(JobState::Running);
+        if !local.start_unless_cancelled() {
+            self.end_cancelled_in_queue(&mut job, &local).await;
+            return;
+        }
         job.state = JobState::Running;
         job.started_at_ms = Some(now_ms());
         job.heartbeat_at_ms = now_ms();
@@ -301,12 +318,7 @@ impl Service {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if local.cancel.load(Ordering::Relaxed) {
-                job.state = JobState::Cancelled;
-                job.cancel_requested = true;
-                job.finished_at_ms = Some(now_ms());
-                job.heartbeat_at_ms = now_ms();
-                self.write_job(job, local).await;
-                local.set_state(JobState::Cancelled);
+                self.end_cancelled_in_queue(job, local).await;
                 return None;
             }
             tokio::select! {
@@ -321,6 +333,16 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// Writes the final `cancelled` of a job cancelled before it computed.
+    async fn end_cancelled_in_queue(&self, job: &mut AnalysisJob, local: &LocalJob) {
+        job.state = JobState::Cancelled;
+        job.cancel_requested = true;
+        job.finished_at_ms = Some(now_ms());
+        job.heartbeat_at_ms = now_ms();
+        self.write_job(job, local).await;
+        local.set_state(JobState::Cancelled);
     }
 
     async fn compute_job(&self, input: JobInput, local: &LocalJob) -> Result<Computed> {
