@@ -76,6 +76,14 @@ fn assert_matches_model(lists: &NeighbourLists, expected: &[Vec<(u32, f32)>]) {
     }
 }
 
+/// The routes a search's products can take: f32, the bf16 filter in plain
+/// Rust (any CPU), and the CPU's bf16 filter where it has one.
+fn products_routes() -> Vec<Option<Bf16Products>> {
+    let mut routes = vec![None, Some(Bf16Products::emulated())];
+    routes.extend(Bf16Products::detect().map(Some));
+    routes
+}
+
 fn metric_strategy() -> impl Strategy<Value = Metric> {
     prop_oneof![Just(Metric::L2), Just(Metric::Cosine), Just(Metric::Dot)]
 }
@@ -99,59 +107,13 @@ fn matrix_strategy(max_rows: usize) -> impl Strategy<Value = (usize, Vec<f32>, u
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
+    /// Every route of the products: f32, the bf16 filter emulated (on any
+    /// CPU) and the CPU's own where it has one; a few queries and enough for
+    /// a GEMM block, every metric, filters, ties and the matrices' duplicates.
     #[test]
     fn knn_equals_brute_force(
         (dimension, dataset, n_rows) in matrix_strategy(700),
-        n_queries in 1usize..20,
-        query_seed in any::<u64>(),
-        k in 1usize..15,
-        metric in metric_strategy(),
-        threads in 1usize..4,
-        filter_seed in proptest::option::of(any::<u64>()),
-    ) {
-        let mut generator = super::super::SplitMix64::new(query_seed);
-        let queries: Vec<f32> = (0..n_queries * dimension).map(|_| (generator.next_f64() * 20.0 - 10.0) as f32).collect();
-        let mask: Option<Vec<bool>> = filter_seed.map(|seed| {
-            let mut generator = super::super::SplitMix64::new(seed);
-            (0..n_rows).map(|_| generator.below(3) != 0).collect()
-        });
-        let view = DatasetView::new(&dataset, dimension).unwrap();
-        let query_view = DatasetView::new(&queries, dimension).unwrap();
-        let mut options = KnnOptions::new(k);
-        if let Some(mask) = &mask { options = options.with_filter(mask); }
-        let lists = knn(&view, &query_view, metric, &options, &Execution::new().with_threads(threads)).unwrap();
-        assert_matches_model(&lists, &brute_force(&dataset, dimension, &queries, metric, mask.as_deref(), false));
-    }
-
-    /// Up to three blocks of the symmetric self-graph (512 rows each), so
-    /// that pairs within a block, across blocks and across tiles all count.
-    #[test]
-    fn self_graph_equals_brute_force(
-        (dimension, dataset, n_rows) in matrix_strategy(1_300),
-        k in 1usize..12,
-        metric in metric_strategy(),
-        threads in 1usize..4,
-        filter_seed in proptest::option::of(any::<u64>()),
-    ) {
-        let mask: Option<Vec<bool>> = filter_seed.map(|seed| {
-            let mut generator = super::super::SplitMix64::new(seed);
-            (0..n_rows).map(|_| generator.below(3) != 0).collect()
-        });
-        let view = DatasetView::new(&dataset, dimension).unwrap();
-        let mut options = KnnOptions::new(k);
-        if let Some(mask) = &mask { options = options.with_filter(mask); }
-        let graph = knn_graph(&view, metric, &options, &Execution::new().with_threads(threads)).unwrap();
-        prop_assert!(graph.excludes_self());
-        assert_matches_model(&graph, &brute_force(&dataset, dimension, &dataset, metric, mask.as_deref(), true));
-    }
-
-    /// The bf16 filter (emulated on any CPU, and the CPU's own where it has
-    /// one) finds exactly what the f32 search finds: enough queries for a
-    /// GEMM block, every metric, filters, ties and the matrices' duplicates.
-    #[test]
-    fn bf16_filter_equals_brute_force(
-        (dimension, dataset, n_rows) in matrix_strategy(300),
-        n_queries in 9usize..24,
+        n_queries in 1usize..24,
         query_seed in any::<u64>(),
         k in 1usize..15,
         metric in metric_strategy(),
@@ -171,18 +133,18 @@ proptest! {
         let execution = Execution::new().with_threads(threads);
         let index = ExactIndex::new(view, metric, &execution).unwrap();
         let expected = brute_force(&dataset, dimension, &queries, metric, mask.as_deref(), false);
-        for route in [Some(Bf16Products::emulated()), Bf16Products::detect()].into_iter().flatten() {
-            let lists = index.search_with(&query_view, &options, &execution, Some(route)).unwrap();
+        for route in products_routes() {
+            let lists = index.search_with(&query_view, &options, &execution, route).unwrap();
             assert_matches_model(&lists, &expected);
         }
     }
 
-    /// The self graph with the bf16 filter (emulated, and the CPU's own where
-    /// it has one): the same lists as the model, with every tie and
-    /// duplicate of the small-integer matrices.
+    /// Up to three blocks of the symmetric self-graph (480 rows each), so
+    /// that pairs within a block, across blocks and across tiles all count;
+    /// every route of the products, as above.
     #[test]
-    fn bf16_self_graph_equals_brute_force(
-        (dimension, dataset, n_rows) in matrix_strategy(700),
+    fn self_graph_equals_brute_force(
+        (dimension, dataset, n_rows) in matrix_strategy(1_300),
         k in 1usize..12,
         metric in metric_strategy(),
         threads in 1usize..4,
@@ -198,8 +160,8 @@ proptest! {
         let execution = Execution::new().with_threads(threads);
         let index = ExactIndex::new(view, metric, &execution).unwrap();
         let expected = brute_force(&dataset, dimension, &dataset, metric, mask.as_deref(), true);
-        for route in [Some(Bf16Products::emulated()), Bf16Products::detect()].into_iter().flatten() {
-            let graph = index.self_graph_with(&options, &execution, Some(route)).unwrap();
+        for route in products_routes() {
+            let graph = index.self_graph_with(&options, &execution, route).unwrap();
             prop_assert!(graph.excludes_self());
             assert_matches_model(&graph, &expected);
         }
