@@ -1,7 +1,11 @@
 //! The exact kNN engine: dot products by blocked GEMM on faer (one product per
 //! query block x dataset tile into a reused buffer), combined with per-row
 //! norms into ranking keys, a bounded top-k per query, and a final exact
-//! re-measure of the few surviving candidates.
+//! re-measure of the few surviving candidates. Where the CPU has AVX-512
+//! BF16, the products come from `bf16`'s kernel instead, raised by their
+//! error bound, so the keys are lower bounds: the re-measure then checks
+//! that no dropped row could have been nearer, and a query it cannot prove
+//! is searched again in f32 ([`proven_lists`]).
 //!
 //! Work is split into items (a query block x a contiguous split of the
 //! dataset); items are claimed by worker threads, each with its own buffers,
@@ -188,7 +192,9 @@ pub(crate) fn row_terms(
 /// each worker's dot-product tile and candidate lists, the candidate lists
 /// of every (query block, split) item, the final lists, and, for l2 data,
 /// the centred copies of the dataset and of external queries (counted
-/// whether or not the data sits far enough from the origin to need them).
+/// whether or not the data sits far enough from the origin to need them),
+/// and the dataset's bf16 copy with the packed queries (counted whether or
+/// not the CPU has the filter).
 /// A self-kNN graph (`external_queries` false) is planned by `symmetric`.
 pub(crate) fn search_peak_bytes(
     n_queries: usize,
