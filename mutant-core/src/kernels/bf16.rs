@@ -262,6 +262,16 @@ pub(crate) struct PackedRange<'a> {
     range: Range<usize>,
 }
 
+/// Writes one vector's pairs into its lane `idx` of the interleaved `pairs`
+/// (groups of `group` vectors), counting from the start of `pairs`.
+fn write_lanes(pairs: &mut [u32], group: usize, idx: usize, vector_pairs: &[u32]) {
+    let n_pairs = vector_pairs.len();
+    let group_pairs = &mut pairs[(idx / group) * n_pairs * group..];
+    for (pair_idx, &pair) in vector_pairs.iter().enumerate() {
+        group_pairs[pair_idx * group + idx % group] = pair;
+    }
+}
+
 /// Vectors per piece of a parallel [`Packed::rows`]: whole panels.
 const PACK_PIECE: usize = 64 * PANEL_ROWS;
 
@@ -300,10 +310,7 @@ impl Packed {
             let mut vector_pairs = vec![0; n_pairs];
             for (idx, (vector, norm)) in vectors.chunks_exact(dimension).zip(norms).enumerate() {
                 pairs_of(vector, &mut vector_pairs);
-                let group_pairs = &mut pairs[(idx / group) * n_pairs * group..];
-                for (pair_idx, &pair) in vector_pairs.iter().enumerate() {
-                    group_pairs[pair_idx * group + idx % group] = pair;
-                }
+                write_lanes(pairs, group, idx, &vector_pairs);
                 *norm = norm_upper(vector);
             }
         };
@@ -349,22 +356,17 @@ impl Packed {
         for idx in stale.chain(old_n_vectors..n_vectors) {
             let vector = &rows[idx * dimension..(idx + 1) * dimension];
             pairs_of(vector, &mut vector_pairs);
-            let group_pairs = &mut self.pairs[(idx / group) * self.n_pairs * group..];
-            for (pair_idx, &pair) in vector_pairs.iter().enumerate() {
-                group_pairs[pair_idx * group + idx % group] = pair;
-            }
+            write_lanes(&mut self.pairs, group, idx, &vector_pairs);
             self.norms[idx] = norm_upper(vector);
         }
         // Lanes past the end stay zero vectors, as a fresh pack leaves them.
+        vector_pairs.fill(0);
         for idx in n_vectors
             ..n_vectors
                 .next_multiple_of(group)
                 .min(old_n_vectors.next_multiple_of(group))
         {
-            let group_pairs = &mut self.pairs[(idx / group) * self.n_pairs * group..];
-            for pair_idx in 0..self.n_pairs {
-                group_pairs[pair_idx * group + idx % group] = 0;
-            }
+            write_lanes(&mut self.pairs, group, idx, &vector_pairs);
         }
     }
 
